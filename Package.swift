@@ -1,0 +1,91 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Every Swift target shares these: Swift 6 language mode is set package-wide,
+/// and the upcoming features keep existential and concurrency spelling explicit.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "backstop",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "backstop", targets: ["backstop"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+    ],
+    targets: [
+        // System libraries (Debian -dev packages), each with a shim.h of static inline wrappers.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // hiredis's pkg-config file adds -D_FILE_OFFSET_BITS=64, which SwiftPM refuses with a warning;
+        // its headers sit on the default include path, so the module map alone finds them.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+
+        // Configuration, files on disk, locks, logging, and the bridge for blocking C calls.
+        .target(
+            name: "BackstopCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Metric families, the snapshot a scrape reads, and the Prometheus text format.
+        .target(name: "BackstopMetrics", dependencies: ["BackstopCore"], swiftSettings: strict),
+        // The /metrics HTTP server on libmicrohttpd.
+        .target(name: "MetricsHTTPServer", dependencies: ["CMicroHTTPD", "BackstopCore"], swiftSettings: strict),
+        // libpq: probes and server facts.
+        .target(name: "PostgresClient", dependencies: ["CLibPQ", "BackstopCore"], swiftSettings: strict),
+        // hiredis: Redis and Sentinel commands, the replication stream.
+        .target(name: "RedisClient", dependencies: ["CHiredis", "BackstopCore"], swiftSettings: strict),
+        // gzip (zlib) + SHA-256 + temp file, fsync, rename: the one pipeline every backup goes through.
+        .target(
+            name: "BackupPipeline",
+            dependencies: ["CZlib", "BackstopCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        // Cron expressions and the next-run arithmetic.
+        .target(name: "Scheduling", dependencies: ["BackstopCore"], swiftSettings: strict),
+        // libcurl: outbound HTTP (webhooks, Alertmanager, S3).
+        .target(name: "HTTPClient", dependencies: ["CCurl", "BackstopCore"], swiftSettings: strict),
+        // The probes, the health state and the metrics it feeds.
+        .target(
+            name: "Health",
+            dependencies: ["BackstopCore", "BackstopMetrics", "PostgresClient", "RedisClient"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "backstop",
+            dependencies: [
+                "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
+                "BackupPipeline", "Scheduling", "HTTPClient", "Health",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Real servers for the tests: PostgreSQL, Redis + replica + Sentinels, HTTP receivers.
+        .target(name: "BackstopTestSupport", dependencies: ["BackstopCore"], path: "Tests/BackstopTestSupport", swiftSettings: strict),
+
+        .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
+        .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
+        .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "BackstopTestSupport", "BackstopCore", "BackstopMetrics", "MetricsHTTPServer",
+                "PostgresClient", "RedisClient", "Health", "HTTPClient",
+            ],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#else
+import Darwin
+#endif
+public import Logging
+
+/// A swift-log handler that writes one line per event to stdout (or stderr) and, when a file
+/// is given, appends the same line to it (`logs/backup.log`, `logs/health.log`, the files the
+/// old scripts wrote). Each line is one `write(2)` with `O_APPEND`, so lines from concurrent
+/// jobs never interleave.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let filePath: String?
+    private let toStderr: Bool
+
+    public init(label: String, level: Logger.Level, filePath: String?, toStderr: Bool = false) {
+        self.label = label
+        self.logLevel = level
+        self.filePath = filePath
+        self.toStderr = toStderr
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        var line = "\(WallClock.rfc3339(WallClock.now(), fractional: true)) \(event.level) \(label): \(event.message)"
+        for key in merged.keys.sorted() {
+            line += " \(key)=\(Self.quote("\(merged[key]!)"))"
+        }
+        line += "\n"
+        let bytes = Array(line.utf8)
+        bytes.withUnsafeBytes { raw in
+            _ = write(toStderr ? 2 : 1, raw.baseAddress, raw.count)
+        }
+        if let filePath {
+            try? FileSystem.appendLine(line, to: filePath)
+        }
+    }
+
+    private static func quote(_ value: String) -> String {
+        value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) ? "\"\(value.replacingAll("\"", with: "\\\""))\"" : value
+    }
+}
+
+extension String {
+    /// Replaces every occurrence of `target` (Foundation-free).
+    public func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var out = ""
+        var rest = self[...]
+        while let range = rest.range(of: target) {
+            out += rest[..<range.lowerBound]
+            out += replacement
+            rest = rest[range.upperBound...]
+        }
+        return out + rest
+    }
+}
+
+extension Substring {
+    fileprivate func range(of needle: String) -> Range<Index>? {
+        guard !needle.isEmpty, count >= needle.count else { return nil }
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].hasPrefix(needle) {
+                return i..<index(i, offsetBy: needle.count)
+            }
+            i = index(after: i)
+        }
+        return nil
+    }
+}
+
+/// The logging set-up every subcommand shares.
+public enum BackstopLogging {
+    /// Points swift-log at `LineLogHandler`; `file` receives a copy of every line.
+    /// Only the first call in a process takes effect (swift-log's own rule).
+    public static func bootstrap(level: String, file: String?, toStderr: Bool = false) {
+        let parsed = Logger.Level(rawValue: level) ?? .info
+        LoggingSystem.bootstrap { label in
+            LineLogHandler(label: label, level: parsed, filePath: file, toStderr: toStderr)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+// The BackupPipeline module; see Package.swift for what it holds.

@@ -1,0 +1,51 @@
+#ifndef BACKSTOP_CMICROHTTPD_SHIM_H
+#define BACKSTOP_CMICROHTTPD_SHIM_H
+#include <sys/types.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <microhttpd.h>
+
+/* MHD_start_daemon is variadic: this wrapper fixes the option list Backstop uses
+   (listen address, internal thread pool, connection timeout and limit). */
+static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
+                                                    const struct sockaddr *address,
+                                                    MHD_AccessHandlerCallback handler,
+                                                    void *context,
+                                                    unsigned int threadPoolSize,
+                                                    unsigned int connectionTimeoutSeconds,
+                                                    unsigned int connectionLimit) {
+    return MHD_start_daemon(flags, 0, NULL, NULL, handler, context,
+                            MHD_OPTION_SOCK_ADDR, address,
+                            MHD_OPTION_THREAD_POOL_SIZE, threadPoolSize,
+                            MHD_OPTION_CONNECTION_TIMEOUT, connectionTimeoutSeconds,
+                            MHD_OPTION_CONNECTION_LIMIT, connectionLimit,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+                            MHD_OPTION_END);
+}
+
+/* The port the daemon actually bound (for port 0 = "pick a free one"). */
+static inline uint16_t backstop_mhd_bound_port(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : 0;
+}
+
+/* Queues a response whose bytes libmicrohttpd copies (MHD_RESPMEM_MUST_COPY), so the
+   caller's buffer may die as soon as this returns. */
+static inline enum MHD_Result backstop_mhd_respond(struct MHD_Connection *connection, unsigned int status,
+                                                   const void *body, size_t length,
+                                                   const char *contentType,
+                                                   const char *extraHeaderName, const char *extraHeaderValue) {
+    struct MHD_Response *response = MHD_create_response_from_buffer(length, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (response == NULL) return MHD_NO;
+    MHD_add_response_header(response, "Content-Type", contentType);
+    if (extraHeaderName != NULL && extraHeaderValue != NULL)
+        MHD_add_response_header(response, extraHeaderName, extraHeaderValue);
+    enum MHD_Result result = MHD_queue_response(connection, status, response);
+    MHD_destroy_response(response);
+    return result;
+}
+
+static inline enum MHD_Result backstop_mhd_no(void) { return MHD_NO; }
+#endif

@@ -1,0 +1,1 @@
+// The Health module; see Package.swift for what it holds.

@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+public import BackstopCore
+import CMicroHTTPD
+
+/// What a route answers. Bodies are small (the metrics text), so they are copied into
+/// libmicrohttpd's response and the Swift buffer can go away at once.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: [UInt8]
+    /// At most one extra header is sent (Allow on 405); enough for this server.
+    public var headers: [(String, String)]
+
+    public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: [UInt8], headers: [(String, String)] = []) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+        self.headers = headers
+    }
+
+    public init(status: Int, text: String) {
+        self.init(status: status, body: Array(text.utf8))
+    }
+}
+
+/// Answers one request. Runs on libmicrohttpd's own threads, so it must be `@Sendable`,
+/// fast, and never wait on anything but a short lock.
+public typealias HTTPRequestHandler = @Sendable (_ method: String, _ path: String) -> HTTPResponse
+
+/// The context libmicrohttpd hands back to `accessHandler`; immutable, so safe on any thread.
+private final class HandlerBox: Sendable {
+    let handler: HTTPRequestHandler
+    init(_ handler: @escaping HTTPRequestHandler) { self.handler = handler }
+}
+
+/// libmicrohttpd's access callback. A nonisolated static function (never a closure written in
+/// an actor-isolated context): libmicrohttpd calls it from its pool threads.
+private func accessHandler(
+    _ cls: UnsafeMutableRawPointer?, _ connection: OpaquePointer?, _ url: UnsafePointer<CChar>?,
+    _ method: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?, _ uploadData: UnsafePointer<CChar>?,
+    _ uploadDataSize: UnsafeMutablePointer<Int>?, _ connectionContext: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let cls, let connection else { return backstop_mhd_no() }
+    let box = Unmanaged<HandlerBox>.fromOpaque(cls).takeUnretainedValue()
+    let methodText = method.map { String(cString: $0) } ?? "GET"
+    let path = url.map { String(cString: $0) } ?? "/"
+    let response = box.handler(methodText, path)
+    let extra = response.headers.first
+    return response.body.withUnsafeBytes { raw in
+        // The shim copies the bytes (MHD_RESPMEM_MUST_COPY) before this pointer dies.
+        backstop_mhd_respond(connection, UInt32(response.status), raw.baseAddress, raw.count,
+                             response.contentType, extra?.0, extra?.1)
+    }
+}
+
+/// Errors starting the server.
+public enum HTTPServerError: Error, CustomStringConvertible {
+    case badAddress(String)
+    case startFailed(String)
+
+    public var description: String {
+        switch self {
+        case let .badAddress(text): return "cannot listen on \(text): not an IP address or resolvable host name"
+        case let .startFailed(text): return "cannot start the metrics server on \(text) (port in use, or address not on this machine?)"
+        }
+    }
+}
+
+/// An HTTP server on libmicrohttpd with an internal thread pool. It owns the daemon handle;
+/// `stop()` (or deinit) stops the daemon first and only then releases the handler context,
+/// so no libmicrohttpd thread can call into freed memory.
+public final class HTTPServer {
+    private var daemon: OpaquePointer?
+    private let context: Unmanaged<HandlerBox>
+    /// The port bound (useful with port 0).
+    public let port: Int
+
+    public init(listen: Endpoint, threads: Int = 2, handler: @escaping HTTPRequestHandler) throws {
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(listen.host, String(listen.port), &hints, &result) == 0, let info = result else {
+            throw HTTPServerError.badAddress(listen.description)
+        }
+        defer { freeaddrinfo(result) }
+        var flags = UInt32(MHD_USE_INTERNAL_POLLING_THREAD.rawValue | MHD_USE_EPOLL.rawValue | MHD_USE_TURBO.rawValue)
+        if info.pointee.ai_family == AF_INET6 { flags |= UInt32(MHD_USE_IPv6.rawValue) }
+        let context = Unmanaged.passRetained(HandlerBox(handler))
+        let daemon = backstop_mhd_start(
+            flags, info.pointee.ai_addr, accessHandler, context.toOpaque(),
+            UInt32(max(1, threads)), 30, 1024)
+        guard let daemon else {
+            context.release()
+            throw HTTPServerError.startFailed(listen.description)
+        }
+        self.daemon = daemon
+        self.context = context
+        self.port = Int(backstop_mhd_bound_port(daemon))
+    }
+
+    /// Stops accepting, waits for the pool threads to finish, then frees the context.
+    public func stop() {
+        guard let daemon else { return }
+        MHD_stop_daemon(daemon)
+        self.daemon = nil
+        context.release()
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,1 @@
+// The PostgresClient module; see Package.swift for what it holds.

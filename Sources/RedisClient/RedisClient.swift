@@ -1,0 +1,1 @@
+// The RedisClient module; see Package.swift for what it holds.

@@ -1,0 +1,1 @@
+// The Scheduling module; see Package.swift for what it holds.

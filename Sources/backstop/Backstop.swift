@@ -1,0 +1,13 @@
+import ArgumentParser
+import BackstopCore
+
+/// The `backstop` command: one binary for the service and every job it runs.
+@main
+struct Backstop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backstop",
+        abstract: "Backups, health checks and metrics for a PostgreSQL + Redis (Sentinel) deployment.",
+        version: BuildInfo.version,
+        subcommands: []
+    )
+}

@@ -1,0 +1,242 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Test-support failures: a server that would not start, a binary that is missing. They
+/// fail the test run loudly; a missing server is never a skipped test.
+public struct TestSupportError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Free ports, temporary folders, binaries and child processes for the real servers the
+/// tests start.
+public enum TestEnvironment {
+    /// A TCP port nothing listens on right now (bound to port 0 on loopback, then released).
+    /// Ports handed out are remembered so two servers of one run never get the same one.
+    public static func freePort() throws -> Int {
+        for _ in 0..<50 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw TestSupportError("socket() failed") }
+            defer { close(fd) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = 0
+            let bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { continue }
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+            }
+            let port = Int(UInt16(bigEndian: addr.sin_port))
+            if PortLedger.claim(port) { return port }
+        }
+        throw TestSupportError("no free loopback port found")
+    }
+
+    /// A new temporary folder, world-writable so servers running as `postgres` can use it.
+    public static func makeTempDirectory(_ prefix: String) throws -> String {
+        let template = NSTemporaryDirectory() + "backstop-\(prefix)-XXXXXX"
+        var bytes = Array(template.utf8CString)
+        guard let result = mkdtemp(&bytes) else { throw TestSupportError("mkdtemp failed for \(template)") }
+        let path = String(cString: result)
+        chmod(path, 0o777)
+        return path
+    }
+
+    /// The full path of a program, searched in PATH and the given extra folders, or an error
+    /// that says which Debian package provides it.
+    public static func binary(_ name: String, extraDirectories: [String] = [], package: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for dir in extraDirectories + path.split(separator: ":").map(String.init) {
+            let candidate = dir + "/" + name
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        throw TestSupportError("\(name) not found: install the Debian package \(package) (apt-get install -y \(package)); the tests need the real server")
+    }
+
+    /// PostgreSQL's server programs live in /usr/lib/postgresql/<major>/bin on Debian.
+    public static func postgresBinDirectories() -> [String] {
+        let root = "/usr/lib/postgresql"
+        let majors = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
+            .compactMap(Int.init).sorted(by: >)
+        return majors.map { "\(root)/\($0)/bin" }
+    }
+
+    /// Whether this process runs as root (initdb and postgres refuse to).
+    public static var isRoot: Bool { geteuid() == 0 }
+
+    /// True once something accepts TCP connections on 127.0.0.1:`port`.
+    public static func isListening(port: Int, host: String = "127.0.0.1") -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr(host)
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    /// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.
+    public static func waitUntil(timeout: Double, _ what: String, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? condition()) == true { return }
+            usleep(50_000)
+        }
+        throw TestSupportError("timed out after \(timeout) s waiting for \(what)")
+    }
+}
+
+/// Ports already handed out in this test process.
+private enum PortLedger {
+    nonisolated(unsafe) static var used = Set<Int>()
+    static let lock = NSLock()
+    static func claim(_ port: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return used.insert(port).inserted
+    }
+}
+
+/// The result of a finished command.
+public struct CommandResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Child processes for tests: run-to-completion commands and long-lived servers, all killed
+/// when the test process exits (an atexit hook), so no server outlives the run.
+public enum TestProcesses {
+    /// Runs a program to completion and returns its output. `asUser` runs it through
+    /// `runuser` (for PostgreSQL's programs when the tests run as root).
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                           asUser: String? = nil, stdin: Data? = nil, check: Bool = true) throws -> CommandResult {
+        let process = Process()
+        if let asUser {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+            process.arguments = ["-u", asUser, "--", executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(stdin)
+            try? input.fileHandleForWriting.close()
+        }
+        // Read both pipes concurrently so a chatty child never blocks on a full pipe.
+        let errBox = DataBox()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errBox.data = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        let result = CommandResult(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errBox.data, as: UTF8.self))
+        if check && result.status != 0 {
+            throw TestSupportError("\(([executable] + arguments).joined(separator: " ")) exited \(result.status): \(result.stderr)\(result.stdout)")
+        }
+        return result
+    }
+
+    /// Starts a long-running server; its output goes to `logFile`. The pid is registered for
+    /// the exit hook.
+    public static func spawn(_ executable: String, _ arguments: [String], logFile: String,
+                             environment: [String: String]? = nil, asUser: String? = nil) throws -> Int32 {
+        let process = Process()
+        if let asUser {
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+            process.arguments = ["-u", asUser, "--", executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
+        let log = FileHandle(forWritingAtPath: logFile)
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let pid = process.processIdentifier
+        register(pid: pid)
+        return pid
+    }
+
+    /// Registers a pid to be killed (SIGKILL) when the test process exits.
+    public static func register(pid: Int32) {
+        ChildRegistry.lock.lock()
+        ChildRegistry.pids.insert(pid)
+        if !ChildRegistry.hookInstalled {
+            ChildRegistry.hookInstalled = true
+            atexit(killRegisteredChildren)
+        }
+        ChildRegistry.lock.unlock()
+    }
+
+    /// Registers a cleanup command to run at exit (for example `pg_ctl stop`).
+    public static func atExit(_ body: @escaping @Sendable () -> Void) {
+        ChildRegistry.lock.lock()
+        ChildRegistry.cleanups.append(body)
+        if !ChildRegistry.hookInstalled {
+            ChildRegistry.hookInstalled = true
+            atexit(killRegisteredChildren)
+        }
+        ChildRegistry.lock.unlock()
+    }
+
+    public static func unregister(pid: Int32) {
+        ChildRegistry.lock.lock()
+        ChildRegistry.pids.remove(pid)
+        ChildRegistry.lock.unlock()
+    }
+}
+
+private final class DataBox: @unchecked Sendable {
+    // Written by one thread before group.leave(), read after group.wait(): the group orders it.
+    var data = Data()
+}
+
+private enum ChildRegistry {
+    // Guarded by `lock`.
+    nonisolated(unsafe) static var pids = Set<Int32>()
+    nonisolated(unsafe) static var cleanups: [@Sendable () -> Void] = []
+    nonisolated(unsafe) static var hookInstalled = false
+    static let lock = NSLock()
+}
+
+/// The atexit hook: a plain C-compatible function, no captures.
+private func killRegisteredChildren() {
+    ChildRegistry.lock.lock()
+    let pids = ChildRegistry.pids
+    let cleanups = ChildRegistry.cleanups
+    ChildRegistry.lock.unlock()
+    for cleanup in cleanups { cleanup() }
+    for pid in pids { kill(pid, SIGKILL) }
+}
