@@ -34,6 +34,10 @@ public struct QuorumCheck: Sendable, Equatable {
     public var ok: Bool
     /// The Sentinel's own words, e.g. `OK 3 usable Sentinels. Quorum and failover authorization can be reached`.
     public var message: String
+    public init(ok: Bool, message: String) {
+        self.ok = ok
+        self.message = message
+    }
 }
 
 /// The fields of `SENTINEL MASTER <name>` that the health loop uses, plus all of them raw.

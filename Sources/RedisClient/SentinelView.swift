@@ -22,6 +22,16 @@ public struct SentinelView: Sendable, Equatable {
         public var state: SentinelMasterState?
         /// Why it is down or partly unanswered (never contains a password).
         public var error: String?
+
+        public init(sentinel: Endpoint, up: Bool, master: Endpoint? = nil, quorum: QuorumCheck? = nil,
+                    state: SentinelMasterState? = nil, error: String? = nil) {
+            self.sentinel = sentinel
+            self.up = up
+            self.master = master
+            self.quorum = quorum
+            self.state = state
+            self.error = error
+        }
     }
 
     public var masterName: String
