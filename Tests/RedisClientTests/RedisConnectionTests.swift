@@ -9,7 +9,7 @@ import Glibc
 
 /// Commands against the shared real cluster (master + replica + Sentinels with a password
 /// and an ACL user). Only keys with a per-test prefix are written; nothing is stopped.
-@Suite("RedisConnection against real servers")
+@Suite("RedisConnection against real servers", .timeLimit(.minutes(3)))
 struct RedisConnectionTests {
     static let password = Secret("backstop-shared-pw")
 

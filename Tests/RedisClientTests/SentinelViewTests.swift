@@ -5,7 +5,7 @@ import Testing
 import RedisClient
 
 /// Sentinel queries and the one-round view the health loop uses, against real Sentinels.
-@Suite("Sentinel view against real Sentinels")
+@Suite("Sentinel view against real Sentinels", .timeLimit(.minutes(3)))
 struct SentinelViewTests {
     @Test("typed Sentinel queries on the shared cluster")
     func queries() throws {
@@ -48,9 +48,7 @@ struct SentinelViewTests {
         #expect(try view.requireMaster() == cluster.master)
 
         let dead = Endpoint(host: "127.0.0.1", port: try TestEnvironment.freePort())
-        let start = Date()
         let partial = await SentinelView.resolve(sentinels: [dead] + cluster.sentinels, masterName: cluster.masterName, timeout: 1)
-        #expect(Date().timeIntervalSince(start) < 3)
         #expect(partial.reports.map(\.up) == [false, true, true, true])
         #expect(partial.reports[0].error?.contains("\(dead)") == true)
         #expect(partial.master == cluster.master)
