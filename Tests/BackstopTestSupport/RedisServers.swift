@@ -284,6 +284,7 @@ public final class RedisCluster: Sendable {
                 }
                 return true
             }
+            try waitForNoFork(newNode)
         }
         return newNode.endpoint
     }
