@@ -57,3 +57,13 @@ public struct SentinelMasterState: Sendable, Equatable {
     public var quorum: Int? { fields["quorum"].flatMap { Int($0) } }
     public var failoverInProgress: Bool { flags.contains("failover_in_progress") }
 }
+
+/// A finished `BGSAVE`, as `INFO persistence` reports it.
+public struct BackgroundSave: Sendable, Equatable {
+    /// `rdb_last_save_time`: when the save completed (Unix seconds).
+    public var lastSaveTime: Int64
+    /// `rdb_last_bgsave_time_sec`: how long the fork took to write the file.
+    public var durationSeconds: Int
+    /// `rdb_saves` after the save (Redis 7+; nil on older servers).
+    public var saves: Int64?
+}

@@ -140,3 +140,46 @@ struct RedisConnectionTests {
         #expect(role == "replica")
     }
 }
+
+/// BGSAVE and the wait for it, on servers of their own.
+@Suite("BGSAVE against a real server", .timeLimit(.minutes(2)))
+struct BackgroundSaveTests {
+    @Test("bgsave waits for the save it started, and the file holds the keys")
+    func completes() throws {
+        let server = try StandaloneRedis()
+        defer { server.stop() }
+        let connection = try RedisConnection(to: server.endpoint, timeout: 5)
+        for index in 0..<500 { _ = try connection.call(["SET", "k\(index)", "v\(index)"]) }
+        let first = try connection.bgsave(timeout: 30)
+        #expect(first.saves == 1)
+        let path = server.directory + "/dump.rdb"
+        #expect(FileManager.default.fileExists(atPath: path))
+        // A second call makes a second save, even within the same second.
+        _ = try connection.call(["SET", "later", "x"])
+        let second = try connection.bgsave(timeout: 30)
+        #expect(second.saves == 2)
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        var validator = RDBValidator()
+        try validator.update(bytes)
+        #expect(try validator.finish().checksum != .disabled)
+        let reloaded = try StandaloneRedis(directory: server.directory, dbfilename: "dump.rdb")
+        defer { reloaded.stop() }
+        #expect(try RedisConnection(to: reloaded.endpoint, timeout: 5).dbsize() == 501)
+    }
+
+    @Test("a save that fails on the server is an error")
+    func fails() throws {
+        // `dir` is a protected config in Redis 7, so take the folder away under the server:
+        // the fork then cannot create its temporary file.
+        let server = try StandaloneRedis()
+        defer { server.stop() }
+        let connection = try RedisConnection(to: server.endpoint, timeout: 5)
+        _ = try connection.call(["SET", "k", "v"])
+        try FileManager.default.removeItem(atPath: server.directory)
+        #expect {
+            _ = try connection.bgsave(timeout: 30)
+        } throws: { error in
+            (error as? RedisError)?.kind == .server && "\(error)".contains("failed")
+        }
+    }
+}
