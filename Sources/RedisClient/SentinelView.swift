@@ -132,6 +132,14 @@ public struct SentinelView: Sendable, Equatable {
         return SentinelView(masterName: masterName, reports: reports)
     }
 
+    /// One round of `resolve`, then `requireMaster`: "the current master is the one Sentinel
+    /// names". Returns the view too, so the caller can record it (metrics, `.meta`).
+    public static func resolveMaster(sentinels: [Endpoint], masterName: String, username: String? = nil,
+                                     password: Secret? = nil, timeout: Double) async throws -> (master: Endpoint, view: SentinelView) {
+        let view = await resolve(sentinels: sentinels, masterName: masterName, username: username, password: password, timeout: timeout)
+        return (try view.requireMaster(), view)
+    }
+
     /// The master the Sentinels name, or an error saying why there is none (all Sentinels
     /// down, or none knows the name). Disagreement is not an error here: the majority's
     /// answer is used; `agreed` tells the health loop.

@@ -289,6 +289,16 @@ public final class RedisCluster: Sendable {
         return newNode.endpoint
     }
 
+    /// Makes the replica eligible (priority 100) or not (priority 0) for promotion. With a
+    /// replica and `down-after-milliseconds 1000`, the Sentinels fail a stopped master over
+    /// within seconds; a test that wants the master to stay down turns promotion off first.
+    /// (`SENTINEL FAILOVER` then fails with NOGOODSLAVE.)
+    public func setReplicaPromotable(_ promotable: Bool) throws {
+        for node in [masterNode, replicaNode] where isRunning(node) {
+            try redisCLI(port: node.port, ["CONFIG", "SET", "replica-priority", promotable ? "100" : "0"])
+        }
+    }
+
     /// Whether the server of `node` is running (started and not stopped by this cluster).
     public func isRunning(_ node: Node) -> Bool { pids.withLock { $0[node.port] != nil } }
 

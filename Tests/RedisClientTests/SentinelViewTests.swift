@@ -84,7 +84,8 @@ struct SentinelViewTests {
         #expect(before.master == cluster.master)
         #expect(before.agreed)
         try cluster.failover()
-        let after = await SentinelView.resolve(sentinels: cluster.sentinels, masterName: cluster.masterName, timeout: 2)
+        let (named, after) = try await SentinelView.resolveMaster(sentinels: cluster.sentinels, masterName: cluster.masterName, timeout: 2)
+        #expect(named == cluster.replica)
         #expect(after.master == cluster.replica)
         #expect(after.agreed)
         #expect(after.quorumOK)
@@ -92,5 +93,28 @@ struct SentinelViewTests {
             try $0.role().name
         }
         #expect(role == "master")
+    }
+
+    @Test("a stopped master that cannot be failed over: the Sentinels flag it down")
+    func masterDown() async throws {
+        let cluster = try RedisCluster.start()
+        defer { cluster.shutdown() }
+        try cluster.setReplicaPromotable(false)
+        try cluster.stopMaster()
+        var view = await SentinelView.resolve(sentinels: cluster.sentinels, masterName: cluster.masterName, timeout: 2)
+        let deadline = Date().addingTimeInterval(20)
+        while view.masterOK && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            view = await SentinelView.resolve(sentinels: cluster.sentinels, masterName: cluster.masterName, timeout: 2)
+        }
+        #expect(!view.masterOK)
+        #expect(view.master == cluster.master)
+        #expect(view.upReports.contains { $0.state?.isDown == true })
+        try cluster.startMaster()
+        while !view.masterOK && Date() < deadline.addingTimeInterval(20) {
+            try await Task.sleep(for: .milliseconds(200))
+            view = await SentinelView.resolve(sentinels: cluster.sentinels, masterName: cluster.masterName, timeout: 2)
+        }
+        #expect(view.masterOK)
     }
 }
