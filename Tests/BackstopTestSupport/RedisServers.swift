@@ -375,6 +375,9 @@ public final class StandaloneRedis: Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server, for timeout tests.
+    public func signal(_ signal: Int32) { kill(pid, signal) }
+
     public func stop() {
         kill(pid, SIGKILL)
         TestProcesses.unregister(pid: pid)
