@@ -56,8 +56,6 @@ public struct SentinelStatus: Sendable {
     public var quorumMessage: String?
     public var knownSentinels: Int
     public var knownReplicas: Int
-    /// Replica addresses Sentinel knows of.
-    public var replicas: [Endpoint]
 
     /// Every sentinel up, all agree, quorum reachable.
     public var healthy: Bool {
