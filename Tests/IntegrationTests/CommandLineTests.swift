@@ -51,6 +51,7 @@ struct CommandLineTests {
         env["REDIS_HOST"] = redis.master.host
         env["REDIS_PORT"] = String(redis.master.port)
         env["REDIS_SENTINELS"] = redis.sentinels.map(\.description).joined(separator: ",")
+        if let password = redis.password { env["REDIS_PASSWORD"] = password }
         let ok = try BackstopBinary.run(["health"], environment: env)
         #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
         #expect(ok.stdout.contains("postgres \(pg.database)"))
