@@ -115,6 +115,13 @@ public enum ScheduleTimeZone {
         return zone
     }
 
+    /// The zone's name for people: `UTC` for UTC (Foundation on Linux calls it `GMT`).
+    public static func name(of zone: TimeZone) -> String {
+        let id = zone.identifier
+        if id == "GMT" || id == "UTC" || id == "Etc/UTC" || id == "Etc/GMT" { return "UTC" }
+        return id
+    }
+
     /// RFC 3339 with the offset `zone` has at `date`.
     public static func rfc3339(_ date: Date, in zone: TimeZone) -> String {
         ZoneRules(zone).rfc3339(Int64(date.timeIntervalSince1970.rounded(.down)))
