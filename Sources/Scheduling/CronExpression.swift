@@ -267,15 +267,19 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         var cursor = CivilTime(localSeconds: base + lowestOffset)
         var limit = cursor.localSeconds + 60 * 366 * 86_400
         var best: Int64?
+        var largestOffset: Int64 = 0
         while let match = firstMatch(onOrAfter: cursor, limit: limit) {
             let local = match.localSeconds
+            // Instants follow wall-clock order except around an offset change, where a later
+            // wall-clock minute can be an earlier instant. A wall-clock minute `local` is
+            // never earlier than local - largestOffset, so past that nothing can beat `best`.
+            if let best, local - largestOffset >= best { break }
             for run in runs(local: local, rules: rules) where Double(run) > t {
                 if best == nil || run < best! { best = run }
             }
-            if best != nil {
-                // Instants are ordered like wall-clock times except around an offset change;
-                // one more day of wall-clock time covers any such reordering.
-                limit = min(limit, local + 86_400)
+            if let found = best, limit > local + 86_400 {
+                limit = local + 86_400
+                largestOffset = max(rules.offset(at: found - 86_400), rules.offset(at: found), rules.offset(at: found + 86_400))
             }
             cursor = CivilTime(localSeconds: local + 60)
         }
