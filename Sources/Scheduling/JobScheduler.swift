@@ -171,8 +171,10 @@ public final class JobScheduler: Sendable {
                 guard let next = cron.next(after: from, in: timeZone) else { return }
                 due = next
             case .every(let interval):
-                let candidate = (lastDue ?? now).addingTimeInterval(interval.seconds)
-                due = candidate.timeIntervalSince(now) < -interval.seconds ? now : candidate
+                let period = max(interval.seconds, 0.001)
+                let candidate = (lastDue ?? now).addingTimeInterval(period)
+                // Fallen behind by more than a period (suspend, clock step): run now, once.
+                due = candidate.timeIntervalSince(now) < -period ? now : candidate
             }
             do {
                 try await clock.sleep(until: due)

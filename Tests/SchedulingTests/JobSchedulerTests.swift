@@ -241,6 +241,25 @@ final class Gate: Sendable {
         #expect(!scheduler.isRunning("full"))
     }
 
+    @Test func systemClockSleepsUntilTheDeadline() async throws {
+        let clock = SystemSchedulerClock()
+        let deadline = clock.now().addingTimeInterval(0.05)
+        try await clock.sleep(until: deadline)
+        #expect(clock.now() >= deadline)
+        let task = Task { try await clock.sleep(until: clock.now().addingTimeInterval(3600)) }
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+    }
+
+    @Test func jobsFromSettings() throws {
+        let settings = try ScheduleSettings(environment: ["BACKUP_SCHEDULE_CLEANUP": "", "HEALTH_CHECK_INTERVAL": "30s"])
+        let jobs = settings.jobs(["full": {}, "cleanup": {}, "health": {}])
+        #expect(jobs.map(\.name) == ["full", "cleanup", "health"])
+        #expect(jobs[0].schedule == .cron(try CronExpression("0 2 * * *")))
+        #expect(jobs[1].schedule == nil)
+        #expect(jobs[2].schedule == .every(.seconds(30)))
+    }
+
     @Test func settingsFromTheEnvironment() throws {
         let defaults = try ScheduleSettings(environment: [:])
         #expect(defaults.entries.map(\.job) == ["full", "incremental", "redis", "cleanup", "drill"])
