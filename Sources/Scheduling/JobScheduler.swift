@@ -129,11 +129,10 @@ public final class JobScheduler: Sendable {
             for job in jobs where job.schedule != nil {
                 group.addTask { await self.tick(job) }
             }
-            group.addTask {
-                // Ends on shutdown() (the stream finishes) or on cancellation.
-                for await _ in self.shutdownSignal {}
-            }
-            _ = await group.next()
+            // Ends on shutdown() (the stream finishes) or when this task is cancelled (the
+            // stream's iterator returns nil). A job loop that ends on its own (a schedule with
+            // no further runs) does not stop the others.
+            for await _ in shutdownSignal {}
             state.withLock { $0.shuttingDown = true }
             group.cancelAll()
         }
