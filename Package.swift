@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
         .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
         .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),
-        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: strict),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "BackstopTestSupport", "BackstopCore"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
