@@ -67,6 +67,12 @@ public struct NotificationGroup: Sendable, Equatable {
     /// Unix seconds of the evaluation that produced it.
     public var time: Double
 
+    public init(alertname: String, alerts: [TrackedAlert], time: Double) {
+        self.alertname = alertname
+        self.alerts = alerts
+        self.time = time
+    }
+
     /// `firing` while any alert of the group fires (Alertmanager's rule).
     public var status: AlertStatus { alerts.contains { $0.status == .firing } ? .firing : .resolved }
     /// `{}:{alertname="…"}`, the group key Alertmanager would use for the same grouping.

@@ -185,9 +185,6 @@ final class TransferContext {
     init(request: HTTPRequest, cancellation: CancellationFlag?) throws {
         maxResponseBytes = request.maxResponseBytes
         self.cancellation = cancellation
-        let size = backstop_curl_error_size()
-        errorBuffer = .allocate(capacity: size)
-        errorBuffer.initialize(repeating: 0, count: size)
         switch request.body {
         case .empty:
             bytesToSend = []
@@ -197,15 +194,17 @@ final class TransferContext {
             bytesToSend = []
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
-                let reason = String(cString: strerror(errno))
-                errorBuffer.deallocate()
+                // Thrown before every property is set: no deinit runs, nothing to release.
                 throw HTTPError(kind: .body, method: request.method, url: request.url,
-                                message: "cannot open the body file \(path): \(reason)")
+                                message: "cannot open the body file \(path): \(String(cString: strerror(errno)))")
             }
             fileDescriptor = fd
             fileOffset = offset
             fileRemaining = length
         }
+        let size = backstop_curl_error_size()
+        errorBuffer = .allocate(capacity: size)
+        errorBuffer.initialize(repeating: 0, count: size)
     }
 
     deinit {
@@ -227,8 +226,9 @@ final class TransferContext {
     func header(_ data: UnsafeRawBufferPointer) -> Int {
         headerBytes += data.count
         guard headerBytes <= 256 * 1024 else { return 0 }
-        var line = String(decoding: data, as: UTF8.self)
-        while line.hasSuffix("\n") || line.hasSuffix("\r") { line.removeLast() }
+        var end = data.count
+        while end > 0, data[end - 1] == 10 || data[end - 1] == 13 { end -= 1 }
+        let line = String(decoding: UnsafeRawBufferPointer(rebasing: data[0..<end]), as: UTF8.self)
         if line.hasPrefix("HTTP/") {
             // A new status line (after 100 Continue or a 1xx): keep only the final response's headers.
             headers = []

@@ -42,7 +42,7 @@ public struct HTTPError: Error, CustomStringConvertible, Sendable {
 /// Removes what must not be logged from a URL: the `user:password@` part, every query value
 /// (pre-signed URLs and `?token=` carry secrets there) and path segments that look like
 /// tokens (16 or more characters of letters, digits, `-` and `_` with both letters and digits,
-/// as in Slack's and Discord's webhook URLs). Scheme, host, port and the readable path stay,
+/// or 20 or more letters in one unbroken run, as in Slack's and Discord's webhook URLs). Scheme, host, port and the readable path stay,
 /// so an operator can still tell which receiver is meant.
 public enum URLRedaction {
     public static let mask = "<redacted>"
@@ -83,16 +83,17 @@ public enum URLRedaction {
 
     static func looksLikeToken(_ segment: Substring) -> Bool {
         guard segment.count >= 16 else { return false }
-        var letters = false, digits = false
+        var letters = false, digits = false, separators = false
         for c in segment.unicodeScalars {
             switch c {
             case "a"..."z", "A"..."Z": letters = true
             case "0"..."9": digits = true
-            case "-", "_", ".", "=", "+", "%": break
+            case "-", "_", ".", "=", "+", "%": separators = true
             default: return false
             }
         }
-        return letters && digits
+        // Letters and digits mixed, or one long unbroken run of letters: random, not a word.
+        return (letters && digits) || (segment.count >= 20 && !separators)
     }
 }
 
