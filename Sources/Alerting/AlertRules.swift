@@ -116,13 +116,13 @@ public struct AlertRules: Sendable {
                     + "A master failure now means downtime. Bring the missing Sentinels back (`redis-cli -p 26379 SENTINEL ckquorum \(master)`)."))
         }
         if !sentinel.mastersAgree {
-            let masters = sentinel.reportedMasters.sorted().joined(separator: ", ")
+            let masters = Set(sentinel.reportedMasters).sorted().joined(separator: ", ")
             alerts.append(Alert(
                 name: "RedisSentinelDegraded", severity: .critical,
                 labels: ["master_name": master, "reason": "master_disagreement"],
                 summary: "Redis Sentinels disagree on the master of \(master)",
-                description: "The Sentinels name different masters for \(master): \(masters). This is a split brain or an "
-                    + "unfinished failover; writes may go to the wrong server. Compare `SENTINEL get-master-addr-by-name \(master)` "
+                description: "The Sentinels name different masters for \(master)\(masters.isEmpty ? "" : ": \(masters)"). Either they name different "
+                    + "masters (a split brain or an unfinished failover: writes may go to the wrong server) or the master they name does not answer. Compare `SENTINEL get-master-addr-by-name \(master)` "
                     + "on each Sentinel and `ROLE` on each Redis server."))
         }
         let expected = sentinel.sentinels.count

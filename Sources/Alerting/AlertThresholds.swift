@@ -59,6 +59,12 @@ public struct AlertThresholds: Sendable, Equatable {
     /// Variables: `ALERT_BACKUP_STALE_<KIND>` (duration), `ALERT_S3_FAILURES` (whole number,
     /// default 1), `ALERT_WAL_ARCHIVE_STALE_AFTER` (duration, default 1h),
     /// `ALERT_RESTORE_DRILL_MAX_AGE` (duration, default 8d).
+    public init(environment env: [String: String], config: BackstopConfig, scheduleIntervals: [String: Duration]) throws {
+        try self.init(environment: env, scheduleIntervals: scheduleIntervals,
+                      diskFreeWarningPercent: config.diskFreeWarningPercent, diskFreeCriticalPercent: config.diskFreeCriticalPercent)
+    }
+
+    /// The same, with the disk levels given directly.
     public init(environment env: [String: String], scheduleIntervals: [String: Duration],
                 diskFreeWarningPercent: Double, diskFreeCriticalPercent: Double) throws {
         func value(_ name: String) -> String? {

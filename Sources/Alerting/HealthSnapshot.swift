@@ -70,23 +70,25 @@ public struct SentinelFacts: Sendable, Equatable {
     public var masterName: String
     /// Every configured Sentinel and whether it answered.
     public var sentinels: [SentinelNodeFacts]
-    /// The distinct master addresses the answering Sentinels named (one when they agree).
+    /// The distinct master addresses the answering Sentinels named (for the description).
     public var reportedMasters: [String]
+    /// False when answering Sentinels name different masters.
+    public var mastersAgree: Bool
     /// Result of SENTINEL CKQUORUM on an answering Sentinel; nil when none answered.
     public var quorumOK: Bool?
     /// Sentinels watching the master as an answering Sentinel counts them (itself included).
     public var knownSentinels: Int?
 
-    public init(masterName: String, sentinels: [SentinelNodeFacts], reportedMasters: [String], quorumOK: Bool?, knownSentinels: Int?) {
+    /// `mastersAgree` defaults to "`reportedMasters` holds at most one distinct address".
+    public init(masterName: String, sentinels: [SentinelNodeFacts], reportedMasters: [String], quorumOK: Bool?,
+                knownSentinels: Int?, mastersAgree: Bool? = nil) {
         self.masterName = masterName
         self.sentinels = sentinels
         self.reportedMasters = reportedMasters
+        self.mastersAgree = mastersAgree ?? (Set(reportedMasters).count <= 1)
         self.quorumOK = quorumOK
         self.knownSentinels = knownSentinels
     }
-
-    /// False when answering Sentinels name different masters.
-    public var mastersAgree: Bool { Set(reportedMasters).count <= 1 }
 }
 
 public struct SentinelNodeFacts: Sendable, Equatable {
