@@ -33,15 +33,27 @@ public final class AlertPipeline: Sendable {
     private let webhooks: [DeliveryQueue]
     private let alertmanagers: [DeliveryQueue]
 
+    /// With `restoreFromFile`, the alerts a previous run left in `alerts.json` start as
+    /// firing: their `startsAt` survives the restart, and those no longer firing at the first
+    /// evaluation are sent as resolved.
     public init(rules: AlertRules, config: AlertingConfig, backupDir: String, evaluationInterval: Duration,
-                metrics: MetricsRegistry? = nil, logger: Logger = Logger(label: "backstop.alerting")) {
+                metrics: MetricsRegistry? = nil, logger: Logger = Logger(label: "backstop.alerting"),
+                restoreFromFile: Bool = true) {
         self.rules = rules
         self.config = config
         self.file = AlertsFile(backupDir: backupDir, generatorURL: config.externalURL)
         self.evaluationInterval = evaluationInterval
         self.metrics = metrics
         self.logger = logger
-        state = Mutex(State(planner: NotificationPlanner(repeatInterval: config.repeatInterval)))
+        var restored: [TrackedAlert] = []
+        if restoreFromFile {
+            do {
+                restored = try file.readFiring()
+            } catch {
+                logger.error("could not read the alerts of the previous run from \(file.path): \(error); starting with none")
+            }
+        }
+        state = Mutex(State(tracker: AlertTracker(firing: restored), planner: NotificationPlanner(repeatInterval: config.repeatInterval)))
 
         if let metrics {
             AlertMetrics.declare(in: metrics, webhooks: !config.webhookURLs.isEmpty)

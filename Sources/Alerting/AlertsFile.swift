@@ -41,6 +41,21 @@ public struct AlertsFile: Sendable {
         }
     }
 
+    /// The alerts a previous run left firing, so a restart keeps their `startsAt` and still
+    /// reports the ones that resolved while Backstop was down. A missing file is no alerts;
+    /// an unreadable one is an error (the caller logs it and starts empty).
+    public func readFiring() throws -> [TrackedAlert] {
+        guard FileSystem.exists(path) else { return [] }
+        let value = try JSONValue.parse(try FileSystem.read(path))
+        guard let items = value.arrayValue else { throw JSONParseError(offset: 0, reason: "\(path) is not a JSON array") }
+        return items.compactMap { item in
+            guard let object = item.objectValue, let labels = object["labels"]?.stringMap, labels["alertname"] != nil,
+                  let startsAt = object["startsAt"]?.stringValue.flatMap(WallClock.parseRFC3339) else { return nil }
+            let annotations = object["annotations"]?.stringMap ?? [:]
+            return TrackedAlert(alert: Alert(labels: labels, annotations: annotations), status: .firing, startsAt: startsAt)
+        }
+    }
+
     /// `<time> FIRING|RESOLVED <alertname> severity=… <labels> fingerprint=… summary="…"`.
     public static func logLines(_ changes: AlertChanges) -> [String] {
         let stamp = WallClock.rfc3339(changes.time, fractional: true)

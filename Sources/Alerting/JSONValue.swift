@@ -4,6 +4,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int)
+    case number(Double)
     case string(String)
     case array([JSONValue])
     case object([JSONMember])
@@ -38,6 +39,7 @@ public indirect enum JSONValue: Sendable, Equatable {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
         case let .int(i): out += String(i)
+        case let .number(d): out += d.isFinite ? "\(d)" : "null"
         case let .string(s): Self.quote(s, into: &out)
         case let .array(items):
             out += "["
