@@ -157,7 +157,11 @@ public final class CurlEasy {
             }
             throw context.error(for: code, request: request)
         }
-        return HTTPResponse(status: status, headers: context.headers, body: context.body, bodyTruncated: false)
+        if let path = request.responseBodyFile, (200..<300).contains(status) {
+            try context.finishDownload(path: path, request: request)
+        }
+        return HTTPResponse(status: status, headers: context.headers, body: context.body, bodyTruncated: false,
+                            bytesWrittenToFile: context.downloaded)
     }
 
     static func milliseconds(_ d: Duration) -> Int {
@@ -181,10 +185,17 @@ final class TransferContext {
     var fileRemaining: UInt64 = 0
     var bodyError: String?
     let errorBuffer: UnsafeMutablePointer<CChar>
+    /// The status of the response being received (from its status line).
+    var currentStatus = 0
+    let downloadPath: String?
+    var downloadFD: Int32 = -1
+    var downloaded: UInt64 = 0
+    var downloadError: String?
 
     init(request: HTTPRequest, cancellation: CancellationFlag?) throws {
         maxResponseBytes = request.maxResponseBytes
         self.cancellation = cancellation
+        downloadPath = request.responseBodyFile
         switch request.body {
         case .empty:
             bytesToSend = []
@@ -209,10 +220,28 @@ final class TransferContext {
 
     deinit {
         if fileDescriptor >= 0 { close(fileDescriptor) }
+        if downloadFD >= 0 { close(downloadFD) }
         errorBuffer.deallocate()
     }
 
     func receive(_ data: UnsafeRawBufferPointer) -> Int {
+        if let downloadPath, (200..<300).contains(currentStatus) {
+            if downloadFD < 0 {
+                downloadFD = open(downloadPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+                guard downloadFD >= 0 else {
+                    downloadError = "cannot create \(downloadPath): \(String(cString: strerror(errno)))"
+                    return 0
+                }
+            }
+            do {
+                try FileSystem.writeAll(fd: downloadFD, data, path: downloadPath)
+            } catch {
+                downloadError = "\(error)"
+                return 0
+            }
+            downloaded += UInt64(data.count)
+            return data.count
+        }
         let room = maxResponseBytes - body.count
         if data.count > room {
             body.append(contentsOf: data.prefix(max(0, room)))
@@ -221,6 +250,24 @@ final class TransferContext {
         }
         body.append(contentsOf: data)
         return data.count
+    }
+
+    /// fsyncs and closes the downloaded file; an empty 2xx body still leaves an empty file.
+    func finishDownload(path: String, request: HTTPRequest) throws {
+        if downloadFD < 0 {
+            downloadFD = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard downloadFD >= 0 else {
+                throw HTTPError(kind: .body, method: request.method, url: request.url, message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        let fd = downloadFD
+        downloadFD = -1
+        let synced = fsync(fd) == 0
+        let reason = synced ? "" : String(cString: strerror(errno))
+        close(fd)
+        guard synced else {
+            throw HTTPError(kind: .body, method: request.method, url: request.url, message: "fsync \(path) failed: \(reason)")
+        }
     }
 
     func header(_ data: UnsafeRawBufferPointer) -> Int {
@@ -232,6 +279,8 @@ final class TransferContext {
         if line.hasPrefix("HTTP/") {
             // A new status line (after 100 Continue or a 1xx): keep only the final response's headers.
             headers = []
+            let parts = line.split(separator: " ")
+            currentStatus = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
         } else if let colon = line.firstIndex(of: ":") {
             headers.append(HTTPHeader(String(line[..<colon]).trimmingSpaces(), String(line[line.index(after: colon)...]).trimmingSpaces()))
         }
@@ -269,7 +318,10 @@ final class TransferContext {
         var message = detail.isEmpty || detail == reason ? reason : "\(reason): \(detail)"
         message = scrub(message, request: request)
         let kind: HTTPError.Kind
-        if code == CURLE_ABORTED_BY_CALLBACK, cancellation?.isCancelled == true {
+        if code == CURLE_WRITE_ERROR, let downloadError {
+            kind = .body
+            message = "writing the response body failed: \(downloadError)"
+        } else if code == CURLE_ABORTED_BY_CALLBACK, cancellation?.isCancelled == true {
             kind = .cancelled
             message = "cancelled (shutting down)"
         } else if code == CURLE_ABORTED_BY_CALLBACK || code == CURLE_READ_ERROR, let bodyError {

@@ -74,12 +74,17 @@ public struct HTTPRequest: Sendable {
     /// Response bodies larger than this are cut here and the transfer stopped
     /// (`HTTPResponse.bodyTruncated`): a misbehaving server cannot fill the memory.
     public var maxResponseBytes: Int
+    /// When set, a 2xx response body is streamed into this file (created or truncated, mode
+    /// 0600, fsynced before `perform` returns) instead of memory: an S3 download of any size
+    /// in bounded memory. Write to a temporary name and rename it once verified. Non-2xx
+    /// bodies (error documents) still arrive in `HTTPResponse.body`.
+    public var responseBodyFile: String?
 
     public init(
         method: String, url: String, headers: [HTTPHeader] = [], body: HTTPRequestBody = .empty,
         bearerToken: Secret? = nil, awsSigV4: AWSSigV4? = nil,
         connectTimeout: Duration = .seconds(5), totalTimeout: Duration = .seconds(30),
-        stallTimeout: Duration? = nil, maxResponseBytes: Int = 1 << 20
+        stallTimeout: Duration? = nil, maxResponseBytes: Int = 1 << 20, responseBodyFile: String? = nil
     ) {
         self.method = method
         self.url = url
@@ -91,6 +96,7 @@ public struct HTTPRequest: Sendable {
         self.totalTimeout = totalTimeout
         self.stallTimeout = stallTimeout
         self.maxResponseBytes = maxResponseBytes
+        self.responseBodyFile = responseBodyFile
     }
 
     /// A JSON POST, the shape of every webhook and Alertmanager call.
@@ -109,12 +115,15 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// True when the body was longer than `maxResponseBytes` and was cut.
     public var bodyTruncated: Bool
+    /// Bytes written to `HTTPRequest.responseBodyFile` (0 when not used).
+    public var bytesWrittenToFile: UInt64
 
-    public init(status: Int, headers: [HTTPHeader], body: [UInt8], bodyTruncated: Bool = false) {
+    public init(status: Int, headers: [HTTPHeader], body: [UInt8], bodyTruncated: Bool = false, bytesWrittenToFile: UInt64 = 0) {
         self.status = status
         self.headers = headers
         self.body = body
         self.bodyTruncated = bodyTruncated
+        self.bytesWrittenToFile = bytesWrittenToFile
     }
 
     /// The first header of that name (case-insensitive).

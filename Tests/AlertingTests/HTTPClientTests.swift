@@ -130,3 +130,29 @@ import Testing
         #expect(URLRedaction.redact("http://h/p#frag") == "http://h/p")
     }
 }
+
+@Suite struct HTTPDownloadTests {
+    @Test func aSuccessfulBodyStreamsIntoAFileAndAnErrorBodyStaysInMemory() async throws {
+        let receiver = try HTTPReceiver()
+        defer { receiver.stop() }
+        let content = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        receiver.respond(with: content)
+        let dir = try TestEnvironment.makeTempDirectory("download")
+        // maxResponseBytes bounds memory only: the file gets everything.
+        let response = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url + "/obj", maxResponseBytes: 1024, responseBodyFile: dir + "/obj.part"))
+        #expect(response.status == 200)
+        #expect(response.body.isEmpty && !response.bodyTruncated)
+        #expect(response.bytesWrittenToFile == UInt64(content.count))
+        #expect(try FileSystem.read(dir + "/obj.part") == content)
+
+        receiver.failNext(1, status: 404)
+        let missing = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url + "/nope", responseBodyFile: dir + "/nope.part"))
+        #expect(missing.status == 404)
+        #expect(missing.bodyText == "failing on purpose\n")
+        #expect(!FileSystem.exists(dir + "/nope.part"))
+
+        await #expect(throws: HTTPError.self) {
+            _ = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url, responseBodyFile: dir + "/no/such/dir/file"))
+        }
+    }
+}

@@ -76,6 +76,11 @@ public final class HTTPReceiver: @unchecked Sendable {
         }
     }
 
+    /// The body of 200 answers (default `ok\n`).
+    public func respond(with body: [UInt8]) {
+        lock.withLock { responseBody = body }
+    }
+
     /// While true, requests are read and recorded but never answered (the connection stays
     /// open until `stop`).
     public func neverAnswer(_ value: Bool = true) {
@@ -134,7 +139,7 @@ public final class HTTPReceiver: @unchecked Sendable {
         }
         request.answered = status
         lock.withLock { recorded.append(request) }
-        let body = status == 200 ? responseBody : Array("failing on purpose\n".utf8)
+        let body = status == 200 ? lock.withLock { responseBody } : Array("failing on purpose\n".utf8)
         let head = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Error")\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         writeAll(fd, Array(head.utf8) + body)
     }
