@@ -85,6 +85,7 @@ let package = Package(
         .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "AlertingTests", dependencies: ["Alerting", "HTTPClient", "BackstopMetrics", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: strict),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "BackstopTestSupport", "BackstopCore"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
