@@ -12,13 +12,13 @@ public enum AlertPayloads {
     /// annotations, startsAt, endsAt, generatorURL, fingerprint.
     public static func alert(_ a: TrackedAlert, generatorURL: String) -> JSONValue {
         .object([
-            JSONMember("status", .string(a.status.rawValue)),
-            JSONMember("labels", .sortedObject(a.labels)),
-            JSONMember("annotations", .sortedObject(a.annotations)),
-            JSONMember("startsAt", .string(time(a.startsAt))),
-            JSONMember("endsAt", .string(a.endsAt.map(time) ?? zeroTime)),
-            JSONMember("generatorURL", .string(generatorURL)),
-            JSONMember("fingerprint", .string(a.fingerprint)),
+            "status": .string(a.status.rawValue),
+            "labels": strings(a.labels),
+            "annotations": strings(a.annotations),
+            "startsAt": .string(time(a.startsAt)),
+            "endsAt": .string(a.endsAt.map(time) ?? zeroTime),
+            "generatorURL": .string(generatorURL),
+            "fingerprint": .string(a.fingerprint),
         ])
     }
 
@@ -31,16 +31,16 @@ public enum AlertPayloads {
     public static func webhook(_ group: NotificationGroup, receiver: String, externalURL: String) -> JSONValue {
         let alerts = group.alerts
         return .object([
-            JSONMember("version", .string("4")),
-            JSONMember("groupKey", .string(group.groupKey)),
-            JSONMember("truncatedAlerts", .int(0)),
-            JSONMember("status", .string(group.status.rawValue)),
-            JSONMember("receiver", .string(receiver)),
-            JSONMember("groupLabels", .sortedObject(["alertname": group.alertname])),
-            JSONMember("commonLabels", .sortedObject(common(alerts.map(\.labels)))),
-            JSONMember("commonAnnotations", .sortedObject(common(alerts.map(\.annotations)))),
-            JSONMember("externalURL", .string(externalURL)),
-            JSONMember("alerts", .array(alerts.map { alert($0, generatorURL: externalURL) })),
+            "version": .string("4"),
+            "groupKey": .string(group.groupKey),
+            "truncatedAlerts": .number(0),
+            "status": .string(group.status.rawValue),
+            "receiver": .string(receiver),
+            "groupLabels": strings(["alertname": group.alertname]),
+            "commonLabels": strings(common(alerts.map(\.labels))),
+            "commonAnnotations": strings(common(alerts.map(\.annotations))),
+            "externalURL": .string(externalURL),
+            "alerts": .array(alerts.map { alert($0, generatorURL: externalURL) }),
         ])
     }
 
@@ -61,7 +61,7 @@ public enum AlertPayloads {
         for a in resolved {
             lines.append("• RESOLVED \(a.alert.summary) (\(WallClock.rfc3339(a.startsAt)) – \(WallClock.rfc3339(a.endsAt ?? a.startsAt)))")
         }
-        return .object([JSONMember("text", .string(lines.joined(separator: "\n")))])
+        return .object(["text": .string(lines.joined(separator: "\n"))])
     }
 
     /// The body of `POST /api/v2/alerts`: firing alerts with `endsAt` = `firingEndsAt` (so
@@ -69,15 +69,20 @@ public enum AlertPayloads {
     /// resolved alerts with their real `endsAt`.
     public static func alertmanagerPost(_ alerts: [TrackedAlert], firingEndsAt: Double, generatorURL: String) -> JSONValue {
         .array(alerts.map { a in
-            var members = [
-                JSONMember("labels", .sortedObject(a.labels)),
-                JSONMember("annotations", .sortedObject(a.annotations)),
-                JSONMember("startsAt", .string(time(a.startsAt))),
-                JSONMember("endsAt", .string(time(a.status == .firing ? firingEndsAt : (a.endsAt ?? firingEndsAt)))),
+            var members: [String: JSONValue] = [
+                "labels": strings(a.labels),
+                "annotations": strings(a.annotations),
+                "startsAt": .string(time(a.startsAt)),
+                "endsAt": .string(time(a.status == .firing ? firingEndsAt : (a.endsAt ?? firingEndsAt))),
             ]
-            if !generatorURL.isEmpty { members.append(JSONMember("generatorURL", .string(generatorURL))) }
+            if !generatorURL.isEmpty { members["generatorURL"] = .string(generatorURL) }
             return .object(members)
         })
+    }
+
+    /// A label or annotation map as a JSON object.
+    static func strings(_ map: [String: String]) -> JSONValue {
+        .object(map.mapValues { .string($0) })
     }
 
     /// The pairs every map shares (commonLabels / commonAnnotations).

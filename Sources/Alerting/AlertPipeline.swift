@@ -70,7 +70,7 @@ public final class AlertPipeline: Sendable {
                 let body = config.webhookFormat == .slack
                     ? AlertPayloads.slack(group)
                     : AlertPayloads.webhook(group, receiver: config.receiverName, externalURL: config.externalURL)
-                return HTTPRequest.postJSON(url, body.bytes, bearerToken: config.webhookBearerToken,
+                return HTTPRequest.postJSON(url, Array(body.encoded().utf8), bearerToken: config.webhookBearerToken,
                                             connectTimeout: config.connectTimeout, totalTimeout: config.requestTimeout)
             }, report: report)
         }
@@ -80,7 +80,7 @@ public final class AlertPipeline: Sendable {
             let url = Self.alertsEndpoint(base)
             return DeliveryQueue(url: url, capacity: config.queueCapacity, policy: policy, render: { job in
                 let body = AlertPayloads.alertmanagerPost(job.alerts, firingEndsAt: job.time + validFor, generatorURL: config.externalURL)
-                return HTTPRequest.postJSON(url, body.bytes, connectTimeout: config.connectTimeout, totalTimeout: config.requestTimeout)
+                return HTTPRequest.postJSON(url, Array(body.encoded().utf8), connectTimeout: config.connectTimeout, totalTimeout: config.requestTimeout)
             }, report: { [logger] r in Self.log(r, kind: "alertmanager", logger: logger) })
         }
     }

@@ -29,7 +29,7 @@ public enum AlertRendering {
 
     /// The same array `alerts.json` holds.
     public static func json(_ alerts: [TrackedAlert], generatorURL: String = "") -> String {
-        AlertPayloads.alertsFile(alerts, generatorURL: generatorURL).pretty()
+        AlertPayloads.alertsFile(alerts, generatorURL: generatorURL).encoded(pretty: true) + "\n"
     }
 
     public static func json(_ alerts: [Alert], at now: Double, generatorURL: String = "") -> String {

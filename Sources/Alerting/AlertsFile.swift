@@ -37,7 +37,7 @@ public struct AlertsFile: Sendable {
             }
             FileSystem.syncDirectory(FileSystem.directory(of: path))
         } else {
-            try AtomicFile.write(AlertPayloads.alertsFile(changes.firing, generatorURL: generatorURL).pretty(), to: path)
+            try AtomicFile.write(AlertPayloads.alertsFile(changes.firing, generatorURL: generatorURL).encoded(pretty: true) + "\n", to: path)
         }
     }
 

@@ -135,7 +135,7 @@ final class DeliveryQueue: Sendable {
             var failure: String
             var retryable: Bool
             do {
-                let response = try await HTTPClient.send(request)
+                let response = try await HTTP.send(request)
                 if response.isSuccess {
                     report(DeliveryReport(destination: destination, key: job.key, result: .success, attempts: attempt, error: nil))
                     return

@@ -1,5 +1,7 @@
-/// Reads JSON back (Backstop's own `alerts.json` after a restart). Strict RFC 8259, no
-/// extensions; numbers become `.int` when integral and `.number` otherwise.
+import BackstopCore
+
+/// Reads JSON back (Backstop's own `alerts.json` after a restart) into BackstopCore's
+/// `JSONValue`. Strict RFC 8259, no extensions; a repeated key keeps its last value.
 public struct JSONParseError: Error, CustomStringConvertible, Sendable {
     public var offset: Int
     public var reason: String
@@ -16,12 +18,10 @@ extension JSONValue {
         return value
     }
 
-    /// The members of an object as a dictionary (last one wins), or nil.
+    /// The members of an object, or nil.
     public var objectValue: [String: JSONValue]? {
         guard case let .object(members) = self else { return nil }
-        var map: [String: JSONValue] = [:]
-        for m in members { map[m.key] = m.value }
-        return map
+        return members
     }
 
     public var arrayValue: [JSONValue]? {
@@ -69,7 +69,7 @@ struct JSONParser {
         switch bytes[index] {
         case UInt8(ascii: "{"):
             index += 1
-            var members: [JSONMember] = []
+            var members: [String: JSONValue] = [:]
             skipSpace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             while true {
@@ -79,7 +79,7 @@ struct JSONParser {
                 skipSpace()
                 try expect(":")
                 skipSpace()
-                members.append(JSONMember(key, try value(depth: depth + 1)))
+                members[key] = try value(depth: depth + 1)
                 skipSpace()
                 guard index < bytes.count else { throw error("unexpected end in object") }
                 if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -117,9 +117,31 @@ struct JSONParser {
         let start = index
         while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        if let i = Int(text) { return .int(i) }
-        guard !text.isEmpty, let d = Double(text), d.isFinite else { index = start; throw error("invalid number") }
+        guard Self.isJSONNumber(Array(text.utf8)), let d = Double(text), d.isFinite else { index = start; throw error("invalid number") }
         return .number(d)
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    static func isJSONNumber(_ c: [UInt8]) -> Bool {
+        var i = 0
+        func digits() -> Int {
+            let start = i
+            while i < c.count, (48...57).contains(c[i]) { i += 1 }
+            return i - start
+        }
+        if i < c.count, c[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < c.count else { return false }
+        if c[i] == UInt8(ascii: "0") { i += 1 } else if digits() == 0 { return false }
+        if i < c.count, c[i] == UInt8(ascii: ".") {
+            i += 1
+            guard digits() > 0 else { return false }
+        }
+        if i < c.count, c[i] == UInt8(ascii: "e") || c[i] == UInt8(ascii: "E") {
+            i += 1
+            if i < c.count, c[i] == UInt8(ascii: "+") || c[i] == UInt8(ascii: "-") { i += 1 }
+            guard digits() > 0 else { return false }
+        }
+        return i == c.count
     }
 
     mutating func string() throws -> String {

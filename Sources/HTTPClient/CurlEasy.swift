@@ -17,7 +17,7 @@ enum CurlGlobal {
     static var isReady: Bool { status == CURLE_OK.rawValue }
 }
 
-/// Set by `HTTPClient.send` when its task is cancelled; curl's progress callback reads it and
+/// Set by `HTTP.send` when its task is cancelled; curl's progress callback reads it and
 /// aborts the transfer, so a shutdown does not wait out a dead receiver's timeout.
 public final class CancellationFlag: Sendable {
     private let flag = Atomic<Bool>(false)
@@ -54,7 +54,7 @@ public final class CurlEasy {
 
     /// Runs one request to completion (blocking). A non-2xx status is a response, not an
     /// error; errors are transport failures, timeouts, cancellation and bad options.
-    public func perform(_ request: HTTPRequest, cancellation: CancellationFlag? = nil) throws -> HTTPResponse {
+    public func perform(_ request: HTTPRequest, cancellation: CancellationFlag? = nil) throws -> HTTPClientResponse {
         curl_easy_reset(handle)
         let context = try TransferContext(request: request, cancellation: cancellation)
         // Retained for the duration of curl_easy_perform: the callbacks receive it as their
@@ -153,14 +153,14 @@ public final class CurlEasy {
             // The write callback stopped a body that grew past the limit: the response is
             // still a response, cut short and marked so.
             if code == CURLE_WRITE_ERROR, context.truncated, status > 0 {
-                return HTTPResponse(status: status, headers: context.headers, body: context.body, bodyTruncated: true)
+                return HTTPClientResponse(status: status, headers: context.headers, body: context.body, bodyTruncated: true)
             }
             throw context.error(for: code, request: request)
         }
         if let path = request.responseBodyFile, (200..<300).contains(status) {
             try context.finishDownload(path: path, request: request)
         }
-        return HTTPResponse(status: status, headers: context.headers, body: context.body, bodyTruncated: false,
+        return HTTPClientResponse(status: status, headers: context.headers, body: context.body, bodyTruncated: false,
                             bytesWrittenToFile: context.downloaded)
     }
 

@@ -72,12 +72,12 @@ public struct HTTPRequest: Sendable {
     /// S3 upload), independently of `totalTimeout`.
     public var stallTimeout: Duration?
     /// Response bodies larger than this are cut here and the transfer stopped
-    /// (`HTTPResponse.bodyTruncated`): a misbehaving server cannot fill the memory.
+    /// (`HTTPClientResponse.bodyTruncated`): a misbehaving server cannot fill the memory.
     public var maxResponseBytes: Int
     /// When set, a 2xx response body is streamed into this file (created or truncated, mode
     /// 0600, fsynced before `perform` returns) instead of memory: an S3 download of any size
     /// in bounded memory. Write to a temporary name and rename it once verified. Non-2xx
-    /// bodies (error documents) still arrive in `HTTPResponse.body`.
+    /// bodies (error documents) still arrive in `HTTPClientResponse.body`.
     public var responseBodyFile: String?
 
     public init(
@@ -109,7 +109,7 @@ public struct HTTPRequest: Sendable {
 }
 
 /// What came back: status, headers of the final response, and the (bounded) body.
-public struct HTTPResponse: Sendable {
+public struct HTTPClientResponse: Sendable {
     public var status: Int
     public var headers: [HTTPHeader]
     public var body: [UInt8]

@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func jsonEscapesAndRendersTable() throws {
-        let v = JSONValue.object([JSONMember("k", .string("a\"b\\c\n\u{01}é"))])
+        let v = JSONValue.object(["k": .string("a\"b\\c\n\u{01}é")])
         let back = try #require(try parse(v) as? [String: String])
         #expect(back["k"] == "a\"b\\c\n\u{01}é")
         let table = AlertRendering.render([alert], at: 1_800_000_000)

@@ -9,7 +9,7 @@ import Testing
 /// same fingerprint, goes away when resolved, and reaches Alertmanager's own webhook.
 @Suite struct AlertmanagerIntegrationTests {
     func activeAlerts(_ am: AlertmanagerServer) async throws -> [[String: Any]] {
-        let response = try await HTTPClient.send(HTTPRequest(method: "GET", url: am.url + "/api/v2/alerts"))
+        let response = try await HTTP.send(HTTPRequest(method: "GET", url: am.url + "/api/v2/alerts"))
         #expect(response.status == 200)
         return try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]])
     }

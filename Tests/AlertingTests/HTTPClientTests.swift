@@ -11,7 +11,7 @@ import Testing
         defer { receiver.stop() }
         var request = HTTPRequest.postJSON(receiver.url + "/hook?x=1", Array("{\"a\":1}".utf8), bearerToken: Secret("s3cr3t-token"))
         request.headers.append(HTTPHeader("X-Test", "yes"))
-        let response = try await HTTPClient.send(request)
+        let response = try await HTTP.send(request)
         #expect(response.status == 200 && response.isSuccess)
         #expect(response.bodyText == "ok\n")
         #expect(response.header("content-type") == "text/plain")
@@ -28,16 +28,16 @@ import Testing
         let receiver = try HTTPReceiver()
         defer { receiver.stop() }
         receiver.failNext(1, status: 503)
-        let response = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url + "/"))
+        let response = try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url + "/"))
         #expect(response.status == 503 && !response.isSuccess)
-        #expect(try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url + "/")).status == 200)
+        #expect(try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url + "/")).status == 200)
     }
 
     @Test func refusedConnectionNamesTheURLWithoutCredentials() async throws {
         let port = try TestEnvironment.freePort()
         let url = "http://alice:hunter2@127.0.0.1:\(port)/services/T0/B0/abcdefghij0123456789?token=topsecret"
         do {
-            _ = try await HTTPClient.send(HTTPRequest(method: "POST", url: url, body: .bytes([1]), bearerToken: Secret("bearer-secret")))
+            _ = try await HTTP.send(HTTPRequest(method: "POST", url: url, body: .bytes([1]), bearerToken: Secret("bearer-secret")))
             Issue.record("a refused connection succeeded")
         } catch let error as HTTPError {
             let text = error.description
@@ -56,12 +56,12 @@ import Testing
         receiver.neverAnswer()
         let start = MonotonicClock.seconds()
         await #expect(throws: HTTPError.self) {
-            _ = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url, totalTimeout: .milliseconds(400)))
+            _ = try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url, totalTimeout: .milliseconds(400)))
         }
         let elapsed = MonotonicClock.seconds() - start
         #expect(elapsed >= 0.35 && elapsed < 3, "took \(elapsed) s")
         do {
-            _ = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url, totalTimeout: .milliseconds(200)))
+            _ = try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url, totalTimeout: .milliseconds(200)))
         } catch let error as HTTPError {
             #expect(error.kind == .timeout)
         }
@@ -71,7 +71,7 @@ import Testing
         let receiver = try HTTPReceiver()
         defer { receiver.stop() }
         receiver.neverAnswer()
-        let task = Task { try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url, totalTimeout: .seconds(30))) }
+        let task = Task { try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url, totalTimeout: .seconds(30))) }
         try await receiver.waitForRequests(1)
         let start = MonotonicClock.seconds()
         task.cancel()
@@ -87,7 +87,7 @@ import Testing
     @Test func responseBodyIsBounded() async throws {
         let receiver = try HTTPReceiver()
         defer { receiver.stop() }
-        let response = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url, maxResponseBytes: 1))
+        let response = try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url, maxResponseBytes: 1))
         #expect(response.status == 200)
         #expect(response.body == Array("o".utf8))
         #expect(response.bodyTruncated)
@@ -99,13 +99,13 @@ import Testing
         let dir = try TestEnvironment.makeTempDirectory("httpclient")
         let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         try AtomicFile.write(bytes, to: dir + "/blob")
-        let response = try await HTTPClient.send(HTTPRequest(method: "PUT", url: receiver.url + "/blob", body: .file(path: dir + "/blob", offset: 1000, length: 200_000)))
+        let response = try await HTTP.send(HTTPRequest(method: "PUT", url: receiver.url + "/blob", body: .file(path: dir + "/blob", offset: 1000, length: 200_000)))
         #expect(response.status == 200)
         let got = try #require(receiver.requests.first)
         #expect(got.method == "PUT")
         #expect(got.body == Array(bytes[1000..<201_000]))
         await #expect(throws: HTTPError.self) {
-            _ = try await HTTPClient.send(HTTPRequest(method: "PUT", url: receiver.url, body: .file(path: dir + "/missing", offset: 0, length: 1)))
+            _ = try await HTTP.send(HTTPRequest(method: "PUT", url: receiver.url, body: .file(path: dir + "/missing", offset: 0, length: 1)))
         }
     }
 
@@ -113,7 +113,7 @@ import Testing
         let receiver = try HTTPReceiver()
         defer { receiver.stop() }
         let sig = AWSSigV4(region: "eu-west-1", accessKeyID: "AKIDEXAMPLE", secretAccessKey: Secret("wJalrXUtnFEMI"), sessionToken: Secret("session-tok"))
-        _ = try await HTTPClient.send(HTTPRequest(method: "PUT", url: receiver.url + "/bucket/key", body: .bytes(Array("hello".utf8)), awsSigV4: sig))
+        _ = try await HTTP.send(HTTPRequest(method: "PUT", url: receiver.url + "/bucket/key", body: .bytes(Array("hello".utf8)), awsSigV4: sig))
         let got = try #require(receiver.requests.first)
         let auth = try #require(got.headers["authorization"])
         #expect(auth.hasPrefix("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"))
@@ -139,20 +139,20 @@ import Testing
         receiver.respond(with: content)
         let dir = try TestEnvironment.makeTempDirectory("download")
         // maxResponseBytes bounds memory only: the file gets everything.
-        let response = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url + "/obj", maxResponseBytes: 1024, responseBodyFile: dir + "/obj.part"))
+        let response = try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url + "/obj", maxResponseBytes: 1024, responseBodyFile: dir + "/obj.part"))
         #expect(response.status == 200)
         #expect(response.body.isEmpty && !response.bodyTruncated)
         #expect(response.bytesWrittenToFile == UInt64(content.count))
         #expect(try FileSystem.read(dir + "/obj.part") == content)
 
         receiver.failNext(1, status: 404)
-        let missing = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url + "/nope", responseBodyFile: dir + "/nope.part"))
+        let missing = try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url + "/nope", responseBodyFile: dir + "/nope.part"))
         #expect(missing.status == 404)
         #expect(missing.bodyText == "failing on purpose\n")
         #expect(!FileSystem.exists(dir + "/nope.part"))
 
         await #expect(throws: HTTPError.self) {
-            _ = try await HTTPClient.send(HTTPRequest(method: "GET", url: receiver.url, responseBodyFile: dir + "/no/such/dir/file"))
+            _ = try await HTTP.send(HTTPRequest(method: "GET", url: receiver.url, responseBodyFile: dir + "/no/such/dir/file"))
         }
     }
 }
