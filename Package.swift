@@ -56,7 +56,7 @@ let package = Package(
         // The alert rules, the firing set and its sinks (alerts.json, webhooks, Alertmanager).
         .target(
             name: "Alerting",
-            dependencies: ["BackstopCore", "BackstopMetrics", "HTTPClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BackstopCore", "BackstopMetrics", "HTTPClient", "Health", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The probes, the health state and the metrics it feeds.
@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
         .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
         .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),
-        .testTarget(name: "AlertingTests", dependencies: ["Alerting", "HTTPClient", "BackstopMetrics", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "AlertingTests", dependencies: ["Alerting", "HTTPClient", "BackstopMetrics", "Health", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: strict),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "BackstopTestSupport", "BackstopCore"], swiftSettings: strict),
         .testTarget(

@@ -20,8 +20,6 @@ extension HealthSnapshot {
     /// backstop_restore_drill_last_success_timestamp_seconds{kind}.
     public init(time: Double, metrics: MetricsRegistry) {
         func values(_ family: String) -> [(labels: Labels, value: Double)] { metrics.series(family) }
-        func timestamp(_ v: Double?) -> Double? { v.flatMap { $0 > 0 ? $0 : nil } }
-
         let postgres = values(Family.postgresUp).map { PostgresFacts(target: $0.labels["target"] ?? "", up: $0.value >= 1) }
         let redis = values(Family.redisUp).map { RedisFacts(address: $0.labels["address"] ?? "", role: $0.labels["role"] ?? "", up: $0.value >= 1) }
 
@@ -38,7 +36,9 @@ extension HealthSnapshot {
                 masterName: name, sentinels: nodes, reportedMasters: [],
                 quorumOK: anyUp ? byName(Family.sentinelQuorumOK).map { $0 >= 1 } : nil,
                 knownSentinels: anyUp ? byName(Family.sentinelKnownSentinels).map { Int($0) } : nil,
-                mastersAgree: anyUp ? (masterOK.map { $0.value >= 1 } ?? true) : true)
+                // master_ok is also 0 when the master is merely down (RedisDown covers that):
+                // count it as disagreement only while the master answers.
+                mastersAgree: !anyUp || masterOK.map { $0.value >= 1 } ?? true || redis.contains { $0.role == "master" && !$0.up })
         }
 
         var totals: [String: Double] = [:]
@@ -49,11 +49,22 @@ extension HealthSnapshot {
             return DiskFacts(path: path, totalBytes: UInt64(total), freeBytes: UInt64(max(0, s.value)))
         }
 
+        self.init(time: time, postgres: postgres, redis: redis, sentinel: sentinel, disks: disks,
+                  backups: BackupFacts.all(from: metrics), walArchive: WalArchiveFacts.from(metrics),
+                  restoreDrills: RestoreDrillFacts.all(from: metrics))
+    }
+}
+
+extension BackupFacts {
+    /// Every kind and target of the backstop_backup_last_* families (a 0 timestamp = never),
+    /// in first-seen order: the catalog's view as the jobs publish it.
+    public static func all(from metrics: MetricsRegistry) -> [BackupFacts] {
+        func timestamp(_ v: Double?) -> Double? { v.flatMap { $0 > 0 ? $0 : nil } }
         struct Key: Hashable { var kind: String; var target: String }
         var order: [Key] = []
         var success: [Key: Double] = [:], attempt: [Key: Double] = [:], runOK: [Key: Double] = [:]
         func collect(_ family: String, into map: inout [Key: Double]) {
-            for s in values(family) {
+            for s in metrics.series(family) {
                 let key = Key(kind: s.labels["kind"] ?? "", target: s.labels["target"] ?? "")
                 if !order.contains(key) { order.append(key) }
                 map[key] = s.value
@@ -62,17 +73,27 @@ extension HealthSnapshot {
         collect(Family.backupLastSuccess, into: &success)
         collect(Family.backupLastAttempt, into: &attempt)
         collect(Family.backupLastRunSuccess, into: &runOK)
-        let backups = order.map { key -> BackupFacts in
+        return order.map { key in
             let lastAttempt = timestamp(attempt[key])
             return BackupFacts(kind: key.kind, target: key.target, lastSuccess: timestamp(success[key]), lastAttempt: lastAttempt,
                                lastRunSucceeded: lastAttempt == nil ? nil : runOK[key].map { $0 >= 1 })
         }
+    }
+}
 
-        let wal = values(AlertInputFamilies.walArchiveLastSegment).first.map { WalArchiveFacts(lastSegmentTime: timestamp($0.value)) }
-        let drills = values(AlertInputFamilies.restoreDrillLastSuccess).map {
-            RestoreDrillFacts(kind: $0.labels["kind"] ?? "", lastSuccess: timestamp($0.value))
+extension WalArchiveFacts {
+    /// From backstop_wal_archive_last_segment_timestamp_seconds; nil when the family has no
+    /// sample (WAL archiving not configured).
+    public static func from(_ metrics: MetricsRegistry) -> WalArchiveFacts? {
+        metrics.series(AlertInputFamilies.walArchiveLastSegment).first.map { WalArchiveFacts(lastSegmentTime: $0.value > 0 ? $0.value : nil) }
+    }
+}
+
+extension RestoreDrillFacts {
+    /// From backstop_restore_drill_last_success_timestamp_seconds{kind} (successes only).
+    public static func all(from metrics: MetricsRegistry) -> [RestoreDrillFacts] {
+        metrics.series(AlertInputFamilies.restoreDrillLastSuccess).map {
+            RestoreDrillFacts(kind: $0.labels["kind"] ?? "", lastSuccess: $0.value > 0 ? $0.value : nil)
         }
-        self.init(time: time, postgres: postgres, redis: redis, sentinel: sentinel, disks: disks, backups: backups,
-                  walArchive: wal, restoreDrills: drills)
     }
 }
