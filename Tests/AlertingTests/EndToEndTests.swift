@@ -77,3 +77,31 @@ import Testing
         await pipeline.shutdown()
     }
 }
+
+/// The Sentinel facts as the real probes report them (the shared cluster is not changed).
+@Suite struct SentinelFactsTests {
+    @Test func aDeadSentinelAndAMissingOneAreReported() async throws {
+        let cluster = try await Blocking.run { try RedisCluster.shared() }
+        let dead = Endpoint(host: "127.0.0.1", port: try TestEnvironment.freePort())
+        func snapshot(_ sentinels: [Endpoint]) async throws -> HealthSnapshot {
+            let config = try BackstopConfig(environment: [
+                "BACKUP_DIR": try TestEnvironment.makeTempDirectory("alerts-sentinel"),
+                "REDIS_PASSWORD": cluster.password ?? "", "REDIS_SENTINEL_MASTER": cluster.masterName,
+                "REDIS_SENTINELS": sentinels.map(\.description).joined(separator: ","), "HEALTH_PROBE_TIMEOUT": "2s",
+            ])
+            var s = HealthSnapshot(report: await HealthChecker(config: config).check())
+            s.postgres = []
+            return s
+        }
+        let healthy = try await snapshot(cluster.sentinels)
+        let facts = try #require(healthy.sentinel)
+        #expect(facts.sentinels.allSatisfy(\.up) && facts.quorumOK == true && facts.mastersAgree && facts.knownSentinels == 3)
+        #expect(facts.reportedMasters.allSatisfy { $0 == cluster.master.description })
+        #expect(AlertRules().evaluate(healthy).isEmpty)
+
+        let degraded = try await snapshot(cluster.sentinels + [dead])
+        let alerts = AlertRules().evaluate(degraded)
+        #expect(Set(alerts.map { "\($0.labels["reason"] ?? "")@\($0.labels["sentinel"] ?? "")" }) == ["sentinel_down@\(dead.description)", "sentinels_missing@"])
+        #expect(alerts.allSatisfy { $0.name == "RedisSentinelDegraded" && $0.labels["master_name"] == cluster.masterName })
+    }
+}
