@@ -27,6 +27,15 @@ public enum AlertRendering {
         render(alerts.map { TrackedAlert(alert: $0, status: .firing, startsAt: now) })
     }
 
+    /// The array as a value, to embed in a larger `--json` document (`"alerts": …`).
+    public static func jsonValue(_ alerts: [TrackedAlert], generatorURL: String = "") -> JSONValue {
+        AlertPayloads.alertsFile(alerts, generatorURL: generatorURL)
+    }
+
+    public static func jsonValue(_ alerts: [Alert], at now: Double, generatorURL: String = "") -> JSONValue {
+        jsonValue(alerts.map { TrackedAlert(alert: $0, status: .firing, startsAt: now) }, generatorURL: generatorURL)
+    }
+
     /// The same array `alerts.json` holds.
     public static func json(_ alerts: [TrackedAlert], generatorURL: String = "") -> String {
         AlertPayloads.alertsFile(alerts, generatorURL: generatorURL).encoded(pretty: true) + "\n"

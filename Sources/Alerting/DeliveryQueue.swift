@@ -92,6 +92,11 @@ final class DeliveryQueue: Sendable {
         }
     }
 
+    deinit {
+        // Ends the worker's wait once nobody can enqueue any more.
+        wake.finish()
+    }
+
     /// Adds a job (merging it into a waiting one with the same key); never waits.
     func enqueue(_ job: DeliveryJob) {
         let dropped: DeliveryJob? = shared.state.withLock { s in
