@@ -172,7 +172,9 @@ import Testing
         let t0 = WallClock.now()
         var start = MonotonicClock.seconds()
         await pipeline.evaluate(Self.redisDown(t0, up: false))
-        #expect(MonotonicClock.seconds() - start < 0.5)
+        // The receiver's timeout is 30 s; an evaluation that waited for it would take that long.
+        // The bounds leave room for fsync on a busy machine.
+        #expect(MonotonicClock.seconds() - start < 2)
         try await dead.waitForRequests(1)
         try await healthy.waitForRequests(1, timeout: 5)
         // The dead receiver holds its request; evaluations keep returning at once.
@@ -180,7 +182,7 @@ import Testing
         for i in 1...5 {
             await pipeline.evaluate(Self.redisDown(t0 + Double(i), up: i % 2 == 0))
         }
-        #expect(MonotonicClock.seconds() - start < 1.0)
+        #expect(MonotonicClock.seconds() - start < 5)
         // The healthy receiver keeps up: its newest payload is the newest state (firing again
         // since t0+5; queued changes of one group may be merged, so count only the end state).
         let latest = WallClock.rfc3339(t0 + 5, fractional: true)

@@ -156,3 +156,23 @@ import Testing
         }
     }
 }
+
+@Suite struct CurlEasyReuseTests {
+    @Test func oneHandleServesSeveralRequestsAndMethods() async throws {
+        let receiver = try HTTPReceiver()
+        defer { receiver.stop() }
+        let url = receiver.url
+        let statuses = try await Blocking.run { () -> [Int] in
+            let easy = try CurlEasy()
+            return try [
+                easy.perform(HTTPRequest(method: "DELETE", url: url + "/upload?uploadId=1")).status,
+                easy.perform(HTTPRequest(method: "HEAD", url: url + "/obj")).status,
+                easy.perform(HTTPRequest(method: "POST", url: url + "/empty")).status,
+                easy.perform(HTTPRequest(method: "GET", url: url + "/get")).status,
+            ]
+        }
+        #expect(statuses == [200, 200, 200, 200])
+        let seen = receiver.requests.map { "\($0.method) \($0.path) \($0.body.count)" }
+        #expect(seen == ["DELETE /upload?uploadId=1 0", "HEAD /obj 0", "POST /empty 0", "GET /get 0"])
+    }
+}
