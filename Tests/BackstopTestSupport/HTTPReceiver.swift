@@ -39,31 +39,34 @@ public final class HTTPReceiver: @unchecked Sendable {
     private var stopped = false
     private var responseBody: [UInt8] = Array("ok\n".utf8)
 
-    /// Listens on 127.0.0.1 on a port the kernel picks (free by construction).
+    /// Listens on 127.0.0.1 on a port from `TestEnvironment.freePort()`, so the port ledger
+    /// knows it and no other server of the run is handed the same one.
     public init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("HTTPReceiver: socket() failed: \(String(cString: strerror(errno)))") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 64) == 0 else {
+        var lastError = ""
+        for _ in 0..<10 {
+            let candidate = try TestEnvironment.freePort()
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw TestSupportError("HTTPReceiver: socket() failed: \(String(cString: strerror(errno)))") }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = UInt16(candidate).bigEndian
+            let bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound == 0, listen(fd, 64) == 0 {
+                port = candidate
+                listenFD = fd
+                let thread = Thread { [self] in acceptLoop(fd) }
+                thread.start()
+                return
+            }
+            lastError = String(cString: strerror(errno))
             close(fd)
-            throw TestSupportError("HTTPReceiver: bind/listen on 127.0.0.1 failed: \(String(cString: strerror(errno)))")
         }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        port = Int(UInt16(bigEndian: addr.sin_port))
-        listenFD = fd
-        let thread = Thread { [self] in acceptLoop(fd) }
-        thread.start()
+        throw TestSupportError("HTTPReceiver: could not listen on a loopback port: \(lastError)")
     }
 
     deinit { stop() }
