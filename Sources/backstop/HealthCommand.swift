@@ -1,5 +1,7 @@
+import Alerting
 import ArgumentParser
 import BackstopCore
+import BackstopMetrics
 import Health
 
 /// `backstop health`: the health loop's probes, once, for a person or a script.
@@ -8,8 +10,10 @@ struct HealthCommand: AsyncParsableCommand {
         commandName: "health",
         abstract: "Probe PostgreSQL, Redis, Sentinel and the backup disk once.",
         discussion: """
-            Runs the same probes as the health loop of `backstop serve` and prints one line per \
-            check. Exit status: 0 when everything answers, 1 when something is down.
+            Runs the same probes as the health loop of `backstop serve`, prints one line per \
+            check, then the alerts the same rules as the service would fire (backup freshness \
+            comes from the catalog in BACKUP_DIR). Exit status: 0 when everything answers and \
+            no alert fires, 1 otherwise.
 
             Examples:
               backstop health
@@ -26,14 +30,24 @@ struct HealthCommand: AsyncParsableCommand {
     var timeout: String?
 
     func run() async throws {
-        let config = try common.loadConfig(overrides: ["HEALTH_PROBE_TIMEOUT": timeout])
+        let overrides = ["HEALTH_PROBE_TIMEOUT": timeout]
+        let config = try common.loadConfig(overrides: overrides)
+        let alerting = try AlertingSetup(environment: common.environment(overrides: overrides), backstop: config)
         BackstopLogging.bootstrap(level: config.logLevel, toStderr: true)
         let report = await HealthChecker(config: config).check()
+        let registry = MetricsRegistry()
+        Family.declareStandard(in: registry)
+        let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry))
+        let alerts = alerting.rules.evaluate(snapshot)
         if json {
-            print(report.jsonObject().encoded(pretty: true))
+            guard case var .object(object) = report.jsonObject() else { return }
+            object["alerts"] = AlertRendering.jsonValue(alerts, at: report.checkedAt)
+            object["ok"] = .bool(report.allUp && alerts.isEmpty)
+            print(JSONValue.object(object).encoded(pretty: true))
         } else {
             print(report.renderTable(), terminator: "")
+            print(alerts.isEmpty ? "\nno alerts firing" : "\n" + AlertRendering.render(alerts, at: report.checkedAt), terminator: alerts.isEmpty ? "\n" : "")
         }
-        if !report.allUp { throw ExitCode(1) }
+        if !report.allUp || !alerts.isEmpty { throw ExitCode(1) }
     }
 }

@@ -1,3 +1,4 @@
+import Alerting
 import ArgumentParser
 import BackstopCore
 import BackstopMetrics
@@ -31,7 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
     var healthInterval: String?
 
     func run() async throws {
-        let config = try common.loadConfig(overrides: ["METRICS_LISTEN": listen, "HEALTH_CHECK_INTERVAL": healthInterval])
+        let overrides = ["METRICS_LISTEN": listen, "HEALTH_CHECK_INTERVAL": healthInterval]
+        let config = try common.loadConfig(overrides: overrides)
+        let alerting = try AlertingSetup(environment: common.environment(overrides: overrides), backstop: config)
         try FileSystem.createDirectory(config.logsDir)
         BackstopLogging.bootstrap(level: config.logLevel, files: BackstopLogging.standardFiles(backupDir: config.backupDir))
         let logger = Logger(label: "backstop")
@@ -41,15 +44,26 @@ struct ServeCommand: AsyncParsableCommand {
         if config.redis.usesSentinel { Family.declareSentinel(in: registry) }
         ProcessMetrics.register(in: registry)
 
+        AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
+        let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,
+                                     evaluationInterval: config.healthInterval, metrics: registry,
+                                     logger: Logger(label: "backstop.alerting"))
+
         let metrics = MetricsService(listen: config.metricsListen, registry: registry, logger: logger)
-        let health = HealthLoopService(checker: HealthChecker(config: config), registry: registry,
-                                       interval: config.healthInterval, logger: Logger(label: BackstopLogging.healthLabel))
+        let health = HealthLoopService(
+            checker: HealthChecker(config: config), registry: registry,
+            interval: config.healthInterval, logger: Logger(label: BackstopLogging.healthLabel),
+            onReport: { [registry] report in
+                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry))
+                _ = await pipeline.evaluate(snapshot)
+            })
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: metrics), .init(service: health)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])
         try await group.run()
+        await pipeline.shutdown(grace: .seconds(5))
         logger.info("backstop stopped")
     }
 }
