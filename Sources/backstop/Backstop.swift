@@ -8,6 +8,6 @@ struct Backstop: AsyncParsableCommand {
         commandName: "backstop",
         abstract: "Backups, health checks and metrics for a PostgreSQL + Redis (Sentinel) deployment.",
         version: BuildInfo.version,
-        subcommands: []
+        subcommands: [BackupCommand.self, ListCommand.self, VerifyCommand.self]
     )
 }
