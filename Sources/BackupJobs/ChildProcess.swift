@@ -1,5 +1,6 @@
 import BackstopCore
 import Foundation
+import Synchronization
 
 /// A child program (pg_dump, pg_dumpall, pg_basebackup, psql, pg_verifybackup) started with
 /// posix_spawn: argv only (no shell), the parent's environment plus `environment` (passwords
@@ -25,6 +26,9 @@ public final class ChildProcess {
                 captureStdout: Bool, scratchDirectory: String) throws {
         self.executable = executable
         self.arguments = arguments
+        if Self.stopped.withLock({ $0 }) {
+            throw Failure(description: "not starting \(executable): the service is shutting down")
+        }
         try FileSystem.createDirectory(scratchDirectory)
         stderrPath = scratchDirectory + "/.stderr-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         var fds: [Int32] = [-1, -1]
@@ -56,8 +60,21 @@ public final class ChildProcess {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
+        // Default dispositions and an empty mask in the child: `serve` ignores SIGTERM/SIGINT
+        // itself (ServiceLifecycle handles them through Dispatch), and an ignored signal stays
+        // ignored across exec — a pg_dump that ignores SIGTERM could not be stopped at shutdown.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child: pid_t = 0
-        let rc = posix_spawnp(&child, executable, &actions, nil, argv, envp)
+        let rc = posix_spawnp(&child, executable, &actions, &attributes, argv, envp)
         if captureStdout { close(fds[1]) }
         guard rc == 0 else {
             if captureStdout { close(fds[0]) }
@@ -66,6 +83,22 @@ public final class ChildProcess {
         }
         pid = child
         stdoutFD = captureStdout ? fds[0] : -1
+        Self.running.withLock { _ = $0.insert(child) }
+    }
+
+    /// Children started and not yet waited for, so a shutdown can stop them all.
+    private static let running = Mutex<Set<pid_t>>([])
+
+    private static let stopped = Mutex(false)
+
+    /// Shutdown: sends SIGTERM to every child still running (pg_dump, pg_basebackup…) and
+    /// refuses to start new ones. Called when `serve` cancels a job after the grace period:
+    /// the job sees its child fail, aborts its writer and removes its temporary file, and a
+    /// multi-step job cannot start its next step — nothing partial is left and no child
+    /// outlives the service.
+    public static func stopAll() {
+        stopped.withLock { $0 = true }
+        for pid in running.withLock({ $0 }) { kill(pid, SIGTERM) }
     }
 
     deinit {
@@ -98,6 +131,7 @@ public final class ChildProcess {
         }
         let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         exitStatus = code
+        Self.running.withLock { _ = $0.remove(pid) }
         return code
     }
 

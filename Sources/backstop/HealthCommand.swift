@@ -2,6 +2,7 @@ import Alerting
 import ArgumentParser
 import BackstopCore
 import BackstopMetrics
+import BackupJobs
 import Health
 
 /// `backstop health`: the health loop's probes, once, for a person or a script.
@@ -32,11 +33,13 @@ struct HealthCommand: AsyncParsableCommand {
     func run() async throws {
         let overrides = ["HEALTH_PROBE_TIMEOUT": timeout]
         let config = try common.loadConfig(overrides: overrides)
-        let alerting = try AlertingSetup(environment: common.environment(overrides: overrides), backstop: config)
+        let env = common.environment(overrides: overrides)
+        let alerting = try AlertingSetup(environment: env, backstop: config)
+        let expected = try ScheduledJobs.expectedSeries(environment: env)
         BackstopLogging.bootstrap(level: config.logLevel, toStderr: true)
         let report = await HealthChecker(config: config).check()
         let registry = MetricsRegistry()
-        Family.declareStandard(in: registry)
+        BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
         let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry))
         let alerts = alerting.rules.evaluate(snapshot)
         if json {

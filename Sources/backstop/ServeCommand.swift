@@ -2,6 +2,7 @@ import Alerting
 import ArgumentParser
 import BackstopCore
 import BackstopMetrics
+import BackupJobs
 import Health
 import Scheduling
 import Logging
@@ -35,7 +36,9 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let overrides = ["METRICS_LISTEN": listen, "HEALTH_CHECK_INTERVAL": healthInterval]
         let config = try common.loadConfig(overrides: overrides)
-        let alerting = try AlertingSetup(environment: common.environment(overrides: overrides), backstop: config)
+        let env = common.environment(overrides: overrides)
+        let alerting = try AlertingSetup(environment: env, backstop: config)
+        let expected = try ScheduledJobs.expectedSeries(environment: env)
         try FileSystem.createDirectory(config.logsDir)
         BackstopLogging.bootstrap(level: config.logLevel, files: BackstopLogging.standardFiles(backupDir: config.backupDir))
         let logger = Logger(label: "backstop")
@@ -44,6 +47,9 @@ struct ServeCommand: AsyncParsableCommand {
         Family.declareStandard(in: registry)
         if config.redis.usesSentinel { Family.declareSentinel(in: registry) }
         ProcessMetrics.register(in: registry)
+        // Last success and attempt come from the catalog on disk, so a restart never makes a
+        // good backup look missing.
+        BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
 
         AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
         let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,
@@ -59,7 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
                 _ = await pipeline.evaluate(snapshot)
             })
         let scheduler = SchedulerService(
-            settings: alerting.schedules, actions: ScheduledJobs.actions(config: config, registry: registry),
+            settings: alerting.schedules, actions: try ScheduledJobs.actions(environment: env, registry: registry),
             lastSuccess: { job in ScheduledJobs.lastSuccess(job: job, registry: registry) },
             registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
         // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running

@@ -24,6 +24,9 @@ struct ServeTests {
                 "METRICS_LISTEN": "127.0.0.1:\(port)",
                 "HEALTH_CHECK_INTERVAL": interval,
                 "HEALTH_PROBE_TIMEOUT": "2s",
+                // No scheduled backups unless a test asks for them (catch-up would start them at once).
+                "BACKUP_SCHEDULE_FULL": "", "BACKUP_SCHEDULE_INCREMENTAL": "", "BACKUP_SCHEDULE_REDIS": "",
+                "BACKUP_SCHEDULE_CLEANUP": "", "BACKUP_SCHEDULE_DRILL": "",
             ]
             if let postgres {
                 env.merge(postgres.environment) { _, new in new }
@@ -185,6 +188,44 @@ struct ServeTests {
         #expect(metricValue(body, "backstop_postgres_up", "target=\"\(pg.database)\"") == 0, "a frozen server counts as down")
     }
 
+    @Test("SIGTERM during a scheduled dump: nothing partial is left and no pg_dump outlives the service")
+    func sigtermDuringDump() throws {
+        let pg = try PostgresServer.start(name: "serve-sigterm")
+        defer { try? pg.stop(mode: "immediate") }
+        _ = try pg.createDatabase("psscript")
+        try pg.psql("CREATE TABLE scripts (id int); INSERT INTO scripts VALUES (1)", database: "psscript")
+        // Another session holds an exclusive lock, so pg_dump blocks on it: the dump is "running".
+        let dir = try TestEnvironment.makeTempDirectory("sigterm")
+        let locker = try TestProcesses.spawn(pg.program("psql"), [
+            "-h", pg.host, "-p", String(pg.port), "-U", pg.superuser, "-d", "psscript", "-c",
+            "BEGIN; LOCK TABLE scripts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
+        ], logFile: dir + "/locker.log")
+        defer { kill(locker, SIGKILL) }
+        try pg.psqlWait(until: "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'scripts'::regclass", equals: "1", database: "psscript")
+        let service = try Service(postgres: pg, redis: nil, interval: "5m", extra: [
+            "PGDATABASE": "psscript", "BACKUP_SCHEDULE_FULL": "0 2 * * *", "SHUTDOWN_GRACE_PERIOD": "2s",
+        ])
+        // Catch-up starts the full backup at once (no backup exists yet); wait for pg_dump.
+        var dumpPIDs: [Int32] = []
+        try TestEnvironment.waitUntil(timeout: 20, "pg_dump to start under serve") {
+            dumpPIDs = childProcesses(of: service.pid, named: "pg_dump")
+            return !dumpPIDs.isEmpty
+        }
+        let started = Date()
+        let status = service.stop()
+        #expect(Date().timeIntervalSince(started) < 15, "serve took \(Date().timeIntervalSince(started)) s to stop")
+        #expect(status == 0, "exit status \(status)")
+        for pid in dumpPIDs {
+            #expect(kill(pid, 0) != 0, "pg_dump \(pid) outlived the service")
+        }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: service.backupDir + "/postgres")) ?? []
+        #expect(!files.contains { $0.hasSuffix(".sql.gz") || $0.hasSuffix(".meta") }, "left behind: \(files)")
+        #expect(!files.contains { $0.contains("partial") || $0.hasPrefix(".") && $0.contains("sql.gz") }, "temporary file left: \(files)")
+        let list = try BackstopBinary.run(["list", "--json"], environment: ["BACKUP_DIR": service.backupDir])
+        let listed = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [Any]
+        #expect(listed?.isEmpty == true, "list shows: \(list.stdout)")
+    }
+
     @Test("SIGTERM stops the service within a few seconds, exit status 0")
     func gracefulShutdown() throws {
         let service = try Service(postgres: nil, redis: nil, interval: "5m")
@@ -200,4 +241,27 @@ struct ServeTests {
 extension PostgresServer {
     /// The database `backstop` probes in these tests (PGDATABASE in `environment`).
     var database: String { environment["PGDATABASE"] ?? "postgres" }
+}
+
+/// Pids of the processes whose parent is `parent` and whose command name is `name`.
+func childProcesses(of parent: Int32, named name: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> Int32? in
+        guard let pid = Int32(entry),
+              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+        let command = stat[stat.index(after: open)..<close]
+        let rest = stat[stat.index(after: close)...].split(separator: " ")
+        guard rest.count > 2, command == name, Int32(rest[1]) == parent else { return nil }
+        return pid
+    }
+}
+
+extension PostgresServer {
+    /// Polls a query until it returns `expected` (10 s at most).
+    func psqlWait(until sql: String, equals expected: String, database: String) throws {
+        try TestEnvironment.waitUntil(timeout: 10, "\(sql) = \(expected)") {
+            (try? psql(sql, database: database))?.trimmingCharacters(in: .whitespacesAndNewlines) == expected
+        }
+    }
 }
