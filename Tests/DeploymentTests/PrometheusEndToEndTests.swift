@@ -138,6 +138,8 @@ struct PrometheusEndToEndTests {
         }
         // Up: silent (two evaluations later, still nothing).
         usleep(2_500_000)
+        let alive = (try? redis.cli(["PING"])) == "PONG"
+        #expect(alive, "redis-server on \(address) died before the test stopped it (a SIGKILL from outside: a recycled pid killed by another test process?)")
         #expect(try !prometheus.alerts().contains { $0.labels["alertname"] == "RedisDown" })
 
         redis.stop()
