@@ -11,7 +11,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 for p in prometheus-postgres-exporter prometheus-redis-exporter; do
   command -v "$p" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
-swift build -c release --product backstop --static-swift-stdlib >/dev/null
+BIN=$(./scripts/build-release.sh 2>/dev/null)
 
 DURATION=${DURATION:-10s}
 work=$(mktemp -d /tmp/backstop-bench-XXXXXX); chmod 777 "$work"
@@ -33,7 +33,7 @@ as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
 redis-server --port 46379 --bind 127.0.0.1 --daemonize yes --save "" --logfile "$work/redis.log" --dir "$work"
 
 BACKUP_DIR="$work/backups" PGHOST=127.0.0.1 PGPORT=45432 PGUSER=postgres REDIS_HOST=127.0.0.1 REDIS_PORT=46379 \
-  METRICS_LISTEN=127.0.0.1:49847 HEALTH_CHECK_INTERVAL=5s .build/release/backstop serve >"$work/backstop.log" 2>&1 &
+  METRICS_LISTEN=127.0.0.1:49847 HEALTH_CHECK_INTERVAL=5s "$BIN" serve >"$work/backstop.log" 2>&1 &
 pids+=($!)
 DATA_SOURCE_NAME="postgresql://postgres@127.0.0.1:45432/psscript?sslmode=disable" \
   prometheus-postgres-exporter --web.listen-address=127.0.0.1:49187 >"$work/pgexp.log" 2>&1 &

@@ -3,6 +3,7 @@ import ArgumentParser
 import BackstopCore
 import BackstopMetrics
 import Health
+import Scheduling
 import Logging
 import ServiceLifecycle
 
@@ -57,8 +58,14 @@ struct ServeCommand: AsyncParsableCommand {
                 let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry))
                 _ = await pipeline.evaluate(snapshot)
             })
+        let scheduler = SchedulerService(
+            settings: alerting.schedules, actions: ScheduledJobs.actions(config: config, registry: registry),
+            lastSuccess: { job in ScheduledJobs.lastSuccess(job: job, registry: registry) },
+            registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
+        // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running
+        // backup finish) while /metrics still answers.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: metrics), .init(service: health)],
+            services: [.init(service: metrics), .init(service: health), .init(service: scheduler)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])
