@@ -20,8 +20,10 @@ COPY Package.* ./
 RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
-RUN swift build -c release --static-swift-stdlib --product backstop \
- && install -D -m 0755 "$(swift build -c release --show-bin-path)/backstop" /out/backstop
+# scripts/build-release.sh: swift build -c release --static-swift-stdlib --product backstop,
+# non-PIE and without exported symbols (less resident memory); it prints the binary's path.
+COPY scripts/build-release.sh ./scripts/
+RUN install -D -m 0755 "$(./scripts/build-release.sh)" /out/backstop
 
 FROM debian:bookworm-slim
 ARG PG_MAJOR=15

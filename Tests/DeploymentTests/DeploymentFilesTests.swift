@@ -121,7 +121,10 @@ struct DeploymentFilesTests {
             #expect(stage.contains(line), "runtime stage lacks \(line)")
         }
         #expect(stage.contains("HEALTHCHECK") && stage.contains("/healthz"))
-        #expect(try Repository.read("Dockerfile").contains("swift build -c release --static-swift-stdlib --product backstop"))
+        // The release build: scripts/build-release.sh, the one recipe the benchmarks use too.
+        #expect(try Repository.read("Dockerfile").contains("./scripts/build-release.sh"))
+        let recipe = try Repository.read("scripts/build-release.sh")
+        #expect(recipe.contains("swift build -c release --product backstop --static-swift-stdlib"))
     }
 
     /// The backstop service's environment and the host paths the compose file mounts.
@@ -204,5 +207,20 @@ struct DeploymentFilesTests {
         #expect(text.contains("job_name: backstop"))
         #expect(text.contains("backstop:9847"))
         #expect(text.contains("/etc/prometheus/alerts/*.rules.yml"))
+    }
+
+    @Test("the README's Alerts section names every alert of alerts/*.rules.yml")
+    func readmeNamesEveryAlert() throws {
+        let readme = try Repository.read("README.md")
+        guard let start = readme.range(of: "\n## Alerts\n") else { throw TestSupportError("README.md has no Alerts section") }
+        let section = String(readme[start.upperBound...]).components(separatedBy: "\n## ").first ?? ""
+        var names = Set<String>()
+        for file in try Repository.ruleFiles() {
+            for m in try String(contentsOfFile: file, encoding: .utf8).matches(of: /- alert: (\w+)/) { names.insert(String(m.1)) }
+        }
+        #expect(names.count >= 13, "alert names found: \(names.sorted())")
+        for name in names.sorted() {
+            #expect(section.contains("| `\(name)` |"), "README's Alerts table has no row for \(name)")
+        }
     }
 }
