@@ -223,4 +223,48 @@ struct DeploymentFilesTests {
             #expect(section.contains("| `\(name)` |"), "README's Alerts table has no row for \(name)")
         }
     }
+
+    @Test("the dashboard is an importable model: variables, and a data source, unit and description on every panel")
+    func dashboardModel() throws {
+        let data = Data(try Repository.read("dashboards/backstop.json").utf8)
+        let dashboard = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        #expect((dashboard["schemaVersion"] as? Int).map { (36...41).contains($0) } == true)
+        #expect(dashboard["uid"] as? String == "backstop")
+        let variables = ((dashboard["templating"] as? [String: Any])?["list"] as? [[String: Any]]) ?? []
+        let byName = Dictionary(variables.map { ($0["name"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(byName["datasource"]?["type"] as? String == "datasource" && byName["datasource"]?["query"] as? String == "prometheus")
+        for name in ["job", "instance"] {
+            let query = (byName[name]?["query"] as? [String: Any])?["query"] as? String ?? ""
+            #expect(byName[name]?["type"] as? String == "query" && query.hasPrefix("label_values(") && query.hasSuffix(", \(name))"),
+                    "variable \(name): \(query)")
+            #expect((byName[name]?["datasource"] as? [String: String])?["uid"] == "${datasource}")
+        }
+        let panels = (dashboard["panels"] as? [[String: Any]] ?? []).filter { $0["type"] as? String != "row" }
+        #expect(panels.count >= 25)
+        var ids = Set<Int>()
+        for panel in panels {
+            let title = panel["title"] as? String ?? "?"
+            if let id = panel["id"] as? Int { #expect(ids.insert(id).inserted, "duplicate panel id \(id)") }
+            #expect((panel["datasource"] as? [String: String])?["uid"] == "${datasource}", "\(title): data source")
+            let description = panel["description"] as? String ?? ""
+            #expect(!description.isEmpty, "\(title): no description")
+            let defaults = (panel["fieldConfig"] as? [String: Any])?["defaults"] as? [String: Any] ?? [:]
+            let unit = defaults["unit"] as? String ?? ""
+            #expect(!unit.isEmpty, "\(title): no unit")
+            let targets = panel["targets"] as? [[String: Any]] ?? []
+            #expect(!targets.isEmpty, "\(title): no query")
+            for target in targets {
+                #expect((target["datasource"] as? [String: String])?["uid"] == "${datasource}", "\(title): target data source")
+            }
+        }
+        // The panels, by the families they show.
+        let text = String(decoding: data, as: UTF8.self)
+        for family in ["backstop_backup_age_seconds", "backstop_backup_last_size_bytes", "backstop_backup_last_duration_seconds",
+                       "backstop_backup_runs_total", "backstop_backups_retained", "backstop_backup_storage_bytes",
+                       "backstop_disk_free_bytes", "backstop_postgres_up", "backstop_redis_up", "backstop_redis_sentinel_up",
+                       "backstop_redis_master_info", "backstop_alerts_firing", "backstop_s3_uploads_total",
+                       "backstop_restore_drill_last_success_timestamp_seconds"] {
+            #expect(text.contains(family + "{"), "no panel shows \(family)")
+        }
+    }
 }
