@@ -54,7 +54,8 @@ USER backstop
 WORKDIR /backups
 VOLUME /backups
 EXPOSE 9847
-# bash's /dev/tcp: no curl needed. /healthz answers 200 while the process is alive.
+# bash's /dev/tcp: no curl needed. /healthz answers 200 while the process is alive. The port
+# comes from METRICS_LISTEN; keep it on 0.0.0.0 (or loopback) so 127.0.0.1 reaches it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${METRICS_LISTEN##*:} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 CMD ["backstop", "serve"]

@@ -267,4 +267,28 @@ struct DeploymentFilesTests {
             #expect(text.contains(family + "{"), "no panel shows \(family)")
         }
     }
+
+    /// The HEALTHCHECK's exec-form command, as Docker would run it.
+    static func healthcheckCommand() throws -> [String] {
+        let stage = try runtimeStage()
+        guard let match = stage.firstMatch(of: /HEALTHCHECK[^\n]*?CMD (\[[^\n]*\])/) else {
+            throw TestSupportError("no exec-form HEALTHCHECK CMD in the runtime stage")
+        }
+        return try JSONSerialization.jsonObject(with: Data(match.1.utf8)) as? [String] ?? []
+    }
+
+    @Test("the HEALTHCHECK command succeeds against a running backstop serve and fails when nothing listens")
+    func healthcheckCommandWorks() throws {
+        let command = try Self.healthcheckCommand()
+        #expect(command.first == "bash", "the runtime image has bash, not curl: \(command)")
+        let executable = try TestEnvironment.binary(command[0], package: "bash")
+        // No PostgreSQL or Redis needed: /healthz answers while the process is alive.
+        let serve = try ServeProcess(environment: ["PGHOST": "127.0.0.1", "PGPORT": "1", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1"])
+        defer { serve.stop() }
+        let ok = try TestProcesses.run(executable, Array(command.dropFirst()), environment: ["METRICS_LISTEN": serve.address], check: false)
+        #expect(ok.status == 0, "HEALTHCHECK against \(serve.address): \(ok.status) \(ok.stderr)")
+        let closed = try TestEnvironment.freePort()
+        let down = try TestProcesses.run(executable, Array(command.dropFirst()), environment: ["METRICS_LISTEN": "127.0.0.1:\(closed)"], check: false)
+        #expect(down.status != 0, "HEALTHCHECK succeeded with nothing on port \(closed)")
+    }
 }
