@@ -5,7 +5,8 @@
 #   docker build -t backstop .                        # PostgreSQL 15 client programs
 #   docker build --build-arg PG_MAJOR=16 -t backstop .  # match your server's major version
 #
-# The runtime package list is checked by Tests/DeploymentTests (ldd of the built binary).
+# The runtime package list is checked by Tests/DeploymentTests against ldd of the debug build
+# (the release binary links the same C libraries; its Swift runtime is static).
 
 ARG SWIFT_VERSION=6.3
 
