@@ -49,6 +49,14 @@ let package = Package(
             dependencies: ["CZlib", "BackstopCore", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // The backups on disk: names, `.meta` files, the record of attempts.
+        .target(name: "BackupCatalog", dependencies: ["BackstopCore"], swiftSettings: strict),
+        // The backup jobs (pg_dump, pg_dumpall, pg_basebackup), verification, backup metrics.
+        .target(
+            name: "BackupJobs",
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog"],
+            swiftSettings: strict
+        ),
         // Cron expressions and the next-run arithmetic.
         .target(name: "Scheduling", dependencies: ["BackstopCore"], swiftSettings: strict),
         // libcurl: outbound HTTP (webhooks, Alertmanager, S3).
@@ -70,6 +78,7 @@ let package = Package(
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
+                "BackupCatalog", "BackupJobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -88,6 +97,11 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "BackstopTestSupport", "BackstopCore"], swiftSettings: strict),
         // The container files, the Grafana dashboard and the Prometheus rules against a real Prometheus.
         .testTarget(name: "DeploymentTests", dependencies: ["BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "BackupJobsTests",
+            dependencies: ["BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

@@ -34,6 +34,10 @@ public struct QuorumCheck: Sendable, Equatable {
     public var ok: Bool
     /// The Sentinel's own words, e.g. `OK 3 usable Sentinels. Quorum and failover authorization can be reached`.
     public var message: String
+    public init(ok: Bool, message: String) {
+        self.ok = ok
+        self.message = message
+    }
 }
 
 /// The fields of `SENTINEL MASTER <name>` that the health loop uses, plus all of them raw.
@@ -52,4 +56,14 @@ public struct SentinelMasterState: Sendable, Equatable {
     public var numReplicas: Int? { fields["num-slaves"].flatMap { Int($0) } }
     public var quorum: Int? { fields["quorum"].flatMap { Int($0) } }
     public var failoverInProgress: Bool { flags.contains("failover_in_progress") }
+}
+
+/// A finished `BGSAVE`, as `INFO persistence` reports it.
+public struct BackgroundSave: Sendable, Equatable {
+    /// `rdb_last_save_time`: when the save completed (Unix seconds).
+    public var lastSaveTime: Int64
+    /// `rdb_last_bgsave_time_sec`: how long the fork took to write the file.
+    public var durationSeconds: Int
+    /// `rdb_saves` after the save (Redis 7+; nil on older servers).
+    public var saves: Int64?
 }

@@ -10,10 +10,15 @@ public struct SnapshotOptions: Sendable, Equatable {
     public var allowDiskless: Bool
     /// Bytes read per `recv`.
     public var chunkSize: Int
+    /// Seconds to wait from `SYNC` until the payload starts. The server's keepalives reset
+    /// the per-read timeout, so without this bound a master whose snapshot never starts (a
+    /// stuck fork, a BGSAVE that keeps failing) would hold the backup forever.
+    public var startTimeout: Double
 
-    public init(allowDiskless: Bool = false, chunkSize: Int = 256 * 1024) {
+    public init(allowDiskless: Bool = false, chunkSize: Int = 256 * 1024, startTimeout: Double = 600) {
         self.allowDiskless = allowDiskless
         self.chunkSize = max(4096, chunkSize)
+        self.startTimeout = startTimeout
     }
 }
 
@@ -52,7 +57,8 @@ public struct SnapshotInfo: Sendable, Equatable {
 ///
 /// Blocking: run it on `Blocking.run` (or use `Redis.fetchSnapshot`). `timeout` bounds the
 /// connect and every wait for data; the server sends a keepalive each second while it
-/// prepares the snapshot, so a long BGSAVE does not trip it.
+/// prepares the snapshot, so a long BGSAVE does not trip it (`options.startTimeout` bounds
+/// that preparation instead).
 ///
 /// Throws `RedisError` (`.connect`, `.authentication`, `.io`, `.snapshot`) or whatever `sink`
 /// throws. The sink may already have received bytes when it throws: a caller must treat any
@@ -86,6 +92,7 @@ public func fetchSnapshot(from endpoint: Endpoint, username: String? = nil, pass
     }
 
     try socket.writeAll(PlainSocket.encode(["SYNC"]), operation: "SYNC")
+    let syncSent = MonotonicClock.seconds()
 
     var parser = RDBTransferParser()
     var validator = RDBValidator()
@@ -103,6 +110,11 @@ public func fetchSnapshot(from endpoint: Endpoint, username: String? = nil, pass
                 try sink(chunk)
             }
             if complete { break }
+            if parser.framing == nil, MonotonicClock.seconds() - syncSent > options.startTimeout {
+                throw RedisError(.snapshot, endpoint: endpoint, operation: "SYNC",
+                                 message: "the server did not start sending the snapshot within \(options.startTimeout) s "
+                                     + "(\(parser.keepalives) keepalives received); check its log for a failing or stuck BGSAVE")
+            }
         }
         let summary = try validator.finish()
         guard let framing = parser.framing else {

@@ -22,6 +22,16 @@ public struct SentinelView: Sendable, Equatable {
         public var state: SentinelMasterState?
         /// Why it is down or partly unanswered (never contains a password).
         public var error: String?
+
+        public init(sentinel: Endpoint, up: Bool, master: Endpoint? = nil, quorum: QuorumCheck? = nil,
+                    state: SentinelMasterState? = nil, error: String? = nil) {
+            self.sentinel = sentinel
+            self.up = up
+            self.master = master
+            self.quorum = quorum
+            self.state = state
+            self.error = error
+        }
     }
 
     public var masterName: String
@@ -120,6 +130,14 @@ public struct SentinelView: Sendable, Equatable {
             return collected.sorted { $0.0 < $1.0 }.map(\.1)
         }
         return SentinelView(masterName: masterName, reports: reports)
+    }
+
+    /// One round of `resolve`, then `requireMaster`: "the current master is the one Sentinel
+    /// names". Returns the view too, so the caller can record it (metrics, `.meta`).
+    public static func resolveMaster(sentinels: [Endpoint], masterName: String, username: String? = nil,
+                                     password: Secret? = nil, timeout: Double) async throws -> (master: Endpoint, view: SentinelView) {
+        let view = await resolve(sentinels: sentinels, masterName: masterName, username: username, password: password, timeout: timeout)
+        return (try view.requireMaster(), view)
     }
 
     /// The master the Sentinels name, or an error saying why there is none (all Sentinels

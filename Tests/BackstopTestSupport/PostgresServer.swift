@@ -1,119 +1,311 @@
-import BackstopCore
 import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A real PostgreSQL for tests: `initdb` into a temporary folder, started with `pg_ctl` on a
-/// free loopback port (as the `postgres` user when the tests run as root, since PostgreSQL
-/// refuses root), `wal_level=replica` for base backups and WAL archiving, trust
-/// authentication on loopback. Stopped (immediate) when the test process exits.
+/// A real PostgreSQL server for the tests: its own cluster in a temporary folder, listening on
+/// a free loopback port and on a Unix socket in that folder, ready for logical dumps
+/// (`pg_dump`) and physical base backups (`wal_level=replica`, WAL senders, a replication
+/// `host` line in pg_hba.conf).
+///
+/// Authentication: `trust` for every local and loopback connection, except the role
+/// `passwordRole`, which must authenticate with `scram-sha-256` and `password` — so tests can
+/// prove that a password reaches a child process through the environment or a passfile.
+///
+/// When the tests run as root, the cluster belongs to the `postgres` user and the server
+/// programs run through `runuser` (initdb and postgres refuse to run as root). The client
+/// programs (`psql`, `pg_dump`) run as the current user and connect over TCP.
+///
+/// Every server is stopped (SIGQUIT to the postmaster: an immediate shutdown) when the test
+/// process exits, so none outlives the run.
 public final class PostgresServer: Sendable {
+    /// Loopback address the server listens on.
+    public let host = "127.0.0.1"
+    /// TCP port (also the Unix socket's suffix).
     public let port: Int
-    public let directory: String
-    public let dataDirectory: String
-    public let binDirectory: String
+    /// The bootstrap superuser (trust auth).
     public let superuser = "postgres"
-    /// The database created for the tests (the `PGDATABASE` Backstop gets).
-    public let database: String
-    private let runAs: String?
+    /// A login role that can only authenticate with `password` (scram-sha-256), superuser too so
+    /// it can dump anything.
+    public let passwordRole = "backstop_pw"
+    /// Its password.
+    public let password = "s3cret-Pässword"
+    /// The folder holding the cluster (`data/`), the socket and the server log.
+    public let baseDirectory: String
+    /// The cluster's data directory.
+    public let dataDirectory: String
+    /// The Unix socket directory (`unix_socket_directories`).
+    public let socketDirectory: String
+    /// The server's log file (pg_ctl -l).
+    public let logFile: String
+    /// The folder with initdb, pg_ctl, postgres, psql, pg_dump ….
+    public let binDirectory: String
+    /// A name for messages.
+    public let name: String
+    /// The major version (for example 15).
+    public let majorVersion: Int
 
-    /// The variables `backstop` (and libpq, pg_dump, psql) need to reach this server.
-    public var environment: [String: String] {
-        ["PGHOST": "127.0.0.1", "PGPORT": String(port), "PGUSER": superuser, "PGDATABASE": database]
+    private var serverUser: String? { TestEnvironment.isRoot ? "postgres" : nil }
+
+    private init(name: String, port: Int, baseDirectory: String, binDirectory: String, majorVersion: Int) {
+        self.name = name
+        self.port = port
+        self.baseDirectory = baseDirectory
+        self.dataDirectory = baseDirectory + "/data"
+        self.socketDirectory = baseDirectory
+        self.logFile = baseDirectory + "/server.log"
+        self.binDirectory = binDirectory
+        self.majorVersion = majorVersion
     }
 
-    public var host: String { "127.0.0.1" }
+    // MARK: - Starting
 
-    private static let sharedResult = Result { try PostgresServer.start(name: "shared") }
-    /// One server shared by the non-destructive tests of a run.
-    public static func shared() throws -> PostgresServer { try sharedResult.get() }
-
-    /// Creates a cluster and starts it. `database` is created empty.
-    public static func start(name: String, database: String = "psscript", extraConfig: [String] = []) throws -> PostgresServer {
-        let bins = TestEnvironment.postgresBinDirectories()
-        let initdb = try TestEnvironment.binary("initdb", extraDirectories: bins, package: "postgresql")
-        let binDir = FileSystem.directory(of: initdb)
-        let server = try PostgresServer(name: name, database: database, binDirectory: binDir, extraConfig: extraConfig)
+    /// Creates a new cluster and starts it. Throws (naming the Debian package) when the
+    /// PostgreSQL server programs are not installed.
+    public static func start(name: String = "pg") throws -> PostgresServer {
+        let initdb = try TestEnvironment.binary("initdb", extraDirectories: TestEnvironment.postgresBinDirectories(), package: "postgresql")
+        let binDirectory = (initdb as NSString).deletingLastPathComponent
+        let major = Int((binDirectory as NSString).deletingLastPathComponent.split(separator: "/").last ?? "") ?? 0
+        for program in ["pg_ctl", "postgres", "psql", "pg_dump"] {
+            guard access(binDirectory + "/" + program, X_OK) == 0 else {
+                throw TestSupportError("\(program) not found in \(binDirectory): install the Debian package postgresql (apt-get install -y postgresql)")
+            }
+        }
+        let base = try TestEnvironment.makeTempDirectory("pg-\(name)")
+        let port = try TestEnvironment.freePort()
+        let server = PostgresServer(name: name, port: port, baseDirectory: base, binDirectory: binDirectory, majorVersion: major)
+        try server.initialize(initdb: initdb)
+        try server.start()
+        TestProcesses.atExit { [dataDirectory = server.dataDirectory] in
+            PostgresServer.immediateStop(dataDirectory: dataDirectory)
+        }
+        try server.createPasswordRole()
         return server
     }
 
-    private init(name: String, database: String, binDirectory: String, extraConfig: [String]) throws {
-        self.binDirectory = binDirectory
-        self.database = database
-        directory = try TestEnvironment.makeTempDirectory("pg-\(name)")
-        dataDirectory = directory + "/data"
-        port = try TestEnvironment.freePort()
-        runAs = TestEnvironment.isRoot ? "postgres" : nil
-        if runAs != nil {
-            _ = try TestProcesses.run("/bin/chown", ["postgres:postgres", directory])
+    private static let sharedState = Mutex<Result<PostgresServer, TestSupportError>?>(nil)
+
+    /// One server shared by every test of the process that only reads or creates its own
+    /// databases. Started on first use; a start failure is remembered and rethrown.
+    /// Destructive tests (stopping the server, filling disks) must start their own.
+    public static var shared: PostgresServer {
+        get throws {
+            let result = sharedState.withLock { state -> Result<PostgresServer, TestSupportError> in
+                if let state { return state }
+                let started: Result<PostgresServer, TestSupportError>
+                do {
+                    started = .success(try PostgresServer.start(name: "shared"))
+                } catch let error as TestSupportError {
+                    started = .failure(error)
+                } catch {
+                    started = .failure(TestSupportError("starting the shared PostgreSQL failed: \(error)"))
+                }
+                state = started
+                return started
+            }
+            return try result.get()
         }
-        try TestProcesses.run(binDirectory + "/initdb", ["-D", dataDirectory, "-U", superuser, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"],
-                              asUser: runAs)
-        let conf = [
-            "port = \(port)",
-            "listen_addresses = '127.0.0.1'",
-            "unix_socket_directories = '\(directory)'",
-            "wal_level = replica",
-            "max_wal_senders = 10",
-            "max_replication_slots = 10",
-            "fsync = off",
-            "synchronous_commit = off",
-            "full_page_writes = on",
-            "shared_buffers = 32MB",
-            "max_connections = 50",
-            "log_min_messages = warning",
-        ] + extraConfig
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dataDirectory + "/postgresql.conf"))
-        handle.seekToEndOfFile()
-        handle.write(Data(("\n" + conf.joined(separator: "\n") + "\n").utf8))
-        try handle.close()
-        let hba = "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\nlocal replication all trust\n"
+    }
+
+    private func initialize(initdb: String) throws {
+        if let user = serverUser {
+            _ = chown(baseDirectory, try Self.uid(of: user), gid_t.max)
+        }
+        try TestProcesses.run(initdb, ["-D", dataDirectory, "-U", superuser, "--auth=trust", "--encoding=UTF8",
+                                       "--locale=C.UTF-8", "--no-sync"],
+                              environment: ["LC_ALL": "C.UTF-8"], asUser: serverUser)
+        let conf = """
+
+        # --- backstop test server ---
+        listen_addresses = '127.0.0.1'
+        port = \(port)
+        unix_socket_directories = '\(socketDirectory)'
+        wal_level = replica
+        max_wal_senders = 10
+        max_replication_slots = 10
+        max_connections = 60
+        shared_buffers = 32MB
+        fsync = off
+        synchronous_commit = off
+        log_min_messages = warning
+        logging_collector = off
+        timezone = 'UTC'
+
+        """
+        try append(conf, to: dataDirectory + "/postgresql.conf")
+        // First match wins: the password role must use scram; everyone else is trusted.
+        let hba = """
+        local   all          \(passwordRole)                   scram-sha-256
+        host    all          \(passwordRole)   127.0.0.1/32    scram-sha-256
+        host    replication  \(passwordRole)   127.0.0.1/32    scram-sha-256
+        local   all          all                               trust
+        host    all          all               127.0.0.1/32    trust
+        local   replication  all                               trust
+        host    replication  all               127.0.0.1/32    trust
+
+        """
         try hba.write(toFile: dataDirectory + "/pg_hba.conf", atomically: false, encoding: .utf8)
-        let pgctl = binDirectory + "/pg_ctl", data = dataDirectory, user = runAs
-        TestProcesses.atExit {
-            _ = try? TestProcesses.run(pgctl, ["-D", data, "-m", "immediate", "stop"], asUser: user, check: false)
-        }
-        try start()
-        if database != "postgres" {
-            try psql("CREATE DATABASE \(database)", database: "postgres")
-        }
     }
 
-    /// Starts (or restarts) the server on its port and waits until it accepts connections.
+    private func append(_ text: String, to path: String) throws {
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw TestSupportError("cannot open \(path)") }
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(text.utf8))
+    }
+
+    private func createPasswordRole() throws {
+        let escaped = password.replacingOccurrences(of: "'", with: "''")
+        try psql("CREATE ROLE \(passwordRole) LOGIN SUPERUSER REPLICATION PASSWORD '\(escaped)';")
+    }
+
+    private static func uid(of user: String) throws -> uid_t {
+        guard let entry = getpwnam(user) else { throw TestSupportError("user \(user) does not exist (the postgresql package creates it)") }
+        return entry.pointee.pw_uid
+    }
+
+    // MARK: - Control
+
+    /// Starts the server on its existing data directory (`pg_ctl start -w`).
+    ///
+    /// pg_ctl leaves a daemon behind, which would inherit every descriptor of this process that
+    /// is not close-on-exec — among them Foundation's per-`Process` socket, which keeps
+    /// `waitUntilExit` waiting until the server stops. So pg_ctl is started with posix_spawn,
+    /// descriptors 3 and up closed, stdio on /dev/null and the log.
     public func start() throws {
-        try TestProcesses.run(binDirectory + "/pg_ctl", ["-D", dataDirectory, "-l", directory + "/server.log", "-w", "-t", "60", "start"], asUser: runAs)
-    }
-
-    /// Stops the server (fast shutdown); `start()` brings it back with the same data.
-    public func stop() throws {
-        try TestProcesses.run(binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"], asUser: runAs)
-    }
-
-    /// Stops and forgets the server (immediate); its folder stays for post-mortems.
-    public func shutdown() {
-        _ = try? TestProcesses.run(binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", "immediate", "stop"], asUser: runAs, check: false)
-    }
-
-    /// The postmaster's process id (first line of postmaster.pid).
-    public func postmasterPID() throws -> Int32 {
-        let text = try String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8)
-        guard let first = text.split(separator: "\n").first, let pid = Int32(first) else {
-            throw TestSupportError("cannot read postmaster.pid in \(dataDirectory)")
+        var argv = [program("pg_ctl"), "-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "start"]
+        if let user = serverUser { argv = ["/usr/sbin/runuser", "-u", user, "--"] + argv }
+        let status = try DetachedLauncher.run(argv, output: baseDirectory + "/pg_ctl.log")
+        guard status == 0 else {
+            let log = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
+            throw TestSupportError("pg_ctl start for \(name) exited \(status); server log:\n\(log.suffix(2000))")
         }
+        try TestEnvironment.waitUntil(timeout: 30, "PostgreSQL \(name) on port \(port)") {
+            TestEnvironment.isListening(port: port)
+        }
+    }
+
+    /// Stops the server (`pg_ctl stop`, fast mode by default; `immediate` for a crash-like stop).
+    public func stop(mode: String = "fast") throws {
+        try TestProcesses.run(binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", mode, "-w", "stop"], asUser: serverUser)
+    }
+
+    /// The postmaster's process id, from `postmaster.pid` (nil when the server is not running).
+    public var postmasterPID: Int32? {
+        guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
+              let first = text.split(separator: "\n").first, let pid = Int32(first.trimmingCharacters(in: .whitespaces)),
+              kill(pid, 0) == 0 else { return nil }
         return pid
     }
 
-    /// Runs SQL through `psql` (ON_ERROR_STOP, unaligned, tuples only) and returns its output.
-    @discardableResult
-    public func psql(_ sql: String, database: String? = nil) throws -> String {
-        try TestProcesses.run(binDirectory + "/psql", [
-            "-h", host, "-p", String(port), "-U", superuser, "-d", database ?? self.database,
-            "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-c", sql,
-        ]).stdout
+    /// Whether the server accepts TCP connections.
+    public var isRunning: Bool { TestEnvironment.isListening(port: port, host: host) }
+
+    /// The exit hook: SIGQUIT makes the postmaster shut down immediately. No child process,
+    /// no Dispatch: this runs inside `atexit`.
+    private static func immediateStop(dataDirectory: String) {
+        guard let file = fopen(dataDirectory + "/postmaster.pid", "r") else { return }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 32)
+        guard fgets(&buffer, 32, file) != nil else { return }
+        let pid = Int32(atoi(buffer))
+        if pid > 0 { kill(pid, SIGQUIT) }
     }
 
-    /// Path of a PostgreSQL client program of the same version (pg_dump, pg_basebackup…).
+    // MARK: - Clients
+
+    /// libpq variables that point a client (pg_dump, psql, backstop) at this server as the
+    /// superuser; `database` becomes PGDATABASE.
+    public func environment(database: String = "postgres") -> [String: String] {
+        ["PGHOST": host, "PGPORT": String(port), "PGUSER": superuser, "PGDATABASE": database]
+    }
+
+    /// The same for `environment(database: "postgres")`.
+    public var environment: [String: String] { environment() }
+
+    /// The path of a client or server program of this server's version.
     public func program(_ name: String) -> String { binDirectory + "/" + name }
+
+    /// Runs SQL through `psql` (unaligned, tuples only, stopping at the first error) and returns
+    /// its standard output with the trailing newline removed. Several statements may be given.
+    @discardableResult
+    public func psql(_ sql: String, database: String = "postgres", user: String? = nil) throws -> String {
+        let result = try TestProcesses.run(program("psql"),
+                                           ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", String(port),
+                                            "-U", user ?? superuser, "-d", database, "-f", "-"],
+                                           environment: ["PGCONNECT_TIMEOUT": "10"], stdin: Data(sql.utf8), check: false)
+        guard result.status == 0 else {
+            throw TestSupportError("psql on \(name) (database \(database)) exited \(result.status): \(result.stderr)")
+        }
+        var out = result.stdout
+        while out.hasSuffix("\n") { out.removeLast() }
+        return out
+    }
+
+    /// Creates a database (optionally from a template) and returns its name.
+    @discardableResult
+    public func createDatabase(_ database: String, template: String? = nil) throws -> String {
+        let templateClause = template.map { " TEMPLATE \"\($0)\"" } ?? ""
+        try psql("CREATE DATABASE \"\(database)\"\(templateClause);")
+        return database
+    }
+
+    /// Drops a database if it exists (terminating its sessions).
+    public func dropDatabase(_ database: String) throws {
+        try psql("DROP DATABASE IF EXISTS \"\(database)\" WITH (FORCE);")
+    }
+
+    /// A database name no other test of this process uses (tests run in parallel on the
+    /// shared server).
+    public static func uniqueDatabaseName(_ prefix: String) -> String {
+        let n = UniqueCounter.next()
+        return "\(prefix)_\(getpid())_\(n)"
+    }
+}
+
+private enum UniqueCounter {
+    static let value = Mutex<Int>(0)
+    static func next() -> Int { value.withLock { $0 += 1; return $0 } }
+}
+
+/// Runs a program whose descendants may outlive it (pg_ctl start) without letting them
+/// inherit this process's descriptors.
+enum DetachedLauncher {
+    /// Spawns `argv` with stdin /dev/null, stdout+stderr appended to `output`, every other
+    /// descriptor closed; waits for it and returns its exit status.
+    static func run(_ argv: [String], output: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o666)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        closeInheritedDescriptors(&actions)
+        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for arg in cArgs { free(arg) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+        guard rc == 0 else { throw TestSupportError("posix_spawn \(argv[0]) failed: \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw TestSupportError("waitpid for \(argv[0]) failed: \(String(cString: strerror(errno)))") }
+        }
+        // WIFEXITED / WEXITSTATUS are macros; decode by hand.
+        if status & 0x7f == 0 { return (status >> 8) & 0xff }
+        return 128 + (status & 0x7f)
+    }
+
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+
+    /// glibc's posix_spawn_file_actions_addclosefrom_np (not visible to Swift's Glibc module,
+    /// so looked up at run time); without it, every descriptor listed in /proc/self/fd.
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        if let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np") {
+            let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
+            if closeFrom(&actions, 3) == 0 { return }
+        }
+        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap(Int32.init)
+        for fd in fds where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+    }
 }

@@ -109,6 +109,7 @@ public final class RedisCluster: Sendable {
         try startNode(masterNode)
         try startNode(replicaNode)
         try waitForReplicaSync(replica: replicaNode.port, master: masterNode.port)
+        try waitForNoFork(masterNode)
         for (index, port) in sentinelPorts.enumerated() {
             try startSentinel(index: index, port: port)
         }
@@ -141,7 +142,7 @@ public final class RedisCluster: Sendable {
     }
 
     private func startNode(_ node: Node) throws {
-        let pid = try TestProcesses.spawn(redisServer, [node.configFile], logFile: node.logFile)
+        let pid = try TestProcesses.spawnWithCleanSignals(redisServer, [node.configFile], logFile: node.logFile)
         pids.withLock { $0[node.port] = pid }
         try waitForPing(port: node.port, what: "redis-server \(node.name) on port \(node.port) (log \(node.logFile))")
     }
@@ -163,7 +164,7 @@ public final class RedisCluster: Sendable {
         // Sentinel rewrites its config file (known replicas, epochs): it must stay writable.
         let config = dir + "/sentinel.conf"
         try (lines.joined(separator: "\n") + "\n").write(toFile: config, atomically: true, encoding: .utf8)
-        let pid = try TestProcesses.spawn(redisSentinel, [config], logFile: dir + "/sentinel.log")
+        let pid = try TestProcesses.spawnWithCleanSignals(redisSentinel, [config], logFile: dir + "/sentinel.log")
         pids.withLock { $0[port] = pid }
         try waitForPing(port: port, what: "redis-sentinel \(index) on port \(port) (log \(dir)/sentinel.log)")
     }
@@ -179,6 +180,14 @@ public final class RedisCluster: Sendable {
         try TestEnvironment.waitUntil(timeout: 30, "replica on port \(replica) in sync with master on port \(master)") {
             let info = try redisCLI(port: replica, ["INFO", "replication"])
             return info.contains("master_port:\(master)") && info.contains("master_link_status:up")
+        }
+    }
+
+    /// Waits until the server runs no background save (the replica's initial sync forks one,
+    /// and a test's `SAVE` would fail with "Background save already in progress").
+    public func waitForNoFork(_ node: Node) throws {
+        try TestEnvironment.waitUntil(timeout: 30, "redis-server \(node.name) to finish its background save") {
+            try redisCLI(port: node.port, ["INFO", "persistence"]).contains("rdb_bgsave_in_progress:0")
         }
     }
 
@@ -275,8 +284,19 @@ public final class RedisCluster: Sendable {
                 }
                 return true
             }
+            try waitForNoFork(newNode)
         }
         return newNode.endpoint
+    }
+
+    /// Makes the replica eligible (priority 100) or not (priority 0) for promotion. With a
+    /// replica and `down-after-milliseconds 1000`, the Sentinels fail a stopped master over
+    /// within seconds; a test that wants the master to stay down turns promotion off first.
+    /// (`SENTINEL FAILOVER` then fails with NOGOODSLAVE.)
+    public func setReplicaPromotable(_ promotable: Bool) throws {
+        for node in [masterNode, replicaNode] where isRunning(node) {
+            try redisCLI(port: node.port, ["CONFIG", "SET", "replica-priority", promotable ? "100" : "0"])
+        }
     }
 
     /// Whether the server of `node` is running (started and not stopped by this cluster).
@@ -360,7 +380,7 @@ public final class StandaloneRedis: Sendable {
         let lines = ["port \(port)", "bind 127.0.0.1", "daemonize no", "dir \(self.directory)",
                      "dbfilename \(dbfilename)", "save \"\"", "appendonly no", "repl-diskless-sync-delay 0"] + extraConfig
         try (lines.joined(separator: "\n") + "\n").write(toFile: config, atomically: true, encoding: .utf8)
-        pid = try TestProcesses.spawn(server, [config], logFile: self.directory + "/standalone.log")
+        pid = try TestProcesses.spawnWithCleanSignals(server, [config], logFile: self.directory + "/standalone.log")
         let port = self.port, cli = self.cli, log = self.directory + "/standalone.log"
         try TestEnvironment.waitUntil(timeout: 20, "standalone redis-server on port \(port) (log \(log))") {
             let out = try TestProcesses.run(cli, ["-p", "\(port)", "PING"]).stdout

@@ -217,9 +217,21 @@ public enum TestProcesses {
             cArgs.forEach { free($0) }
             cEnv.forEach { free($0) }
         }
+        // The child starts with an empty signal mask and default handlers: a server must not
+        // inherit the test thread's blocked SIGTERM (redis-server would then ignore shutdown).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         SpawnLock.lock.lock()
-        let rc = posix_spawn(&pid, path, &actions, nil, cArgs, cEnv)
+        let rc = posix_spawn(&pid, path, &actions, &attributes, cArgs, cEnv)
         SpawnLock.lock.unlock()
         guard rc == 0 else { throw TestSupportError("cannot start \(path): \(String(cString: strerror(rc)))") }
         return pid

@@ -44,7 +44,7 @@ struct CommandLineTests {
 
     @Test("backstop health: exit 0 and a table when all is up; 1 and DOWN when not; --json parses")
     func healthCommand() throws {
-        let pg = try PostgresServer.shared()
+        let pg = try PostgresServer.shared
         let redis = try RedisCluster.shared()
         var env = pg.environment
         env["BACKUP_DIR"] = try TestEnvironment.makeTempDirectory("health")

@@ -70,7 +70,7 @@ struct ServeTests {
 
     @Test("/metrics passes promtool, carries every family, and the other routes answer as documented")
     func metricsContract() throws {
-        let pg = try PostgresServer.shared()
+        let pg = try PostgresServer.shared
         let redis = try RedisCluster.shared()
         let service = try Service(postgres: pg, redis: redis)
         defer { _ = service.stop() }
@@ -117,7 +117,7 @@ struct ServeTests {
     @Test("a stopped PostgreSQL shows as down, and up again once it is back")
     func postgresDownAndUp() throws {
         let pg = try PostgresServer.start(name: "serve-pg-down")
-        defer { pg.shutdown() }
+        defer { try? pg.stop(mode: "immediate") }
         let service = try Service(postgres: pg, redis: nil)
         defer { _ = service.stop() }
         let up = "backstop_postgres_up{target=\"\(pg.database)\"} 1"
@@ -163,13 +163,13 @@ struct ServeTests {
     @Test("/metrics keeps answering quickly while PostgreSQL is frozen (SIGSTOP)")
     func frozenPostgres() throws {
         let pg = try PostgresServer.start(name: "serve-pg-frozen")
-        defer { pg.shutdown() }
+        defer { try? pg.stop(mode: "immediate") }
         let service = try Service(postgres: pg, redis: nil)
         defer { _ = service.stop() }
         try TestHTTP.waitFor(service.metricsURL, timeout: 20, "postgres up") {
             $0.contains("backstop_postgres_up{target=\"\(pg.database)\"} 1")
         }
-        let pid = try pg.postmasterPID()
+        let pid = try #require(pg.postmasterPID)
         kill(pid, SIGSTOP)
         defer { kill(pid, SIGCONT) }
         var slowest = 0.0
@@ -195,4 +195,9 @@ struct ServeTests {
         let log = try String(contentsOfFile: service.log, encoding: .utf8)
         #expect(log.contains("backstop stopped"))
     }
+}
+
+extension PostgresServer {
+    /// The database `backstop` probes in these tests (PGDATABASE in `environment`).
+    var database: String { environment["PGDATABASE"] ?? "postgres" }
 }

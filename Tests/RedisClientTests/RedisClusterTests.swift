@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// The test servers themselves: the other Redis tests rely on these behaviours.
-@Suite("Redis test cluster")
+@Suite("Redis test cluster", .timeLimit(.minutes(3)))
 struct RedisClusterTests {
     @Test("master, replica and sentinels start, and a failover swaps the roles")
     func startAndFailover() throws {
@@ -24,7 +24,7 @@ struct RedisClusterTests {
         let cluster = try RedisCluster.start(withSentinels: false)
         defer { cluster.shutdown() }
         try cluster.redisCLI(port: cluster.master.port, ["SET", "k", "v"])
-        try cluster.redisCLI(port: cluster.master.port, ["SAVE"])
+        #expect(try cluster.redisCLI(port: cluster.master.port, ["SAVE"]) == "OK")
         try cluster.stopMaster()
         #expect(!TestEnvironment.isListening(port: cluster.master.port))
         try cluster.startMaster()

@@ -1,0 +1,135 @@
+import BackstopCore
+import Foundation
+
+/// One backup found on disk.
+public struct CatalogEntry: Sendable, Equatable {
+    /// How far the catalog trusts the entry.
+    public enum State: String, Sendable {
+        /// `.meta` says completed and carries a SHA-256.
+        case complete
+        /// `.meta` from the old scripts (completed, no checksum): a good backup that `verify`
+        /// can only check by decompressing.
+        case legacy
+        /// Data without a `.meta` (or a `.meta` that is not completed/readable): not a backup
+        /// to rely on — an interrupted run or a foreign file.
+        case incomplete
+    }
+
+    public var path: String
+    public var name: String
+    public var kind: BackupKind
+    public var target: String
+    /// Start time, from the `.meta` or else the file name's stamp.
+    public var startedAt: Double
+    public var finishedAt: Double?
+    public var sizeBytes: UInt64
+    public var meta: BackupMeta?
+    public var state: State
+    public var isDirectory: Bool
+
+    /// Counts as a good backup (for metrics, `--latest`, restore).
+    public var isGood: Bool { state != .incomplete }
+}
+
+/// The backups under `$BACKUP_DIR`, read from the file names and `.meta` files (the disk is the
+/// only source of truth: nothing is cached between runs).
+///
+/// Layout (compatible with the old scripts):
+/// `postgres/<db>_full_YYYYMMDD_HHMMSS.sql.gz`, `postgres/globals_YYYYMMDD_HHMMSS.sql.gz`,
+/// `postgres/wal_YYYYMMDD_HHMMSS/` (base backups), `redis/redis_YYYYMMDD_HHMMSS.rdb.gz`, each
+/// with `<path>.meta`. Hidden names (temporary files of runs in progress) are ignored.
+public struct BackupCatalog: Sendable {
+    public let backupDir: String
+
+    public init(backupDir: String) { self.backupDir = backupDir }
+
+    public var postgresDir: String { backupDir + "/postgres" }
+    public var redisDir: String { backupDir + "/redis" }
+
+    /// Every backup of the given kinds (all when nil), newest first.
+    public func list(kinds: Set<BackupKind>? = nil) -> [CatalogEntry] {
+        var entries: [CatalogEntry] = []
+        for folder in [postgresDir, redisDir] {
+            let names = (try? FileSystem.list(folder)) ?? []
+            for name in names where !name.hasPrefix(".") && !name.hasSuffix(".meta") {
+                guard let (kind, target, stamp) = Self.classify(name) else { continue }
+                if let kinds, !kinds.contains(kind) { continue }
+                guard kind.folder == FileSystem.lastComponent(of: folder) else { continue }
+                entries.append(entry(path: folder + "/" + name, name: name, kind: kind, target: target, stamp: stamp))
+            }
+        }
+        return entries.sorted { ($0.startedAt, $0.name) > ($1.startedAt, $1.name) }
+    }
+
+    /// The newest good backup of each kind and target.
+    public func latestGood() -> [CatalogEntry] {
+        var seen = Set<String>()
+        var result: [CatalogEntry] = []
+        for entry in list() where entry.isGood {
+            if seen.insert(entry.kind.rawValue + "/" + entry.target).inserted { result.append(entry) }
+        }
+        return result
+    }
+
+    /// The entry for a path given on the command line (data file, base-backup folder or `.meta`).
+    public func entry(at path: String) -> CatalogEntry? {
+        var p = path
+        while p.hasSuffix("/") && p.count > 1 { p.removeLast() }
+        if p.hasSuffix(".meta") { p.removeLast(5) }
+        let name = FileSystem.lastComponent(of: p)
+        guard FileSystem.exists(p), let (kind, target, stamp) = Self.classify(name) else { return nil }
+        return entry(path: p, name: name, kind: kind, target: target, stamp: stamp)
+    }
+
+    /// Kind, target and time stamp from a backup's name; nil for names that are not backups.
+    public static func classify(_ name: String) -> (BackupKind, String, String)? {
+        func stamp(_ s: Substring) -> String? {
+            let t = String(s)
+            return WallClock.parseFileStamp(t) != nil && t.count == 15 ? t : nil
+        }
+        if name.hasPrefix("redis_"), name.hasSuffix(".rdb.gz") {
+            return stamp(name.dropFirst(6).dropLast(7)).map { (.redis, "redis", $0) }
+        }
+        if name.hasPrefix("globals_"), name.hasSuffix(".sql.gz") {
+            return stamp(name.dropFirst(8).dropLast(7)).map { (.postgresGlobals, "globals", $0) }
+        }
+        if name.hasPrefix("wal_"), !name.contains(".") {
+            return stamp(name.dropFirst(4)).map { (.postgresBase, "", $0) }
+        }
+        if name.hasSuffix(".sql.gz"), let range = name.range(of: "_full_", options: .backwards) {
+            let db = String(name[..<range.lowerBound])
+            guard !db.isEmpty else { return nil }
+            return stamp(name[range.upperBound...].dropLast(7)).map { (.postgresFull, db, $0) }
+        }
+        return nil
+    }
+
+    private func entry(path: String, name: String, kind: BackupKind, target: String, stamp: String) -> CatalogEntry {
+        let meta = try? BackupMeta.read(forData: path)
+        let isDirectory = FileSystem.isDirectory(path)
+        var size: UInt64 = 0
+        if let bytes = meta?.sizeBytes {
+            size = bytes
+        } else if isDirectory {
+            for child in (try? FileSystem.list(path)) ?? [] { size += Self.fileSize(path + "/" + child) }
+        } else {
+            size = Self.fileSize(path)
+        }
+        let state: CatalogEntry.State
+        if let meta, meta.isCompleted {
+            state = (meta.sha256 != nil || meta.files != nil) ? .complete : .legacy
+        } else {
+            state = .incomplete
+        }
+        let started = meta?.startedAt.flatMap(WallClock.parseRFC3339) ?? WallClock.parseFileStamp(stamp) ?? 0
+        let finished = meta?.finishedAt.flatMap(WallClock.parseRFC3339)
+        let resolvedTarget = kind == .postgresBase ? (meta?.target ?? meta?.database ?? "cluster") : target
+        return CatalogEntry(path: path, name: name, kind: kind, target: resolvedTarget, startedAt: started, finishedAt: finished,
+                            sizeBytes: size, meta: meta, state: state, isDirectory: isDirectory)
+    }
+
+    static func fileSize(_ path: String) -> UInt64 {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_size) : 0
+    }
+}

@@ -1,0 +1,128 @@
+import BackstopCore
+import Foundation
+
+/// The `.meta` JSON beside every backup. The first six fields are the ones the old scripts
+/// wrote (so their tools keep working); the rest is what verification and restore need.
+/// Written only after the data is in place, atomically, so a `.meta` with
+/// `status: completed` always describes a complete, checksummed backup.
+public struct BackupMeta: Codable, Sendable, Equatable {
+    /// One file of a multi-file backup (a base backup's tars and manifest).
+    public struct FileEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var sizeBytes: UInt64
+        public var sha256: String
+        public init(name: String, sizeBytes: UInt64, sha256: String) {
+            self.name = name
+            self.sizeBytes = sizeBytes
+            self.sha256 = sha256
+        }
+        enum CodingKeys: String, CodingKey {
+            case name, sha256
+            case sizeBytes = "size_bytes"
+        }
+    }
+
+    // The scripts' fields.
+    public var timestamp: String
+    public var type: String
+    public var database: String?
+    public var size: String?
+    public var file: String?
+    public var status: String?
+    // Backstop's.
+    public var kind: BackupKind?
+    public var target: String?
+    public var sizeBytes: UInt64?
+    public var uncompressedBytes: UInt64?
+    public var sha256: String?
+    public var durationSeconds: Double?
+    public var startedAt: String?
+    public var finishedAt: String?
+    public var compression: String?
+    public var serverVersion: String?
+    public var toolVersion: String?
+    public var startLSN: String?
+    public var endLSN: String?
+    public var timeline: Int?
+    public var files: [FileEntry]?
+
+    enum CodingKeys: String, CodingKey {
+        case timestamp, type, database, size, file, status, kind, target, sha256, compression, timeline, files
+        case sizeBytes = "size_bytes"
+        case uncompressedBytes = "uncompressed_bytes"
+        case durationSeconds = "duration_seconds"
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+        case serverVersion = "server_version"
+        case toolVersion = "tool_version"
+        case startLSN = "start_lsn"
+        case endLSN = "end_lsn"
+    }
+
+    public init(kind: BackupKind, target: String, file: String, startedAt: Double, finishedAt: Double,
+                sizeBytes: UInt64, sha256: String?, compression: String?, serverVersion: String?) {
+        timestamp = WallClock.fileStamp(startedAt)
+        type = kind.legacyType
+        database = kind == .redis ? nil : target
+        size = HumanSize.format(sizeBytes)
+        self.file = file
+        status = "completed"
+        self.kind = kind
+        self.target = target
+        self.sizeBytes = sizeBytes
+        self.sha256 = sha256
+        durationSeconds = ((finishedAt - startedAt) * 1000).rounded() / 1000
+        self.startedAt = WallClock.rfc3339(startedAt)
+        self.finishedAt = WallClock.rfc3339(finishedAt)
+        self.compression = compression
+        self.serverVersion = serverVersion
+        toolVersion = "backstop \(BuildInfo.version)"
+    }
+
+    /// Whether this `.meta` claims a finished backup.
+    public var isCompleted: Bool { status == "completed" || status == "success" }
+
+    /// The `.meta` path for a backup file or folder: the data path plus `.meta`.
+    public static func path(for dataPath: String) -> String {
+        var p = dataPath
+        while p.hasSuffix("/") { p.removeLast() }
+        return p + ".meta"
+    }
+
+    public func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(self)) + [10]
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws -> BackupMeta {
+        try JSONDecoder().decode(BackupMeta.self, from: Data(bytes))
+    }
+
+    /// Reads the `.meta` of a backup; nil when there is none.
+    public static func read(forData dataPath: String) throws -> BackupMeta? {
+        let metaPath = path(for: dataPath)
+        guard FileSystem.exists(metaPath) else { return nil }
+        return try decode(try FileSystem.read(metaPath))
+    }
+
+    /// Writes the `.meta` atomically (temp file, fsync, rename, folder fsync).
+    public func write(forData dataPath: String) throws {
+        try AtomicFile.write(try encoded(), to: BackupMeta.path(for: dataPath), mode: 0o640)
+    }
+}
+
+/// Sizes as `du -h`/`ls -h` print them ("150M"), for the scripts' `size` field.
+public enum HumanSize {
+    public static func format(_ bytes: UInt64) -> String {
+        let units = ["", "K", "M", "G", "T", "P"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        if unit == 0 { return "\(bytes)" }
+        return value < 10 ? String(format: "%.1f", value) + units[unit] : "\(Int(value.rounded()))\(units[unit])"
+    }
+}

@@ -1,0 +1,50 @@
+import BackstopCore
+import Foundation
+
+/// The backup log: every line goes to `$BACKUP_DIR/logs/backup.log` (as the old scripts'
+/// did) and to stdout. `progress` lines go to a terminal only, overwritten in place.
+public final class BackupLog: Sendable {
+    public let file: String
+    public let echo: Bool
+    public let isTerminal: Bool
+
+    public init(backupDir: String, echo: Bool = true) {
+        file = backupDir + "/logs/backup.log"
+        self.echo = echo
+        isTerminal = isatty(1) == 1
+    }
+
+    public func info(_ message: String) { line("INFO", message) }
+    public func error(_ message: String) { line("ERROR", message) }
+
+    private func line(_ level: String, _ message: String) {
+        let text = "\(WallClock.rfc3339(WallClock.now())) [\(level)] \(message)"
+        try? FileSystem.appendLine(text, to: file)
+        if echo {
+            let out = (isTerminal ? "\r\u{1b}[K" : "") + text + "\n"
+            FileHandle.standardOutput.write(Data(out.utf8))
+        }
+    }
+
+    /// A progress line (bytes so far, rate) on a terminal; nothing otherwise.
+    public func progress(_ label: String, bytesIn: UInt64, bytesOut: UInt64, seconds: Double) {
+        guard echo, isTerminal else { return }
+        let rate = seconds > 0 ? Double(bytesIn) / seconds : 0
+        let text = "\r\u{1b}[K  \(label): \(HumanBytes.format(bytesIn)) read, \(HumanBytes.format(bytesOut)) written, \(HumanBytes.format(UInt64(rate)))/s"
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+}
+
+/// "12.3 MiB" style sizes for humans (logs, list).
+public enum HumanBytes {
+    public static func format(_ bytes: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f ", value) + units[unit]
+    }
+}

@@ -1,0 +1,36 @@
+import BackupCatalog
+
+/// The result of one backup (one database, the globals, or one base backup).
+public struct BackupOutcome: Sendable, Equatable {
+    public var kind: BackupKind
+    public var target: String
+    public var path: String?
+    public var success: Bool
+    public var startedAt: Double
+    public var finishedAt: Double
+    public var sizeBytes: UInt64
+    public var sha256: String?
+    /// What failed (nil on success).
+    public var message: String?
+
+    public var durationSeconds: Double { max(0, finishedAt - startedAt) }
+
+    public init(kind: BackupKind, target: String, path: String?, success: Bool, startedAt: Double, finishedAt: Double,
+                sizeBytes: UInt64, sha256: String?, message: String?) {
+        self.kind = kind
+        self.target = target
+        self.path = path
+        self.success = success
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.sizeBytes = sizeBytes
+        self.sha256 = sha256
+        self.message = message
+    }
+}
+
+/// A job that failed before or instead of producing outcomes (lock held, bad settings).
+public struct BackupJobError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,141 @@
+import BackstopCore
+import Foundation
+
+/// A child program (pg_dump, pg_dumpall, pg_basebackup, psql, pg_verifybackup) started with
+/// posix_spawn: argv only (no shell), the parent's environment plus `environment` (passwords
+/// travel there or in PGPASSFILE — never in argv), stdout on a pipe we read or /dev/null,
+/// stderr into a file so its last lines can explain a failure, every other descriptor closed.
+///
+/// Not Sendable: one thread starts it, reads it and waits for it.
+public final class ChildProcess {
+    public let executable: String
+    public let arguments: [String]
+    public let pid: pid_t
+    /// Read end of the child's stdout (when `captureStdout`), close-on-exec in this process.
+    public private(set) var stdoutFD: Int32
+    private let stderrPath: String
+    private var exitStatus: Int32?
+
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    /// Starts `executable` with `arguments`.
+    public init(executable: String, arguments: [String], environment: [String: String] = [:],
+                captureStdout: Bool, scratchDirectory: String) throws {
+        self.executable = executable
+        self.arguments = arguments
+        try FileSystem.createDirectory(scratchDirectory)
+        stderrPath = scratchDirectory + "/.stderr-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var fds: [Int32] = [-1, -1]
+        if captureStdout {
+            guard pipe(&fds) == 0 else { throw FileSystemError.errno(errno, "pipe", executable) }
+            // Close-on-exec on both ends: only the dup2'ed copy (fd 1) reaches the child.
+            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+            // A 1 MiB pipe lets the child run ahead of us in bigger steps (fewer wake-ups).
+            _ = fcntl(fds[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if captureStdout {
+            posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        Self.closeInheritedDescriptors(&actions)
+
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var child: pid_t = 0
+        let rc = posix_spawnp(&child, executable, &actions, nil, argv, envp)
+        if captureStdout { close(fds[1]) }
+        guard rc == 0 else {
+            if captureStdout { close(fds[0]) }
+            unlink(stderrPath)
+            throw Failure(description: "cannot start \(executable): \(String(cString: strerror(rc))) (is the PostgreSQL client installed and on PATH?)")
+        }
+        pid = child
+        stdoutFD = captureStdout ? fds[0] : -1
+    }
+
+    deinit {
+        if exitStatus == nil {
+            kill(pid, SIGTERM)
+            _ = try? wait()
+        }
+        if stdoutFD >= 0 { close(stdoutFD) }
+        unlink(stderrPath)
+    }
+
+    /// Closes our end of stdout (the child gets SIGPIPE/EPIPE if it still writes).
+    public func closeStdout() {
+        if stdoutFD >= 0 {
+            close(stdoutFD)
+            stdoutFD = -1
+        }
+    }
+
+    /// Asks the child to stop (SIGTERM).
+    public func terminate() { if exitStatus == nil { kill(pid, SIGTERM) } }
+
+    /// Waits for the child; returns its exit status (128+signal when killed). Blocking.
+    @discardableResult
+    public func wait() throws -> Int32 {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw FileSystemError.errno(errno, "waitpid", executable) }
+        }
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        exitStatus = code
+        return code
+    }
+
+    /// The child's stderr (the last `limit` bytes), trimmed.
+    public func stderrText(limit: Int = 4000) -> String {
+        guard let bytes = try? FileSystem.read(stderrPath) else { return "" }
+        return String(decoding: bytes.suffix(limit), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs to completion and returns stdout (for short outputs: psql -Atc). Throws with stderr
+    /// on a non-zero exit.
+    public static func output(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                              scratchDirectory: String) throws -> String {
+        let child = try ChildProcess(executable: executable, arguments: arguments, environment: environment,
+                                     captureStdout: true, scratchDirectory: scratchDirectory)
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(child.stdoutFD, $0.baseAddress, $0.count) }
+            if n > 0 { data += buffer[0..<n] } else if n == 0 || errno != EINTR { break }
+        }
+        let status = try child.wait()
+        guard status == 0 else {
+            throw Failure(description: "\(FileSystem.lastComponent(of: executable)) exited \(status): \(child.stderrText())")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+
+    /// glibc's posix_spawn_file_actions_addclosefrom_np (not visible through Swift's Glibc
+    /// module, so looked up at run time); without it, each descriptor in /proc/self/fd.
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        if let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np") {
+            let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
+            if closeFrom(&actions, 3) == 0 { return }
+        }
+        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap(Int32.init)
+        for fd in fds where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+    }
+}

@@ -1,1 +1,0 @@
-// The BackupPipeline module; see Package.swift for what it holds.

@@ -1,0 +1,81 @@
+import ArgumentParser
+import BackstopCore
+import BackupCatalog
+import BackupJobs
+import Foundation
+
+/// `backstop list`: the catalog, newest first.
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List the backups in BACKUP_DIR, newest first.",
+        discussion: """
+            Shows kind, target, file, size, start time, age and checksum state of every backup \
+            under $BACKUP_DIR/postgres and $BACKUP_DIR/redis. CHECKSUM is `sha256` for backups \
+            with a checksummed .meta, `legacy` for backups made by the old scripts, and \
+            `INCOMPLETE` for files without a completed .meta (not usable as backups).
+
+            Examples:
+              backstop list
+              backstop list postgres
+              backstop list --json | jq '.[0].path'
+            """
+    )
+
+    enum Scope: String, ExpressibleByArgument, CaseIterable {
+        case postgres, redis
+    }
+
+    @Argument(help: ArgumentHelp("Only postgres or only redis backups.", valueName: "postgres|redis"))
+    var scope: Scope?
+
+    @Flag(help: "Print a JSON array (path, kind, target, size_bytes, sha256, started_at, finished_at, state).")
+    var json = false
+
+    @OptionGroup var options: BackupDirOption
+
+    func run() async throws {
+        let settings = try options.postgresSettings()
+        let catalog = BackupCatalog(backupDir: settings.backupDir)
+        let kinds: Set<BackupKind>? = scope.map { $0 == .redis ? [.redis] : [.postgresFull, .postgresGlobals, .postgresBase] }
+        let entries = catalog.list(kinds: kinds)
+        let now = WallClock.now()
+        if json {
+            let objects: [[String: Any]] = entries.map { e in
+                var o: [String: Any] = ["path": e.path, "kind": e.kind.rawValue, "target": e.target, "size_bytes": e.sizeBytes,
+                                        "started_at": WallClock.rfc3339(e.startedAt), "state": e.state.rawValue]
+                o["sha256"] = e.meta?.sha256 ?? NSNull()
+                o["finished_at"] = e.finishedAt.map { WallClock.rfc3339($0) } ?? NSNull()
+                return o
+            }
+            let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            return
+        }
+        if entries.isEmpty {
+            print("no backups in \(settings.backupDir)\(scope.map { "/" + $0.rawValue } ?? "")")
+            return
+        }
+        var rows = [["KIND", "TARGET", "FILE", "SIZE", "STARTED", "AGE", "CHECKSUM"]]
+        for e in entries {
+            rows.append([e.kind.rawValue, e.target, e.name + (e.isDirectory ? "/" : ""), HumanBytes.format(e.sizeBytes),
+                         WallClock.rfc3339(e.startedAt), Age.format(now - e.startedAt),
+                         e.state == .complete ? "sha256" : (e.state == .legacy ? "legacy" : "INCOMPLETE")])
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        for row in rows {
+            print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces))
+        }
+    }
+}
+
+enum Age {
+    static func format(_ seconds: Double) -> String {
+        let s = Int(max(0, seconds))
+        if s < 120 { return "\(s)s" }
+        if s < 7200 { return "\(s / 60)m" }
+        if s < 172_800 { return "\(s / 3600)h" }
+        return "\(s / 86400)d"
+    }
+}
