@@ -123,7 +123,7 @@ struct PrometheusEndToEndTests {
     @Test("a Redis master that goes away makes Prometheus fire RedisDown from Backstop's metrics")
     func redisDownFiresInPrometheus() throws {
         let redis = try StandaloneRedis()
-        var env = try PostgresServer.shared().environment
+        var env = try PostgresServer.shared.environment
         env["REDIS_HOST"] = "127.0.0.1"
         env["REDIS_PORT"] = String(redis.port)
         let serve = try ServeProcess(environment: env)

@@ -52,7 +52,7 @@ final class ServeProcess {
 
     /// The environment for the shared PostgreSQL and the shared Redis cluster with its Sentinels.
     static func sharedEnvironment() throws -> [String: String] {
-        let pg = try PostgresServer.shared()
+        let pg = try PostgresServer.shared
         let redis = try RedisCluster.shared()
         var env = pg.environment
         env["REDIS_HOST"] = redis.master.host
