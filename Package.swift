@@ -95,6 +95,8 @@ let package = Package(
         .testTarget(name: "AlertingTests", dependencies: ["Alerting", "HTTPClient", "BackstopMetrics", "Health", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "BackstopTestSupport", "BackstopCore"], swiftSettings: strict),
+        // The container files, the Grafana dashboard and the Prometheus rules against a real Prometheus.
+        .testTarget(name: "DeploymentTests", dependencies: ["BackstopTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "BackupJobsTests",
             dependencies: ["BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"],
