@@ -49,7 +49,7 @@ import Testing
         defer { cluster.shutdown() }
         try RedisDataset.fill(try RedisConnection(to: cluster.master, password: Secret(Self.password), timeout: 10))
         let source = try RedisDataset.contents(of: cluster.master, password: Secret(Self.password))
-        #expect(source[0]?.count == 19)
+        #expect(source[0]?.count == 17)
 
         // The library job.
         let backupDir = try TestEnvironment.makeTempDirectory("redis-backup")
@@ -69,7 +69,7 @@ import Testing
         #expect(meta.method == "replication" && meta.rdbChecksum == "verified")
         #expect(meta.rdbVersion == 10)
         #expect(meta.redisVersion?.hasPrefix("7.") == true && meta.serverVersion == meta.redisVersion)
-        #expect(meta.keys == ["db0": 19, "db1": 19, "db5": 19, "db15": 19])
+        #expect(meta.keys == ["db0": 17, "db1": 17, "db5": 17, "db15": 17])
         #expect(meta.expires == ["db0": 3, "db1": 3, "db5": 3, "db15": 3])
         let sha = try TestProcesses.run("/usr/bin/sha256sum", [path]).stdout.prefix(64)
         #expect(meta.sha256 == String(sha) && meta.sizeBytes == outcome.sizeBytes)
@@ -271,7 +271,7 @@ import Testing
         ("BACKUP_REDIS_SOURCE", "slave", "master or replica"),
         ("BACKUP_REDIS_RETRIES", "11", "0 to 10"),
         ("BACKUP_REDIS_TIMEOUT", "soon", "duration"),
-        ("BACKUP_REDIS_REPLICA", "host:port:x", "BACKUP_REDIS_REPLICA"),
+        ("BACKUP_REDIS_REPLICA", "host:99999", "BACKUP_REDIS_REPLICA"),
     ])
     func badValuesNameTheVariableAndWhatIsAccepted(variable: String, value: String, accepted: String) {
         #expect {
