@@ -153,14 +153,18 @@ public struct RedisSnapshotBackup: Sendable {
                 let info = try fetchSnapshot(from: source, username: settings.redis.username, password: settings.redis.password,
                                              timeout: settings.timeout,
                                              options: SnapshotOptions(allowDiskless: false, startTimeout: settings.snapshotStartTimeout),
-                                             sink: consume)
+                                             shouldContinue: { cancellation?.isCancelled != true }, sink: consume)
                 summary = (info.rdbVersion, info.checksum)
             case .bgsave:
                 let dbfilename = (try? connection.configGet("dbfilename"))?["dbfilename"].flatMap { $0.isEmpty ? nil : $0 } ?? "dump.rdb"
-                let save = try connection.bgsave(timeout: settings.snapshotStartTimeout)
+                let save = try connection.bgsave(timeout: settings.snapshotStartTimeout,
+                                                 shouldContinue: { cancellation?.isCancelled != true })
                 let checked = try streamFile(FileSystem.lastComponent(of: dbfilename), savedAt: save.lastSaveTime, into: consume)
                 summary = (checked.rdbVersion, checked.checksum)
             }
+        } catch is CancellationError {
+            writer.abort()
+            throw BackupCancelled()
         } catch {
             writer.abort()
             throw error
