@@ -103,6 +103,12 @@ import Testing
             #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret) && !logText.contains(secret))
         }
         #expect(!Self.files(backupDir + "/redis").contains { $0.hasPrefix(".") })
+
+        // `backstop list` and `backstop verify --all` take both as good backups.
+        let listed = try BackstopBinary.run(["list", "--backup-dir", backupDir])
+        #expect(listed.status == 0 && listed.stdout.components(separatedBy: "redis_").count - 1 == 2, "\(listed.stdout)")
+        let verified = try BackstopBinary.run(["verify", "--all", "--backup-dir", backupDir])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
     }
 
     @Test func bgsaveMethodAndReplicaSourceGiveTheSameData() throws {
@@ -222,6 +228,8 @@ import Testing
         // Nothing that looks like a backup, nothing hidden left either.
         #expect(Self.files(backupDir + "/redis").isEmpty)
         #expect(BackupCatalog(backupDir: backupDir).list().isEmpty)
+        let listed = try BackstopBinary.run(["list", "--backup-dir", backupDir])
+        #expect(!listed.stdout.contains("redis_"))
         let target = "127.0.0.1:\(proxy.port)"
         let attempt = try #require(AttemptsRecord.load(backupDir: backupDir).attempts.values.first { $0.kind == "redis" })
         #expect(attempt.target == target && !attempt.success)
