@@ -162,6 +162,7 @@ public struct RedisSnapshotBackup: Sendable {
                 let checked = try streamFile(FileSystem.lastComponent(of: dbfilename), savedAt: save.lastSaveTime, into: consume)
                 summary = (checked.rdbVersion, checked.checksum)
             }
+            if settings.source == .master { try confirmStillMaster(source) }
         } catch is CancellationError {
             writer.abort()
             throw BackupCancelled()
@@ -218,6 +219,25 @@ public struct RedisSnapshotBackup: Sendable {
             return try validator.finish()
         } catch let failure as RDBValidator.Failure {
             throw BackupJobError("\(path): \(failure)")
+        }
+    }
+
+    /// After the transfer, before the file gets its name: a master demoted meanwhile (a
+    /// failover during the snapshot) may have lost writes the new master has, so this
+    /// attempt is discarded and the retry asks Sentinel for the new master.
+    private func confirmStillMaster(_ source: Endpoint) throws {
+        let connection = try RedisConnection(to: source, username: settings.redis.username,
+                                             password: settings.redis.password, timeout: settings.timeout)
+        let role = try connection.info("replication")["role"] ?? "unknown"
+        guard role == "master" else {
+            throw BackupJobError("\(source) stopped being the master during the snapshot (role now \(role)): a failover "
+                + "happened; the snapshot was discarded")
+        }
+        guard settings.redis.usesSentinel else { return }
+        let named = try resolveMaster()
+        guard named == source else {
+            throw BackupJobError("the Sentinels now name \(named) as master, not \(source): a failover happened during "
+                + "the snapshot; the snapshot was discarded")
         }
     }
 

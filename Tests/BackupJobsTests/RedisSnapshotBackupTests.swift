@@ -6,6 +6,7 @@ import BackupJobs
 import BackupPipeline
 import Foundation
 import RedisClient
+import Synchronization
 import Testing
 
 /// `backstop backup redis` against real servers: round trips through gunzip + a fresh
@@ -187,6 +188,42 @@ import Testing
         #expect(newest.meta?.master == newMaster.description && newest.meta?.source == newMaster.description)
         #expect(newest.meta?.sourceRole == "master" && newest.target == "mymaster")
         try Self.expectSameContents(backup: newest.path, as: source)
+    }
+
+    @Test func aFailoverDuringTheSnapshotDiscardsItAndTheRetryBacksUpTheNewMaster() throws {
+        let cluster = try RedisCluster.start(password: Self.password)
+        defer { cluster.shutdown() }
+        let master = try RedisConnection(to: cluster.master, password: Secret(Self.password), timeout: 10)
+        try RedisDataset.fill(master)
+        _ = try master.call(["EVAL", "for i=1,40000 do redis.call('SET','bulk:'..i, i) end return 1", "0"])
+        // The old master's fork takes ~4 s (100 µs per key), long enough to fail over during it.
+        _ = try master.call(["CONFIG", "SET", "rdb-key-save-delay", "100"])
+        let backupDir = try TestEnvironment.makeTempDirectory("redis-mid-failover")
+        let settings = try Self.settings(Self.environment(cluster, backupDir: backupDir, extra: [
+            "BACKUP_REDIS_RETRIES": "5", "BACKUP_REDIS_RETRY_DELAY": "1s",
+        ]))
+        let result = Mutex<BackupOutcome?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let outcome = try? RedisSnapshotBackup(settings: settings, log: BackupLog(backupDir: backupDir, echo: false)).run()
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        try TestEnvironment.waitUntil(timeout: 10, "the snapshot's fork on the old master") {
+            try cluster.redisCLI(port: cluster.master.port, ["INFO", "persistence"]).contains("rdb_bgsave_in_progress:1")
+        }
+        let newMaster = try cluster.failover()
+        #expect(done.wait(timeout: .now() + 90) == .success)
+        let outcome = try #require(result.withLock { $0 })
+        #expect(outcome.success, "\(outcome.message ?? "")")
+        let path = try #require(outcome.path)
+        let meta = try #require(try BackupMeta.read(forData: path))
+        #expect(meta.master == newMaster.description && meta.source == newMaster.description)
+        let logText = try String(contentsOfFile: backupDir + "/logs/backup.log", encoding: .utf8)
+        #expect(logText.contains("attempt 1 of 6 failed"), "\(logText)")
+        #expect(Self.files(backupDir + "/redis").filter { $0.hasSuffix(".rdb.gz") }.count == 1)
+        let source = try RedisDataset.contents(of: newMaster, password: Secret(Self.password))
+        try Self.expectSameContents(backup: path, as: source)
     }
 
     @Test func aMasterFrozenMidBackupFailsThatAttemptAndTheRetryGoesToThePromotedReplica() throws {
