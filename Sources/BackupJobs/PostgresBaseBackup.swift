@@ -30,7 +30,7 @@ public struct PostgresBaseBackup: Sendable {
         let lock = try FileLock(path: settings.locksDir + "/postgres_base.lock", purpose: "backup postgres incremental")
         defer { lock.release() }
         try FileSystem.createDirectory(settings.postgresDir)
-        StaleFiles.removePartials(in: settings.postgresDir)
+        StaleFiles.removePartials(in: settings.postgresDir) { $0.hasPrefix("wal_") }
         let started = WallClock.now()
         let stamp = StaleFiles.freeStamp(startingAt: started, in: settings.postgresDir) { ["wal_\($0)"] }
         let name = "wal_\(stamp)"

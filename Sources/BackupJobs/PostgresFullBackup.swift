@@ -28,7 +28,9 @@ public struct PostgresFullBackup: Sendable {
         let lock = try FileLock(path: settings.locksDir + "/postgres_full.lock", purpose: "backup postgres full")
         defer { lock.release() }
         try FileSystem.createDirectory(settings.postgresDir)
-        StaleFiles.removePartials(in: settings.postgresDir)
+        StaleFiles.removePartials(in: settings.postgresDir) { name in
+            name.hasPrefix("globals_") || settings.databases.contains { name.hasPrefix("\($0)_full_") }
+        }
         let started = WallClock.now()
         let stamp = StaleFiles.freeStamp(startingAt: started, in: settings.postgresDir) { stamp in
             settings.databases.map { "\($0)_full_\(stamp).sql.gz" } + ["globals_\(stamp).sql.gz"]
@@ -131,8 +133,12 @@ enum StreamedDump {
 enum StaleFiles {
     /// Removes hidden temporary files and folders (`.NAME.partial`) of runs that died; the
     /// caller holds the job's lock, so none of them is in use.
-    static func removePartials(in folder: String) {
-        for name in (try? FileSystem.list(folder)) ?? [] where name.hasPrefix(".") && name.hasSuffix(".partial") {
+    /// Removes the leftovers of this job's own crashed runs. Only names `owned` says are the
+    /// job's: the full dump and the base backup share `postgres/` and run at the same time,
+    /// and one must never delete the other's file in progress (the caller holds its job's
+    /// lock, so its own partials are certainly stale).
+    static func removePartials(in folder: String, owned: (String) -> Bool) {
+        for name in (try? FileSystem.list(folder)) ?? [] where name.hasPrefix(".") && name.hasSuffix(".partial") && owned(String(name.dropFirst())) {
             try? FileManager.default.removeItem(atPath: folder + "/" + name)
         }
     }

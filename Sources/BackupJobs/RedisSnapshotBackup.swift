@@ -41,7 +41,7 @@ public struct RedisSnapshotBackup: Sendable {
         let lock = try FileLock(path: settings.locksDir + "/redis.lock", purpose: "backup redis")
         defer { lock.release() }
         try FileSystem.createDirectory(settings.redisDir)
-        StaleFiles.removePartials(in: settings.redisDir)
+        StaleFiles.removePartials(in: settings.redisDir) { $0.hasPrefix("redis_") }
         let started = WallClock.now()
         let stamp = StaleFiles.freeStamp(startingAt: started, in: settings.redisDir) { ["redis_\($0).rdb.gz"] }
         let file = "redis_\(stamp).rdb.gz"

@@ -10,6 +10,7 @@ enum ScheduledJobs {
     /// Job name → action. A job without an action here is not scheduled.
     static func actions(environment env: [String: String], registry: MetricsRegistry) throws -> [String: @Sendable () async throws -> Void] {
         let postgres = try validated { try PostgresJobSettings(environment: env) }
+        let redis = try validated { try RedisJobSettings(environment: env) }
         let log = BackupLog(backupDir: postgres.backupDir)
         return [
             "full": {
@@ -27,6 +28,19 @@ enum ScheduledJobs {
                 }
                 if !outcome.success { throw BackupJobError(outcome.message ?? "base backup failed") }
             },
+            "redis": {
+                // No child process here: the snapshot is read in-process, so cancellation goes
+                // through the job's own flag (checked between chunks, keepalives and polls).
+                let cancellation = BackupCancellation()
+                let outcome = try await withTaskCancellationHandler {
+                    try await Blocking.run {
+                        try RedisSnapshotBackup(settings: redis, log: log, metrics: registry, cancellation: cancellation).run()
+                    }
+                } onCancel: {
+                    cancellation.cancel()
+                }
+                if !outcome.success { throw BackupJobError(outcome.message ?? "redis backup failed") }
+            },
         ]
     }
 
@@ -34,7 +48,8 @@ enum ScheduledJobs {
     /// succeeded is visible (and BackupStale can fire for it).
     static func expectedSeries(environment env: [String: String]) throws -> [BackupMetrics.Expected] {
         let postgres = try validated { try PostgresJobSettings(environment: env) }
-        return BackupMetrics.expected(postgres: postgres)
+        let redis = try validated { try RedisJobSettings(environment: env) }
+        return BackupMetrics.expected(postgres: postgres) + BackupMetrics.expected(redis: redis)
     }
 
     /// Runs a blocking job off the cooperative pool. When the task is cancelled (the
