@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func backupListVerifyEndToEnd() throws {
-        let server = try PostgresServer.shared
+        let server = try PostgresServer.shared()
         let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("cli"))
         try server.psql(Fixtures.bulk(megabytes: 1), database: db)
         let backupDir = try TestEnvironment.makeTempDirectory("cli")
@@ -71,5 +71,32 @@ import Testing
         #expect(usage.stderr.contains("BACKUP_COMPRESSION_LEVEL"))
         let mode = try TestProcesses.run(binary, ["backup", "postgres", "everything"], environment: env, check: false)
         #expect(mode.status == 64)
+    }
+
+    @Test func aKilledRunLeavesNothingAndTheNextRunCleansUp() throws {
+        let server = try PostgresServer.shared()
+        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("killed"))
+        try server.psql(Fixtures.bulk(megabytes: 40), database: db)
+        let backupDir = try TestEnvironment.makeTempDirectory("cli-killed")
+        var env = server.environment(database: db)
+        env["BACKUP_DIR"] = backupDir
+        env["BACKUP_POSTGRES_BIN"] = server.binDirectory
+        let binary = try backstop()
+        let pid = try TestProcesses.spawn(binary, ["backup", "postgres", "full"], logFile: backupDir + "/run.log", environment: env)
+        try TestEnvironment.waitUntil(timeout: 30, "the dump to start writing") {
+            Fixtures.files(in: backupDir + "/postgres").contains { $0.hasPrefix(".\(db)_full_") && $0.hasSuffix(".partial") }
+        }
+        kill(pid, SIGKILL)
+        TestProcesses.unregister(pid: pid)
+        usleep(200_000)
+        #expect(!Fixtures.files(in: backupDir + "/postgres").contains { !$0.hasPrefix(".") })
+        let list = try TestProcesses.run(binary, ["list", "--json"], environment: env)
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [Any])
+        #expect(listed.isEmpty)
+        // The next run removes the leftover and writes a good backup.
+        let next = try TestProcesses.run(binary, ["backup", "postgres", "full"], environment: env, check: false)
+        #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+        #expect(!Fixtures.files(in: backupDir + "/postgres").contains { $0.hasPrefix(".") })
+        #expect(BackupCatalog(backupDir: backupDir).list(kinds: [.postgresFull]).map(\.state) == [.complete])
     }
 }
