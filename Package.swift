@@ -61,6 +61,12 @@ let package = Package(
         .target(name: "Scheduling", dependencies: ["BackstopCore"], swiftSettings: strict),
         // libcurl: outbound HTTP (webhooks, Alertmanager, S3).
         .target(name: "HTTPClient", dependencies: ["CCurl", "BackstopCore"], swiftSettings: strict),
+        // The alert rules, the firing set and its sinks (alerts.json, webhooks, Alertmanager).
+        .target(
+            name: "Alerting",
+            dependencies: ["BackstopCore", "BackstopMetrics", "HTTPClient", "Health", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // The probes, the health state and the metrics it feeds.
         .target(
             name: "Health",
@@ -71,7 +77,7 @@ let package = Package(
             name: "backstop",
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
-                "BackupPipeline", "Scheduling", "HTTPClient", "Health",
+                "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
                 "BackupCatalog", "BackupJobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -86,12 +92,14 @@ let package = Package(
         .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
         .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
         .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "AlertingTests", dependencies: ["Alerting", "HTTPClient", "BackstopMetrics", "Health", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "BackstopTestSupport", "BackstopCore"], swiftSettings: strict),
         .testTarget(
             name: "BackupJobsTests",
             dependencies: ["BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

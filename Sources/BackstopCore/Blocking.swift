@@ -4,13 +4,20 @@ import Dispatch
 /// thread pool. A blocked pool thread stalls every task in the process — the /metrics
 /// server, the health loop, shutdown — so every such call goes through here.
 public enum Blocking {
-    /// A concurrent queue: its threads are Dispatch's, not the cooperative pool's.
-    private static let queue = DispatchQueue(label: "backstop.blocking", qos: .utility, attributes: .concurrent)
+    /// Each call gets its own serial queue. Serial queues run on Dispatch's overcommit pool,
+    /// which starts a thread at once when none is free. A shared concurrent queue does not:
+    /// it runs about one thread per core and adds more only after ~1 s of stall, so a few
+    /// calls hanging on a dead server (a webhook receiver that never answers) delayed every
+    /// later call — the alerts file, the next probe — by seconds (BlockingStarvationTests).
+    /// Threads are reused by the pool; the number alive follows the number of calls running.
+    private static func queue() -> DispatchQueue {
+        DispatchQueue(label: "backstop.blocking", qos: .utility)
+    }
 
-    /// Runs `body` on the blocking queue and resumes with its result.
+    /// Runs `body` on a Dispatch thread and resumes with its result.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            queue.async {
+            queue().async {
                 continuation.resume(with: Result { try body() })
             }
         }
@@ -19,7 +26,7 @@ public enum Blocking {
     /// The non-throwing variant.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: body()) }
+            queue().async { continuation.resume(returning: body()) }
         }
     }
 }

@@ -83,12 +83,22 @@ extension Substring {
 
 /// The logging set-up every subcommand shares.
 public enum BackstopLogging {
-    /// Points swift-log at `LineLogHandler`; `file` receives a copy of every line.
-    /// Only the first call in a process takes effect (swift-log's own rule).
-    public static func bootstrap(level: String, file: String?, toStderr: Bool = false) {
+    /// Logger labels whose lines are also appended to a file under `logs/`, as the old scripts
+    /// did: job output to `backup.log`, the health loop to `health.log`.
+    public static let backupLabel = "backstop.backup"
+    public static let healthLabel = "backstop.health"
+
+    /// Points swift-log at `LineLogHandler`. `files` maps a logger label to the file that gets
+    /// a copy of its lines. Only the first call in a process takes effect (swift-log's rule).
+    public static func bootstrap(level: String, files: [String: String] = [:], toStderr: Bool = false) {
         let parsed = Logger.Level(rawValue: level) ?? .info
         LoggingSystem.bootstrap { label in
-            LineLogHandler(label: label, level: parsed, filePath: file, toStderr: toStderr)
+            LineLogHandler(label: label, level: parsed, filePath: files[label], toStderr: toStderr)
         }
+    }
+
+    /// The usual mapping for a backup folder.
+    public static func standardFiles(backupDir: String) -> [String: String] {
+        [backupLabel: backupDir + "/logs/backup.log", healthLabel: backupDir + "/logs/health.log"]
     }
 }

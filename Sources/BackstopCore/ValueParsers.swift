@@ -115,7 +115,14 @@ public enum ValueParsers {
     /// A comma-separated list of `host:port`.
     public static func endpointList(_ raw: String, variable: String, defaultPort: Int? = nil) throws -> [Endpoint] {
         let parts = raw.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
-        return try parts.map { try endpoint($0, variable: variable, defaultPort: defaultPort) }
+        return try parts.map { part in
+            do {
+                return try endpoint(part, variable: variable, defaultPort: defaultPort)
+            } catch let error as ConfigError {
+                throw ConfigError(variable: variable, value: raw,
+                                  accepted: "a comma-separated list of \(error.accepted); \"\(part)\" is not")
+            }
+        }
     }
 }
 

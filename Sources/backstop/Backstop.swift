@@ -8,6 +8,9 @@ struct Backstop: AsyncParsableCommand {
         commandName: "backstop",
         abstract: "Backups, health checks and metrics for a PostgreSQL + Redis (Sentinel) deployment.",
         version: BuildInfo.version,
-        subcommands: [BackupCommand.self, ListCommand.self, VerifyCommand.self]
+        subcommands: [
+            ServeCommand.self, HealthCommand.self, BackupCommand.self, ListCommand.self, VerifyCommand.self,
+            ScheduleCommand.self,
+        ]
     )
 }

@@ -118,45 +118,66 @@ public struct CommandResult: Sendable {
 public enum TestProcesses {
     /// Runs a program to completion and returns its output. `asUser` runs it through
     /// `runuser` (for PostgreSQL's programs when the tests run as root).
+    ///
+    /// Uses posix_spawn and waitpid directly, not Foundation's Process: Process learns of a
+    /// child's exit through a descriptor the child inherits, so when the child leaves a daemon
+    /// behind (`pg_ctl start`), Process waits for the daemon instead.
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                            asUser: String? = nil, stdin: Data? = nil, check: Bool = true) throws -> CommandResult {
-        let process = Process()
-        if let asUser {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", asUser, "--", executable] + arguments
+        let (path, argv) = commandLine(executable, arguments, asUser: asUser)
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [0, 0]
+        // Pipes are made close-on-exec under the spawn lock, so no other child spawned by
+        // these helpers can inherit them between pipe() and fcntl().
+        SpawnLock.lock.lock()
+        let piped = makeCloexecPipe(&outPipe) && makeCloexecPipe(&errPipe) && makeCloexecPipe(&inPipe)
+        SpawnLock.lock.unlock()
+        guard piped else { throw TestSupportError("pipe() failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if stdin != nil {
+            posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         }
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        let pid = try spawnRaw(path, argv, environment: environment, actions: &actions)
+        close(outPipe[1]); close(errPipe[1]); close(inPipe[0])
+        let inputFD = inPipe[1]
         if let stdin {
-            input.fileHandleForWriting.write(stdin)
-            try? input.fileHandleForWriting.close()
+            let writer = Thread {
+                stdin.withUnsafeBytes { raw in
+                    var offset = 0
+                    while offset < raw.count {
+                        let n = write(inputFD, raw.baseAddress! + offset, raw.count - offset)
+                        if n <= 0 { break }
+                        offset += n
+                    }
+                }
+                close(inputFD)
+            }
+            writer.start()
+        } else {
+            close(inputFD)
         }
-        // Read both pipes concurrently so a chatty child never blocks on a full pipe.
         let errBox = DataBox()
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async {
-            errBox.data = err.fileHandleForReading.readDataToEndOfFile()
+        let errFD = errPipe[0]
+        Thread {
+            errBox.data = readAll(errFD)
             group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        }.start()
+        let outData = readAll(outPipe[0])
         group.wait()
-        process.waitUntilExit()
-        let result = CommandResult(
-            status: process.terminationStatus,
-            stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errBox.data, as: UTF8.self))
+        close(outPipe[0]); close(errPipe[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let result = CommandResult(status: code, stdout: String(decoding: outData, as: UTF8.self),
+                                   stderr: String(decoding: errBox.data, as: UTF8.self))
         if check && result.status != 0 {
             throw TestSupportError("\(([executable] + arguments).joined(separator: " ")) exited \(result.status): \(result.stderr)\(result.stdout)")
         }
@@ -167,26 +188,72 @@ public enum TestProcesses {
     /// the exit hook.
     public static func spawn(_ executable: String, _ arguments: [String], logFile: String,
                              environment: [String: String]? = nil, asUser: String? = nil) throws -> Int32 {
-        let process = Process()
-        if let asUser {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", asUser, "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
-        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
-        let log = FileHandle(forWritingAtPath: logFile)
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let pid = process.processIdentifier
+        let (path, argv) = commandLine(executable, arguments, asUser: asUser)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let pid = try spawnRaw(path, argv, environment: environment, actions: &actions)
         register(pid: pid)
         return pid
+    }
+
+    private static func commandLine(_ executable: String, _ arguments: [String], asUser: String?) -> (String, [String]) {
+        if let asUser {
+            return ("/usr/sbin/runuser", ["runuser", "-u", asUser, "--", executable] + arguments)
+        }
+        return (executable, [executable] + arguments)
+    }
+
+    private static func spawnRaw(_ path: String, _ argv: [String], environment: [String: String]?,
+                                 actions: inout posix_spawn_file_actions_t) throws -> Int32 {
+        var env = ProcessInfo.processInfo.environment
+        if let environment { env.merge(environment) { _, new in new } }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        // The child starts with an empty signal mask and default handlers: a server must not
+        // inherit the test thread's blocked SIGTERM (redis-server would then ignore shutdown).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        SpawnLock.lock.lock()
+        let rc = posix_spawn(&pid, path, &actions, &attributes, cArgs, cEnv)
+        SpawnLock.lock.unlock()
+        guard rc == 0 else { throw TestSupportError("cannot start \(path): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
+    private static func makeCloexecPipe(_ fds: inout [Int32]) -> Bool {
+        guard pipe(&fds) == 0 else { return false }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        return true
+    }
+
+    private static func readAll(_ fd: Int32) -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+        }
+        return data
     }
 
     /// Registers a pid to be killed (SIGKILL) when the test process exits.
@@ -239,4 +306,8 @@ private func killRegisteredChildren() {
     ChildRegistry.lock.unlock()
     for cleanup in cleanups { cleanup() }
     for pid in pids { kill(pid, SIGKILL) }
+}
+
+private enum SpawnLock {
+    static let lock = NSLock()
 }

@@ -1,0 +1,36 @@
+import Dispatch
+import Synchronization
+
+/// Runs blocking `work` on the blocking queue and answers `onTimeout()` if it has not
+/// finished after `timeout`. A C call cannot be interrupted, so the work keeps its thread
+/// until the library's own timeout fires; its late result is dropped. The caller — a health
+/// probe, a scrape-adjacent task — is never held longer than `timeout`.
+public func withTimeout<T: Sendable>(_ timeout: Duration, work: @escaping @Sendable () -> T, onTimeout: @escaping @Sendable () -> T) async -> T {
+    let slot = ResumeOnce<T>()
+    return await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+        slot.set(continuation)
+        DispatchQueue.global(qos: .utility).async {
+            slot.resume(work())
+        }
+        let nanos = UInt64(max(0, timeout.seconds) * 1e9)
+        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .nanoseconds(Int(min(nanos, UInt64(Int.max))))) {
+            slot.resume(onTimeout())
+        }
+    }
+}
+
+/// A continuation resumed by whichever side comes first; later calls are ignored.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let state = Mutex<CheckedContinuation<T, Never>?>(nil)
+
+    func set(_ c: CheckedContinuation<T, Never>) { state.withLock { $0 = c } }
+
+    func resume(_ value: T) {
+        let c = state.withLock { s -> CheckedContinuation<T, Never>? in
+            let c = s
+            s = nil
+            return c
+        }
+        c?.resume(returning: value)
+    }
+}

@@ -1,1 +1,0 @@
-// The HTTPClient module; see Package.swift for what it holds.

@@ -1,1 +1,0 @@
-// The Health module; see Package.swift for what it holds.

@@ -1,1 +1,0 @@
-// The RedisClient module; see Package.swift for what it holds.

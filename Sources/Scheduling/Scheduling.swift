@@ -1,1 +1,0 @@
-// The Scheduling module; see Package.swift for what it holds.

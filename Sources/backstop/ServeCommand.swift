@@ -1,0 +1,76 @@
+import Alerting
+import ArgumentParser
+import BackstopCore
+import BackstopMetrics
+import Health
+import Scheduling
+import Logging
+import ServiceLifecycle
+
+/// `backstop serve`: the long-running sidecar.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the service: /metrics, the health loop and the scheduled jobs.",
+        discussion: """
+            Serves GET /metrics (Prometheus text format) and GET /healthz on --listen, probes \
+            PostgreSQL, Redis, Sentinel and the backup disk every HEALTH_CHECK_INTERVAL, and \
+            writes the results to the metrics and to $BACKUP_DIR/logs/health.log. Stops \
+            gracefully on SIGTERM or SIGINT.
+
+            Examples:
+              backstop serve
+              backstop serve --listen 127.0.0.1:9847 --health-interval 30s
+            """
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: ArgumentHelp("Address of the metrics server (overrides METRICS_LISTEN, default 0.0.0.0:\(BackstopConfig.defaultMetricsPort)).", valueName: "host:port"))
+    var listen: String?
+
+    @Option(name: .customLong("health-interval"), help: ArgumentHelp("Time between health checks: 300, 300s, 5m (overrides HEALTH_CHECK_INTERVAL, default 5m).", valueName: "duration"))
+    var healthInterval: String?
+
+    func run() async throws {
+        let overrides = ["METRICS_LISTEN": listen, "HEALTH_CHECK_INTERVAL": healthInterval]
+        let config = try common.loadConfig(overrides: overrides)
+        let alerting = try AlertingSetup(environment: common.environment(overrides: overrides), backstop: config)
+        try FileSystem.createDirectory(config.logsDir)
+        BackstopLogging.bootstrap(level: config.logLevel, files: BackstopLogging.standardFiles(backupDir: config.backupDir))
+        let logger = Logger(label: "backstop")
+
+        let registry = MetricsRegistry()
+        Family.declareStandard(in: registry)
+        if config.redis.usesSentinel { Family.declareSentinel(in: registry) }
+        ProcessMetrics.register(in: registry)
+
+        AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
+        let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,
+                                     evaluationInterval: config.healthInterval, metrics: registry,
+                                     logger: Logger(label: "backstop.alerting"))
+
+        let metrics = MetricsService(listen: config.metricsListen, registry: registry, logger: logger)
+        let health = HealthLoopService(
+            checker: HealthChecker(config: config), registry: registry,
+            interval: config.healthInterval, logger: Logger(label: BackstopLogging.healthLabel),
+            onReport: { [registry] report in
+                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry))
+                _ = await pipeline.evaluate(snapshot)
+            })
+        let scheduler = SchedulerService(
+            settings: alerting.schedules, actions: ScheduledJobs.actions(config: config, registry: registry),
+            lastSuccess: { job in ScheduledJobs.lastSuccess(job: job, registry: registry) },
+            registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
+        // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running
+        // backup finish) while /metrics still answers.
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: metrics), .init(service: health), .init(service: scheduler)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])
+        try await group.run()
+        await pipeline.shutdown(grace: .seconds(5))
+        logger.info("backstop stopped")
+    }
+}

@@ -1,0 +1,203 @@
+import BackstopCore
+import BackstopTestSupport
+import Foundation
+import Testing
+
+/// `backstop serve` run as an operator runs it, against real PostgreSQL, Redis and Sentinels.
+@Suite("backstop serve against real servers", .serialized)
+struct ServeTests {
+    /// A running `backstop serve` with its environment, stopped at the end of a test.
+    final class Service {
+        let pid: Int32
+        let port: Int
+        let backupDir: String
+        let log: String
+        var metricsURL: String { "http://127.0.0.1:\(port)/metrics" }
+
+        init(postgres: PostgresServer?, redis: RedisCluster?, useSentinel: Bool = true, interval: String = "1s", extra: [String: String] = [:]) throws {
+            port = try TestEnvironment.freePort()
+            let dir = try TestEnvironment.makeTempDirectory("serve")
+            backupDir = dir + "/backups"
+            log = dir + "/serve.log"
+            var env: [String: String] = [
+                "BACKUP_DIR": backupDir,
+                "METRICS_LISTEN": "127.0.0.1:\(port)",
+                "HEALTH_CHECK_INTERVAL": interval,
+                "HEALTH_PROBE_TIMEOUT": "2s",
+            ]
+            if let postgres {
+                env.merge(postgres.environment) { _, new in new }
+            } else {
+                env["PGHOST"] = "127.0.0.1"
+                env["PGPORT"] = "1"
+            }
+            if let redis {
+                env["REDIS_HOST"] = redis.master.host
+                env["REDIS_PORT"] = String(redis.master.port)
+                if useSentinel {
+                    env["REDIS_SENTINELS"] = redis.sentinels.map(\.description).joined(separator: ",")
+                    env["REDIS_SENTINEL_MASTER"] = redis.masterName
+                }
+                if let password = redis.password { env["REDIS_PASSWORD"] = password }
+            } else {
+                env["REDIS_HOST"] = "127.0.0.1"
+                env["REDIS_PORT"] = "1"
+            }
+            env.merge(extra) { _, new in new }
+            pid = try BackstopBinary.spawn(["serve"], environment: env, logFile: log)
+            let port = self.port
+            try TestEnvironment.waitUntil(timeout: 20, "backstop serve to listen on \(port)") {
+                TestEnvironment.isListening(port: port)
+            }
+        }
+
+        func metrics() throws -> String {
+            try TestHTTP.request(metricsURL).body
+        }
+
+        func stop() -> Int32 {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            TestProcesses.unregister(pid: pid)
+            return status
+        }
+
+        deinit {
+            kill(pid, SIGKILL)
+        }
+    }
+
+    @Test("/metrics passes promtool, carries every family, and the other routes answer as documented")
+    func metricsContract() throws {
+        let pg = try PostgresServer.shared
+        let redis = try RedisCluster.shared()
+        let service = try Service(postgres: pg, redis: redis)
+        defer { _ = service.stop() }
+        let body = try TestHTTP.waitFor(service.metricsURL, timeout: 20, "a first health check") {
+            $0.contains("backstop_health_check_last_timestamp_seconds ")
+                && $0.contains("backstop_redis_master_info{")
+                && $0.contains("backstop_postgres_up{")
+        }
+        for family in [
+            "backstop_build_info", "backstop_postgres_up", "backstop_redis_up", "backstop_redis_sentinel_up",
+            "backstop_redis_sentinel_master_ok", "backstop_redis_sentinel_quorum_ok",
+            "backstop_redis_sentinel_known_sentinels", "backstop_redis_sentinel_known_replicas",
+            "backstop_redis_master_info", "backstop_disk_total_bytes", "backstop_disk_free_bytes",
+            "backstop_health_check_last_timestamp_seconds", "process_resident_memory_bytes",
+            "process_cpu_seconds_total", "process_start_time_seconds", "process_open_fds",
+        ] {
+            #expect(body.contains("\n\(family){") || body.contains("\n\(family) "), "family \(family) has no sample")
+        }
+        #expect(metricValue(body, "backstop_postgres_up", "target=\"\(pg.database)\"") == 1)
+        #expect(metricValue(body, "backstop_redis_up", "address=\"\(redis.master)\",role=\"master\"") == 1)
+        #expect(metricValue(body, "backstop_redis_sentinel_quorum_ok", "master_name=\"mymaster\"") == 1)
+        #expect(metricValue(body, "backstop_redis_sentinel_known_sentinels", "master_name=\"mymaster\"") == 3)
+        #expect(metricValue(body, "backstop_redis_sentinel_known_replicas", "master_name=\"mymaster\"") == 1)
+        for sentinel in redis.sentinels {
+            #expect(metricValue(body, "backstop_redis_sentinel_up", "sentinel=\"\(sentinel)\"") == 1)
+        }
+
+        // promtool, the reference linter, finds nothing to say.
+        let promtool = try TestEnvironment.binary("promtool", package: "prometheus")
+        let check = try TestProcesses.run(promtool, ["check", "metrics"], stdin: Data(body.utf8), check: false)
+        #expect(check.status == 0 && check.stdout.isEmpty && check.stderr.isEmpty, "promtool: \(check.stdout)\(check.stderr)")
+
+        let headers = try TestHTTP.request(service.metricsURL).headers
+        #expect(headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+        #expect(try TestHTTP.request("http://127.0.0.1:\(service.port)/healthz").status == 200)
+        #expect(try TestHTTP.request("http://127.0.0.1:\(service.port)/nope").status == 404)
+        let post = try TestHTTP.request(service.metricsURL, method: "POST", body: Data("x".utf8))
+        #expect(post.status == 405)
+        #expect(post.headers["allow"] == "GET, HEAD")
+        let head = try TestHTTP.request(service.metricsURL, method: "HEAD")
+        #expect(head.status == 200 && head.body.isEmpty)
+    }
+
+    @Test("a stopped PostgreSQL shows as down, and up again once it is back")
+    func postgresDownAndUp() throws {
+        let pg = try PostgresServer.start(name: "serve-pg-down")
+        defer { try? pg.stop(mode: "immediate") }
+        let service = try Service(postgres: pg, redis: nil)
+        defer { _ = service.stop() }
+        let up = "backstop_postgres_up{target=\"\(pg.database)\"} 1"
+        let down = "backstop_postgres_up{target=\"\(pg.database)\"} 0"
+        try TestHTTP.waitFor(service.metricsURL, timeout: 20, "postgres up") { $0.contains(up) }
+        try pg.stop()
+        try TestHTTP.waitFor(service.metricsURL, timeout: 20, "postgres down") { $0.contains(down) }
+        try pg.start()
+        try TestHTTP.waitFor(service.metricsURL, timeout: 20, "postgres up again") { $0.contains(up) }
+        let log = try String(contentsOfFile: service.backupDir + "/logs/health.log", encoding: .utf8)
+        #expect(log.contains("postgres \(pg.database) down"), "health.log records the change: \(log)")
+    }
+
+    @Test("a stopped Redis master shows as down")
+    func redisMasterDown() throws {
+        let redis = try RedisCluster.start(withSentinels: false)
+        defer { redis.shutdown() }
+        let service = try Service(postgres: nil, redis: redis, useSentinel: false)
+        defer { _ = service.stop() }
+        let label = "address=\"\(redis.master)\",role=\"master\""
+        try TestHTTP.waitFor(service.metricsURL, timeout: 20, "redis up") { metricValue($0, "backstop_redis_up", label) == 1 }
+        try redis.stopMaster()
+        try TestHTTP.waitFor(service.metricsURL, timeout: 20, "redis down") { metricValue($0, "backstop_redis_up", label) == 0 }
+    }
+
+    @Test("after SENTINEL FAILOVER the master info names the new master")
+    func failoverMovesMasterInfo() throws {
+        let redis = try RedisCluster.start()
+        defer { redis.shutdown() }
+        let service = try Service(postgres: nil, redis: redis)
+        defer { _ = service.stop() }
+        let before = "backstop_redis_master_info{master_name=\"mymaster\",address=\"\(redis.master)\"} 1"
+        try TestHTTP.waitFor(service.metricsURL, timeout: 20, "the first master") { $0.contains(before) }
+        let newMaster = try redis.failover()
+        #expect(newMaster != redis.master)
+        let after = "backstop_redis_master_info{master_name=\"mymaster\",address=\"\(newMaster)\"} 1"
+        let body = try TestHTTP.waitFor(service.metricsURL, timeout: 30, "the new master") { $0.contains(after) }
+        #expect(!body.contains("address=\"\(redis.master)\"} 1\nbackstop") || !body.contains(before), "the old master's series is gone")
+        #expect(!body.contains(before))
+        #expect(metricValue(body, "backstop_redis_up", "address=\"\(newMaster)\",role=\"master\"") == 1)
+    }
+
+    @Test("/metrics keeps answering quickly while PostgreSQL is frozen (SIGSTOP)")
+    func frozenPostgres() throws {
+        let pg = try PostgresServer.start(name: "serve-pg-frozen")
+        defer { try? pg.stop(mode: "immediate") }
+        let service = try Service(postgres: pg, redis: nil)
+        defer { _ = service.stop() }
+        try TestHTTP.waitFor(service.metricsURL, timeout: 20, "postgres up") {
+            $0.contains("backstop_postgres_up{target=\"\(pg.database)\"} 1")
+        }
+        let pid = try #require(pg.postmasterPID)
+        kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) }
+        var slowest = 0.0
+        let deadline = Date().addingTimeInterval(6)
+        while Date() < deadline {
+            let r = try TestHTTP.request(service.metricsURL, timeout: 2)
+            #expect(r.status == 200)
+            slowest = max(slowest, r.seconds)
+            usleep(100_000)
+        }
+        #expect(slowest < 0.5, "slowest scrape took \(slowest) s while PostgreSQL was frozen")
+        let body = try service.metrics()
+        #expect(metricValue(body, "backstop_postgres_up", "target=\"\(pg.database)\"") == 0, "a frozen server counts as down")
+    }
+
+    @Test("SIGTERM stops the service within a few seconds, exit status 0")
+    func gracefulShutdown() throws {
+        let service = try Service(postgres: nil, redis: nil, interval: "5m")
+        let started = Date()
+        let status = service.stop()
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(status == 0, "exit status \(status)")
+        let log = try String(contentsOfFile: service.log, encoding: .utf8)
+        #expect(log.contains("backstop stopped"))
+    }
+}
+
+extension PostgresServer {
+    /// The database `backstop` probes in these tests (PGDATABASE in `environment`).
+    var database: String { environment["PGDATABASE"] ?? "postgres" }
+}

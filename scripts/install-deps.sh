@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Backstop needs on Debian (bookworm), skipping
+# what is already there. Safe to run again. Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+packages=(
+  pkg-config libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev
+  postgresql postgresql-contrib postgresql-client
+  redis-server redis-sentinel redis-tools
+  prometheus prometheus-alertmanager
+  wrk curl ca-certificates gzip python3-pip
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian starts the packaged servers on their default ports; Backstop's scripts and tests
+# run their own throwaway servers, so the packaged ones are left alone (not stopped).
+
+# Python tools the tests use: moto_server (S3-compatible server), croniter (reference cron).
+py_missing=()
+python3 -c "import moto, flask_cors" 2>/dev/null || py_missing+=("moto[server]")
+python3 -c "import croniter" 2>/dev/null || py_missing+=("croniter")
+if [ ${#py_missing[@]} -gt 0 ]; then
+  echo "install-deps: pip installing ${py_missing[*]}"
+  python3 -m pip install -q "${py_missing[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  if [ -x /opt/swift/usr/bin/swift ]; then
+    echo "install-deps: swift is at /opt/swift/usr/bin; add it to PATH"
+  else
+    echo "install-deps: no Swift toolchain found (Swift 6.0 or newer is needed)" >&2
+    exit 1
+  fi
+fi

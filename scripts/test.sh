@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, builds with zero warnings allowed in
+# Backstop's own code, runs unit and integration tests (real PostgreSQL, Redis, Sentinel,
+# Alertmanager, S3-compatible and HTTP servers on loopback) and the Prometheus rule tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+./scripts/install-deps.sh
+
+log=$(mktemp)
+swift build --build-tests 2>&1 | tee "$log"
+if grep -E "^(/.*/)?(Sources|Tests)/.*: warning:" "$log" | grep -v "/.build" ; then
+  echo "test: the build has warnings in Backstop's own code (see above); zero are allowed" >&2
+  exit 1
+fi
+rm -f "$log"
+
+if [ -d alerts ] && ls alerts/*.test.yml >/dev/null 2>&1; then
+  promtool check rules alerts/*.rules.yml
+  promtool test rules alerts/*.test.yml
+fi
+
+# Serial: many integration tests block a thread while they wait on a real server, and in
+# parallel they starve the timing-sensitive ones (scheduler, delivery timeouts) of Swift's
+# small cooperative pool on a 2-core machine.
+swift test --skip-build --no-parallel
