@@ -45,20 +45,11 @@ public final class PostgresServer: Sendable {
     public let name: String
     /// The major version (for example 15).
     public let majorVersion: Int
-    /// The database created empty at start (the `PGDATABASE` Backstop gets; default psscript).
-    public let database: String
-    /// Extra postgresql.conf lines given at start.
-    private let extraConfig: [String]
-    /// The same as `baseDirectory`.
-    public var directory: String { baseDirectory }
 
     private var serverUser: String? { TestEnvironment.isRoot ? "postgres" : nil }
 
-    private init(name: String, port: Int, baseDirectory: String, binDirectory: String, majorVersion: Int,
-                 database: String, extraConfig: [String]) {
+    private init(name: String, port: Int, baseDirectory: String, binDirectory: String, majorVersion: Int) {
         self.name = name
-        self.database = database
-        self.extraConfig = extraConfig
         self.port = port
         self.baseDirectory = baseDirectory
         self.dataDirectory = baseDirectory + "/data"
@@ -72,8 +63,7 @@ public final class PostgresServer: Sendable {
 
     /// Creates a new cluster and starts it. Throws (naming the Debian package) when the
     /// PostgreSQL server programs are not installed.
-    /// `database` is created empty; `extraConfig` lines are appended to postgresql.conf.
-    public static func start(name: String = "pg", database: String = "psscript", extraConfig: [String] = []) throws -> PostgresServer {
+    public static func start(name: String = "pg") throws -> PostgresServer {
         let initdb = try TestEnvironment.binary("initdb", extraDirectories: TestEnvironment.postgresBinDirectories(), package: "postgresql")
         let binDirectory = (initdb as NSString).deletingLastPathComponent
         let major = Int((binDirectory as NSString).deletingLastPathComponent.split(separator: "/").last ?? "") ?? 0
@@ -84,15 +74,13 @@ public final class PostgresServer: Sendable {
         }
         let base = try TestEnvironment.makeTempDirectory("pg-\(name)")
         let port = try TestEnvironment.freePort()
-        let server = PostgresServer(name: name, port: port, baseDirectory: base, binDirectory: binDirectory, majorVersion: major,
-                                    database: database, extraConfig: extraConfig)
+        let server = PostgresServer(name: name, port: port, baseDirectory: base, binDirectory: binDirectory, majorVersion: major)
         try server.initialize(initdb: initdb)
         try server.start()
         TestProcesses.atExit { [dataDirectory = server.dataDirectory] in
             PostgresServer.immediateStop(dataDirectory: dataDirectory)
         }
         try server.createPasswordRole()
-        if database != "postgres" { try server.createDatabase(database) }
         return server
     }
 
@@ -101,8 +89,9 @@ public final class PostgresServer: Sendable {
     /// One server shared by every test of the process that only reads or creates its own
     /// databases. Started on first use; a start failure is remembered and rethrown.
     /// Destructive tests (stopping the server, filling disks) must start their own.
-    public static func shared() throws -> PostgresServer {
-        let result = sharedState.withLock { state -> Result<PostgresServer, TestSupportError> in
+    public static var shared: PostgresServer {
+        get throws {
+            let result = sharedState.withLock { state -> Result<PostgresServer, TestSupportError> in
                 if let state { return state }
                 let started: Result<PostgresServer, TestSupportError>
                 do {
@@ -115,7 +104,8 @@ public final class PostgresServer: Sendable {
                 state = started
                 return started
             }
-        return try result.get()
+            return try result.get()
+        }
     }
 
     private func initialize(initdb: String) throws {
@@ -141,7 +131,6 @@ public final class PostgresServer: Sendable {
         log_min_messages = warning
         logging_collector = off
         timezone = 'UTC'
-        \(extraConfig.joined(separator: "\n"))
 
         """
         try append(conf, to: dataDirectory + "/postgresql.conf")
@@ -168,7 +157,7 @@ public final class PostgresServer: Sendable {
 
     private func createPasswordRole() throws {
         let escaped = password.replacingOccurrences(of: "'", with: "''")
-        try psql("CREATE ROLE \(passwordRole) LOGIN SUPERUSER REPLICATION PASSWORD '\(escaped)';", database: "postgres")
+        try psql("CREATE ROLE \(passwordRole) LOGIN SUPERUSER REPLICATION PASSWORD '\(escaped)';")
     }
 
     private static func uid(of user: String) throws -> uid_t {
@@ -202,16 +191,16 @@ public final class PostgresServer: Sendable {
         try TestProcesses.run(binDirectory + "/pg_ctl", ["-D", dataDirectory, "-m", mode, "-w", "stop"], asUser: serverUser)
     }
 
-    /// The postmaster's process id, from `postmaster.pid`; throws when the server is not running.
-    public func postmasterPID() throws -> Int32 {
+    /// The postmaster's process id, from `postmaster.pid` (nil when the server is not running).
+    public var postmasterPID: Int32? {
         guard let text = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8),
               let first = text.split(separator: "\n").first, let pid = Int32(first.trimmingCharacters(in: .whitespaces)),
-              kill(pid, 0) == 0 else { throw TestSupportError("PostgreSQL \(name) is not running (no live postmaster.pid in \(dataDirectory))") }
+              kill(pid, 0) == 0 else { return nil }
         return pid
     }
 
     /// Stops the server at once (immediate mode) and ignores errors: for tests that simulate a
-    /// crash, and for clean-up.
+    /// crash, and for clean-up of servers a test started for itself.
     public func shutdown() {
         _ = try? stop(mode: "immediate")
     }
@@ -234,12 +223,12 @@ public final class PostgresServer: Sendable {
 
     /// libpq variables that point a client (pg_dump, psql, backstop) at this server as the
     /// superuser; `database` becomes PGDATABASE.
-    public func environment(database: String) -> [String: String] {
+    public func environment(database: String = "postgres") -> [String: String] {
         ["PGHOST": host, "PGPORT": String(port), "PGUSER": superuser, "PGDATABASE": database]
     }
 
-    /// The same for the server's `database`.
-    public var environment: [String: String] { environment(database: database) }
+    /// The same for `environment(database: "postgres")`.
+    public var environment: [String: String] { environment() }
 
     /// The path of a client or server program of this server's version.
     public func program(_ name: String) -> String { binDirectory + "/" + name }
@@ -247,8 +236,7 @@ public final class PostgresServer: Sendable {
     /// Runs SQL through `psql` (unaligned, tuples only, stopping at the first error) and returns
     /// its standard output with the trailing newline removed. Several statements may be given.
     @discardableResult
-    public func psql(_ sql: String, database: String? = nil, user: String? = nil) throws -> String {
-        let database = database ?? self.database
+    public func psql(_ sql: String, database: String = "postgres", user: String? = nil) throws -> String {
         let result = try TestProcesses.run(program("psql"),
                                            ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", String(port),
                                             "-U", user ?? superuser, "-d", database, "-f", "-"],
@@ -265,13 +253,13 @@ public final class PostgresServer: Sendable {
     @discardableResult
     public func createDatabase(_ database: String, template: String? = nil) throws -> String {
         let templateClause = template.map { " TEMPLATE \"\($0)\"" } ?? ""
-        try psql("CREATE DATABASE \"\(database)\"\(templateClause);", database: "postgres")
+        try psql("CREATE DATABASE \"\(database)\"\(templateClause);")
         return database
     }
 
     /// Drops a database if it exists (terminating its sessions).
     public func dropDatabase(_ database: String) throws {
-        try psql("DROP DATABASE IF EXISTS \"\(database)\" WITH (FORCE);", database: "postgres")
+        try psql("DROP DATABASE IF EXISTS \"\(database)\" WITH (FORCE);")
     }
 
     /// A database name no other test of this process uses (tests run in parallel on the

@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func backupListVerifyEndToEnd() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("cli"))
         try server.psql(Fixtures.bulk(megabytes: 1), database: db)
         let backupDir = try TestEnvironment.makeTempDirectory("cli")
@@ -74,7 +74,7 @@ import Testing
     }
 
     @Test func aKilledRunLeavesNothingAndTheNextRunCleansUp() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("killed"))
         try server.psql(Fixtures.bulk(megabytes: 40), database: db)
         let backupDir = try TestEnvironment.makeTempDirectory("cli-killed")

@@ -8,7 +8,7 @@ import Testing
 
 @Suite struct PostgresBaseBackupTests {
     @Test func baseBackupPassesPgVerifybackupAndRecordsItsWalRange() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let backupDir = try TestEnvironment.makeTempDirectory("base")
         let settings = try Fixtures.settings(server: server, database: "postgres", backupDir: backupDir)
         let outcome = try PostgresBaseBackup(settings: settings, log: BackupLog(backupDir: backupDir, echo: false)).run()
@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func failedBaseBackupLeavesNoFolder() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let backupDir = try TestEnvironment.makeTempDirectory("base-fail")
         // A port nothing listens on: pg_basebackup cannot connect.
         let settings = try Fixtures.settings(server: server, database: "postgres", backupDir: backupDir,

@@ -9,7 +9,7 @@ import Testing
 
 @Suite struct PostgresFullBackupTests {
     @Test func roundTripThroughGunzipAndPsqlGivesTheSameSchemaAndRows() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let source = try server.createDatabase(PostgresServer.uniqueDatabaseName("rich"))
         try server.psql(Fixtures.richSchema, database: source)
         let backupDir = try TestEnvironment.makeTempDirectory("full")
@@ -65,7 +65,7 @@ import Testing
     }
 
     @Test func missingDatabaseLeavesNothingThatLooksLikeABackup() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let backupDir = try TestEnvironment.makeTempDirectory("full-missing")
         let settings = try Fixtures.settings(server: server, database: "no_such_db_here", backupDir: backupDir)
         let outcomes = try PostgresFullBackup(settings: settings, log: BackupLog(backupDir: backupDir, echo: false)).run()
@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test func connectionLostPartWayLeavesNothing() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("bulk"))
         try server.psql(Fixtures.bulk(megabytes: 40), database: db)
         let backupDir = try TestEnvironment.makeTempDirectory("full-cut")
@@ -119,10 +119,10 @@ import Testing
         defer { server.shutdown() }
         try server.psql(Fixtures.bulk(megabytes: 40))
         let backupDir = try TestEnvironment.makeTempDirectory("full-stopped")
-        let settings = try Fixtures.settings(server: server, database: server.database, backupDir: backupDir)
+        let settings = try Fixtures.settings(server: server, database: "postgres", backupDir: backupDir)
         let stopper = Thread {
             for _ in 0..<4000 {
-                let partial = Fixtures.files(in: backupDir + "/postgres").first { $0.hasPrefix(".\(server.database)_full_") }
+                let partial = Fixtures.files(in: backupDir + "/postgres").first { $0.hasPrefix(".postgres_full_") }
                 if let partial, let attributes = try? FileManager.default.attributesOfItem(atPath: backupDir + "/postgres/" + partial),
                    ((attributes[.size] as? Int) ?? 0) > 0 {
                     server.shutdown()
@@ -141,7 +141,7 @@ import Testing
     }
 
     @Test func aSecondRunSaysWhoHoldsTheLock() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let backupDir = try TestEnvironment.makeTempDirectory("full-lock")
         let settings = try Fixtures.settings(server: server, database: "postgres", backupDir: backupDir)
         let held = try FileLock(path: backupDir + "/.locks/postgres_full.lock", purpose: "backup postgres full (test)")
@@ -155,7 +155,7 @@ import Testing
     }
 
     @Test func passwordTravelsThroughTheEnvironment() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let backupDir = try TestEnvironment.makeTempDirectory("full-pw")
         let withoutPassword = try Fixtures.settings(server: server, database: "postgres", backupDir: backupDir,
                                                     extra: ["PGUSER": server.passwordRole, "PGPASSWORD": ""])
@@ -171,7 +171,7 @@ import Testing
     }
 
     @Test func verifyCatchesAFlippedByteAndATruncatedDump() throws {
-        let server = try PostgresServer.shared()
+        let server = try PostgresServer.shared
         let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("verify"))
         try server.psql(Fixtures.bulk(megabytes: 2), database: db)
         let backupDir = try TestEnvironment.makeTempDirectory("full-verify")
