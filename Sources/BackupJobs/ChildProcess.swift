@@ -56,8 +56,22 @@ public final class ChildProcess {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
+        // A clean signal state: the calling thread may be a Dispatch worker with signals
+        // blocked, and blocked or ignored signals survive exec — pg_dump would then ignore the
+        // SIGTERM that cancels it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child: pid_t = 0
-        let rc = posix_spawnp(&child, executable, &actions, nil, argv, envp)
+        let rc = posix_spawnp(&child, executable, &actions, &attributes, argv, envp)
         if captureStdout { close(fds[1]) }
         guard rc == 0 else {
             if captureStdout { close(fds[0]) }

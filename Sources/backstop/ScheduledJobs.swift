@@ -1,5 +1,6 @@
 import BackstopCore
 import BackstopMetrics
+import BackupJobs
 import Foundation
 import Scheduling
 
@@ -7,8 +8,12 @@ import Scheduling
 /// and the catch-up facts the scheduler needs at start-up.
 enum ScheduledJobs {
     /// Job name → action. A job without an action here is not scheduled.
-    static func actions(config: BackstopConfig, registry: MetricsRegistry) -> [String: @Sendable () async throws -> Void] {
-        [:]
+    static func actions(config: BackstopConfig, postgres: PostgresJobSettings, registry: MetricsRegistry) -> [String: @Sendable () async throws -> Void] {
+        let log = BackupLog(backupDir: config.backupDir)
+        return [
+            "full": { try await BackupJobRunner.postgresFull(settings: postgres, log: log, metrics: registry) },
+            "incremental": { try await BackupJobRunner.postgresBase(settings: postgres, log: log, metrics: registry) },
+        ]
     }
 
     /// The newest good backup of the kind a job makes, from the metrics filled from the

@@ -2,6 +2,7 @@ import Alerting
 import ArgumentParser
 import BackstopCore
 import BackstopMetrics
+import BackupJobs
 import Health
 import Scheduling
 import Logging
@@ -44,6 +45,10 @@ struct ServeCommand: AsyncParsableCommand {
         Family.declareStandard(in: registry)
         if config.redis.usesSentinel { Family.declareSentinel(in: registry) }
         ProcessMetrics.register(in: registry)
+        // Backup metrics from the disk (catalog + attempts record): a restart never makes a
+        // good backup look missing or a failed run look good.
+        let postgresJobs = try validated { try PostgresJobSettings(environment: common.environment(overrides: overrides)) }
+        BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: BackupMetrics.expected(postgres: postgresJobs))
 
         AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
         let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,
@@ -59,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
                 _ = await pipeline.evaluate(snapshot)
             })
         let scheduler = SchedulerService(
-            settings: alerting.schedules, actions: ScheduledJobs.actions(config: config, registry: registry),
+            settings: alerting.schedules, actions: ScheduledJobs.actions(config: config, postgres: postgresJobs, registry: registry),
             lastSuccess: { job in ScheduledJobs.lastSuccess(job: job, registry: registry) },
             registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
         // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running

@@ -76,16 +76,17 @@ import Testing
     @Test func aKilledRunLeavesNothingAndTheNextRunCleansUp() throws {
         let server = try PostgresServer.shared
         let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("killed"))
-        try server.psql(Fixtures.bulk(megabytes: 40), database: db)
+        try server.psql(Fixtures.bulk(megabytes: 1), database: db)
         let backupDir = try TestEnvironment.makeTempDirectory("cli-killed")
+        let holder = try TableLockHolder(server: server, database: db, table: "bulk", logDirectory: backupDir)
+        defer { holder.release() }
         var env = server.environment(database: db)
         env["BACKUP_DIR"] = backupDir
         env["BACKUP_POSTGRES_BIN"] = server.binDirectory
         let binary = try backstop()
         let pid = try TestProcesses.spawn(binary, ["backup", "postgres", "full"], logFile: backupDir + "/run.log", environment: env)
-        try TestEnvironment.waitUntil(timeout: 30, "the dump to start writing") {
-            Fixtures.files(in: backupDir + "/postgres").contains { $0.hasPrefix(".\(db)_full_") && $0.hasSuffix(".partial") }
-        }
+        try holder.waitForBlockedDump(server: server, database: db)
+        #expect(Fixtures.files(in: backupDir + "/postgres").contains { $0.hasPrefix(".\(db)_full_") && $0.hasSuffix(".partial") })
         kill(pid, SIGKILL)
         TestProcesses.unregister(pid: pid)
         usleep(200_000)
@@ -94,6 +95,7 @@ import Testing
         let listed = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [Any])
         #expect(listed.isEmpty)
         // The next run removes the leftover and writes a good backup.
+        holder.release()
         let next = try TestProcesses.run(binary, ["backup", "postgres", "full"], environment: env, check: false)
         #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
         #expect(!Fixtures.files(in: backupDir + "/postgres").contains { $0.hasPrefix(".") })
