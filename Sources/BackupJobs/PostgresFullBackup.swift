@@ -15,11 +15,16 @@ public struct PostgresFullBackup: Sendable {
     public let settings: PostgresJobSettings
     public let log: BackupLog
     public let metrics: MetricsRegistry?
+    public let cancellation: JobCancellation?
 
-    public init(settings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil) {
+    /// - Parameters:
+    ///   - metrics: when given, every outcome is recorded there too (`BackupMetrics.record`).
+    ///   - cancellation: lets another thread stop the run (the scheduler at shutdown).
+    public init(settings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil, cancellation: JobCancellation? = nil) {
         self.settings = settings
         self.log = log
         self.metrics = metrics
+        self.cancellation = cancellation
     }
 
     /// Runs the job. Throws `FileLock.Held` when another run holds the job's lock; otherwise
@@ -61,8 +66,9 @@ public struct PostgresFullBackup: Sendable {
         log.info("\(kind.rawValue) \(target): started → \(destination)")
         var outcome: BackupOutcome
         do {
+            if cancellation?.isCancelled == true { throw BackupJobError("cancelled before it started (shutdown)") }
             let written = try StreamedDump.run(program: program, arguments: arguments, destination: destination,
-                                               settings: settings, log: log, label: target)
+                                               settings: settings, log: log, label: target, cancellation: cancellation)
             let finished = WallClock.now()
             var meta = BackupMeta(kind: kind, target: target, file: file, startedAt: started, finishedAt: finished,
                                   sizeBytes: written.sizeBytes, sha256: written.sha256,
@@ -92,7 +98,7 @@ public struct PostgresFullBackup: Sendable {
 /// A child program's stdout streamed through `BackupFileWriter` into a backup file.
 enum StreamedDump {
     static func run(program: String, arguments: [String], destination: String, settings: PostgresJobSettings,
-                    log: BackupLog, label: String) throws -> WrittenFile {
+                    log: BackupLog, label: String, cancellation: JobCancellation?) throws -> WrittenFile {
         let writer = try BackupFileWriter(destination: destination, compressionLevel: settings.compressionLevel)
         let child: ChildProcess
         do {
@@ -102,6 +108,8 @@ enum StreamedDump {
             writer.abort()
             throw error
         }
+        cancellation?.attach(child.pid)
+        defer { cancellation?.detach() }
         let name = FileSystem.lastComponent(of: program)
         let t0 = MonotonicClock.seconds()
         var lastProgress = t0
@@ -123,6 +131,7 @@ enum StreamedDump {
         guard status == 0 else {
             writer.abort()
             let stderr = child.stderrText()
+            if cancellation?.isCancelled == true { throw BackupJobError("cancelled (shutdown): \(name) was stopped; no backup file was kept") }
             throw BackupJobError("\(name) exited with status \(status)\(stderr.isEmpty ? "" : ": \(stderr)"); no backup file was kept")
         }
         return try writer.finish()

@@ -23,12 +23,12 @@ public struct RedisSnapshotBackup: Sendable {
     public let settings: RedisJobSettings
     public let log: BackupLog
     public let metrics: MetricsRegistry?
-    public let cancellation: BackupCancellation?
+    public let cancellation: JobCancellation?
 
     /// - Parameter cancellation: set it (e.g. on SIGTERM) to abort the run: the transfer stops
     ///   at the next chunk, the temporary file is removed, no retry follows.
     public init(settings: RedisJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil,
-                cancellation: BackupCancellation? = nil) {
+                cancellation: JobCancellation? = nil) {
         self.settings = settings
         self.log = log
         self.metrics = metrics

@@ -13,34 +13,9 @@ enum ScheduledJobs {
         let redis = try validated { try RedisJobSettings(environment: env) }
         let log = BackupLog(backupDir: postgres.backupDir)
         return [
-            "full": {
-                let outcomes = try await cancellable {
-                    try PostgresFullBackup(settings: postgres, log: log, metrics: registry).run()
-                }
-                let failed = outcomes.filter { !$0.success }
-                if !failed.isEmpty {
-                    throw BackupJobError(failed.map { "\($0.target): \($0.message ?? "failed")" }.joined(separator: "; "))
-                }
-            },
-            "incremental": {
-                let outcome = try await cancellable {
-                    try PostgresBaseBackup(settings: postgres, log: log, metrics: registry).run()
-                }
-                if !outcome.success { throw BackupJobError(outcome.message ?? "base backup failed") }
-            },
-            "redis": {
-                // No child process here: the snapshot is read in-process, so cancellation goes
-                // through the job's own flag (checked between chunks, keepalives and polls).
-                let cancellation = BackupCancellation()
-                let outcome = try await withTaskCancellationHandler {
-                    try await Blocking.run {
-                        try RedisSnapshotBackup(settings: redis, log: log, metrics: registry, cancellation: cancellation).run()
-                    }
-                } onCancel: {
-                    cancellation.cancel()
-                }
-                if !outcome.success { throw BackupJobError(outcome.message ?? "redis backup failed") }
-            },
+            "full": { try await BackupJobRunner.postgresFull(settings: postgres, log: log, metrics: registry) },
+            "incremental": { try await BackupJobRunner.postgresBase(settings: postgres, log: log, metrics: registry) },
+            "redis": { try await BackupJobRunner.redis(settings: redis, log: log, metrics: registry) },
         ]
     }
 
@@ -50,17 +25,6 @@ enum ScheduledJobs {
         let postgres = try validated { try PostgresJobSettings(environment: env) }
         let redis = try validated { try RedisJobSettings(environment: env) }
         return BackupMetrics.expected(postgres: postgres) + BackupMetrics.expected(redis: redis)
-    }
-
-    /// Runs a blocking job off the cooperative pool. When the task is cancelled (the
-    /// shutdown grace period ran out), the job's child processes get SIGTERM: the job then
-    /// fails, aborts its writer and removes its temporary file.
-    static func cancellable<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withTaskCancellationHandler {
-            try await Blocking.run(body)
-        } onCancel: {
-            ChildProcess.stopAll()
-        }
     }
 
     /// The newest good backup of the kind a job makes, from the metrics filled from the

@@ -302,7 +302,7 @@ import Testing
         defer { server.stop() }
         let backupDir = try TestEnvironment.makeTempDirectory("redis-cancel")
         let settings = try RedisJobSettings(environment: ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "\(server.port)"])
-        let cancellation = BackupCancellation()
+        let cancellation = JobCancellation()
         cancellation.cancel()
         let outcome = try RedisSnapshotBackup(settings: settings, log: BackupLog(backupDir: backupDir, echo: false),
                                               cancellation: cancellation).run()
@@ -323,7 +323,7 @@ import Testing
             "BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "\(server.port)",
             "BACKUP_REDIS_METHOD": method, "REDIS_DATA_DIR": server.directory,
         ])
-        let cancellation = BackupCancellation()
+        let cancellation = JobCancellation()
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { cancellation.cancel() }
         let t0 = Date()
         let outcome = try RedisSnapshotBackup(settings: settings, log: BackupLog(backupDir: backupDir, echo: false),
