@@ -35,6 +35,17 @@ struct CommandLineTests {
         }
     }
 
+    @Test("a bad cron expression stops start-up and points at the field")
+    func badSchedule() throws {
+        for command in [["serve"], ["health"], ["schedule"]] {
+            let result = try BackstopBinary.run(command, environment: ["BACKUP_SCHEDULE_FULL": "0 25 * * *", "BACKUP_DIR": NSTemporaryDirectory()])
+            #expect(result.status != 0)
+            let text = result.stderr + result.stdout
+            #expect(text.contains("BACKUP_SCHEDULE_FULL=\"0 25 * * *\""), "\(command): \(text)")
+            #expect(text.contains("hour"), "\(command): \(text)")
+        }
+    }
+
     @Test("a flag is checked like its variable")
     func badFlag() throws {
         let result = try BackstopBinary.run(["serve", "--health-interval", "often"], environment: ["BACKUP_DIR": NSTemporaryDirectory()])

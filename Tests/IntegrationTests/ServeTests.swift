@@ -252,6 +252,33 @@ struct ServeTests {
         #expect(listed?.isEmpty == true, "list shows: \(list.stdout)")
     }
 
+    @Test("a dump due while the previous one still runs is skipped and counted")
+    func overlappingRunIsSkipped() throws {
+        let pg = try PostgresServer.start(name: "serve-skip")
+        defer { try? pg.stop(mode: "immediate") }
+        _ = try pg.createDatabase("psscript")
+        try pg.psql("CREATE TABLE scripts (id int)", database: "psscript")
+        let dir = try TestEnvironment.makeTempDirectory("skip")
+        // The lock keeps the first pg_dump waiting past the next minute's slot.
+        let locker = try TestProcesses.spawn(pg.program("psql"), [
+            "-h", pg.host, "-p", String(pg.port), "-U", pg.superuser, "-d", "psscript", "-c",
+            "BEGIN; LOCK TABLE scripts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(200);",
+        ], logFile: dir + "/locker.log")
+        defer { kill(locker, SIGKILL) }
+        try pg.psqlWait(until: "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'scripts'::regclass", equals: "1", database: "psscript")
+        let service = try Service(postgres: pg, redis: nil, interval: "5m", extra: [
+            "PGDATABASE": "psscript", "BACKUP_SCHEDULE_FULL": "* * * * *", "SHUTDOWN_GRACE_PERIOD": "1s",
+        ])
+        defer { _ = service.stop() }
+        let body = try TestHTTP.waitFor(service.metricsURL, timeout: 150, "a skipped run of the full dump") {
+            metricValue($0, "backstop_job_skipped_total", "job=\"full\"") ?? 0 >= 1
+        }
+        #expect(metricValue(body, "backstop_job_skipped_total", "job=\"redis\"") ?? 0 == 0)
+        #expect(childProcesses(of: service.pid, named: "pg_dump").count == 1, "exactly one pg_dump runs")
+        let log = try String(contentsOfFile: service.backupDir + "/logs/backup.log", encoding: .utf8)
+        #expect(log.contains("job full skipped"), "backup.log says why: \(log)")
+    }
+
     @Test("SIGTERM stops the service within a few seconds, exit status 0")
     func gracefulShutdown() throws {
         let service = try Service(postgres: nil, redis: nil, interval: "5m")
