@@ -160,6 +160,30 @@ import Testing
         #expect(registry.value(Family.backupRuns, ["kind": "postgres_full", "target": "globals", "result": "success"]) == nil)
     }
 
+    @Test func fullDiskLeavesNothing() throws {
+        let server = try PostgresServer.shared
+        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("diskfull"))
+        try server.psql(Fixtures.bulk(megabytes: 4), database: db)
+        // BACKUP_DIR on a tiny file system of its own, almost full.
+        let backupDir = try TestEnvironment.makeTempDirectory("full-diskfull")
+        let mount = try TestProcesses.run("/bin/mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", backupDir], check: false)
+        guard mount.status == 0 else {
+            throw TestSupportError("this test mounts a 2 MB tmpfs and needs root (mount exited \(mount.status): \(mount.stderr))")
+        }
+        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        try FileSystem.createDirectory(backupDir + "/postgres")
+        try FileSystem.createDirectory(backupDir + "/logs")
+        let free = try FileSystem.diskUsage(of: backupDir).free
+        try TestProcesses.run("/bin/dd", ["if=/dev/zero", "of=\(backupDir)/filler", "bs=4096", "count=\(max(0, Int(free) - 96 * 1024) / 4096)"])
+        let settings = try Fixtures.settings(server: server, database: db, backupDir: backupDir)
+        let outcomes = try PostgresFullBackup(settings: settings, log: BackupLog(backupDir: backupDir, echo: false)).run()
+        let dump = try #require(outcomes.first { $0.kind == .postgresFull })
+        #expect(!dump.success)
+        #expect(dump.message?.contains("No space left on device") == true, "\(dump.message ?? "")")
+        #expect(!Fixtures.files(in: backupDir + "/postgres").contains { $0.contains(db) })
+        #expect(BackupCatalog(backupDir: backupDir).list(kinds: [.postgresFull]).isEmpty)
+    }
+
     @Test func aSecondRunSaysWhoHoldsTheLock() throws {
         let server = try PostgresServer.shared
         let backupDir = try TestEnvironment.makeTempDirectory("full-lock")
