@@ -1,5 +1,6 @@
 import BackstopCore
 import BackstopMetrics
+import BackupCatalog
 import BackupJobs
 import Foundation
 import Scheduling
@@ -11,6 +12,7 @@ enum ScheduledJobs {
     static func actions(environment env: [String: String], registry: MetricsRegistry) throws -> [String: @Sendable () async throws -> Void] {
         let postgres = try validated { try PostgresJobSettings(environment: env) }
         let log = BackupLog(backupDir: postgres.backupDir)
+        let retention = try validated { try RetentionPolicy(environment: env) }
         return [
             "full": {
                 let outcomes = try await cancellable {
@@ -26,6 +28,12 @@ enum ScheduledJobs {
                     try PostgresBaseBackup(settings: postgres, log: log, metrics: registry).run()
                 }
                 if !outcome.success { throw BackupJobError(outcome.message ?? "base backup failed") }
+            },
+            "cleanup": {
+                let report = try await cancellable {
+                    try BackupCleanup(backupDir: postgres.backupDir, policy: retention, log: log, metrics: registry).run(dryRun: false)
+                }
+                if !report.errors.isEmpty { throw BackupJobError("cleanup could not remove: " + report.errors.joined(separator: "; ")) }
             },
         ]
     }
