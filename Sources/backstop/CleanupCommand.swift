@@ -78,12 +78,7 @@ struct CleanupCommand: AsyncParsableCommand {
             rows.append([p.decision.keep ? "keep" : (report.dryRun ? "would delete" : "deleted"), p.entry.kind.rawValue, p.entry.target,
                          p.entry.name + (p.entry.isDirectory ? "/" : ""), WallClock.rfc3339(p.entry.startedAt), p.decision.summary])
         }
-        let widths = (0..<rows[0].count - 1).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        out.reserveCapacity(rows.count * 120)
-        for row in rows {
-            for c in 0..<widths.count { out += row[c].padding(toLength: widths[c] + 2, withPad: " ", startingAt: 0) }
-            out += row[row.count - 1] + "\n"
-        }
+        out += TextTable.render(rows)
         let verb = report.dryRun ? "would remove" : "removed"
         for path in report.removedLogs { out += "\(verb) old log \(path)\n" }
         for path in report.removedOrphans { out += "\(verb) orphaned \(path)\n" }
