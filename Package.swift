@@ -57,6 +57,12 @@ let package = Package(
             dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient"],
             swiftSettings: strict
         ),
+        // S3 over libcurl (SigV4 by curl): uploads, multipart, listing, the upload state.
+        .target(
+            name: "S3",
+            dependencies: ["BackstopCore", "BackstopMetrics", "HTTPClient", "BackupCatalog", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // Cron expressions and the next-run arithmetic.
         .target(name: "Scheduling", dependencies: ["BackstopCore"], swiftSettings: strict),
         // libcurl: outbound HTTP (webhooks, Alertmanager, S3).
@@ -89,6 +95,7 @@ let package = Package(
         // Real servers for the tests: PostgreSQL, Redis + replica + Sentinels, HTTP receivers.
         .target(name: "BackstopTestSupport", dependencies: ["BackstopCore"], path: "Tests/BackstopTestSupport", swiftSettings: strict),
 
+        .testTarget(name: "S3Tests", dependencies: ["S3", "HTTPClient", "BackupCatalog", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
         .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
         .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),

@@ -26,6 +26,10 @@ public enum Family {
     public static let alertsFiring = "backstop_alerts_firing"
     public static let webhookDeliveries = "backstop_webhook_deliveries_total"
     public static let jobSkipped = "backstop_job_skipped_total"
+    public static let backupsRetained = "backstop_backups_retained"
+    public static let backupStorage = "backstop_backup_storage_bytes"
+    public static let backupOldest = "backstop_backup_oldest_timestamp_seconds"
+    public static let s3Uploads = "backstop_s3_uploads_total"
 
     /// The backup kinds of the contract's `kind` label.
     public static let backupKinds = ["postgres_full", "postgres_base", "redis"]

@@ -45,6 +45,9 @@ public enum HumanBytes {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f ", value) + units[unit]
+        if unit == 0 { return "\(bytes) B" }
+        // Not String(format:): this runs once per row of a 100,000-backup listing.
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) " + units[unit]
     }
 }

@@ -62,11 +62,7 @@ struct ListCommand: AsyncParsableCommand {
                          WallClock.rfc3339(e.startedAt), Age.format(now - e.startedAt),
                          e.state == .complete ? "sha256" : (e.state == .legacy ? "legacy" : "INCOMPLETE")])
         }
-        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        for row in rows {
-            print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces))
-        }
+        FileHandle.standardOutput.write(Data(TextTable.render(rows).utf8))
     }
 }
 
@@ -77,5 +73,25 @@ enum Age {
         if s < 7200 { return "\(s / 60)m" }
         if s < 172_800 { return "\(s / 3600)h" }
         return "\(s / 86400)d"
+    }
+}
+
+/// Left-aligned columns two spaces apart, built in one string (Foundation's `padding` is too
+/// slow for 100,000 rows).
+enum TextTable {
+    static func render(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        let counts = rows.map { $0.map(\.count) }
+        let widths = (0..<first.count).map { c in counts.map { $0[c] }.max() ?? 0 }
+        var out = ""
+        out.reserveCapacity(rows.count * (widths.reduce(0, +) + 2 * widths.count + 1))
+        for (r, row) in rows.enumerated() {
+            for c in row.indices {
+                out += row[c]
+                if c < row.count - 1 { out += String(repeating: " ", count: widths[c] - counts[r][c] + 2) }
+            }
+            out += "\n"
+        }
+        return out
     }
 }

@@ -1,5 +1,6 @@
 import BackstopCore
 import BackstopMetrics
+import BackupCatalog
 import BackupJobs
 import Foundation
 import Scheduling
@@ -12,10 +13,17 @@ enum ScheduledJobs {
         let postgres = try validated { try PostgresJobSettings(environment: env) }
         let redis = try validated { try RedisJobSettings(environment: env) }
         let log = BackupLog(backupDir: postgres.backupDir)
+        let retention = try validated { try RetentionPolicy(environment: env) }
         return [
             "full": { try await BackupJobRunner.postgresFull(settings: postgres, log: log, metrics: registry) },
             "incremental": { try await BackupJobRunner.postgresBase(settings: postgres, log: log, metrics: registry) },
             "redis": { try await BackupJobRunner.redis(settings: redis, log: log, metrics: registry) },
+            "cleanup": {
+                let report = try await Blocking.run {
+                    try BackupCleanup(backupDir: postgres.backupDir, policy: retention, log: log, metrics: registry).run(dryRun: false)
+                }
+                if !report.errors.isEmpty { throw BackupJobError("cleanup could not remove: " + report.errors.joined(separator: "; ")) }
+            },
         ]
     }
 

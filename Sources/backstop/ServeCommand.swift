@@ -50,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
         // Last success and attempt come from the catalog on disk, so a restart never makes a
         // good backup look missing.
         BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
+        RetentionMetrics.load(into: registry, backupDir: config.backupDir)
 
         AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
         let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,

@@ -1,0 +1,185 @@
+import BackstopCore
+import BackstopMetrics
+import BackupCatalog
+import Foundation
+
+/// `backstop cleanup` and the scheduled `cleanup` job: applies the `RetentionPolicy` to the
+/// catalog, removes old rotated logs and orphaned `.meta` files, writes the inventory and
+/// refreshes the retention metrics. Blocking (file I/O): call it through `Blocking.run`.
+///
+/// A backup goes as a whole: its `.meta` first (so an interrupted cleanup leaves at most an
+/// incomplete data file, never a `.meta` that claims a backup that is gone), then the data
+/// file or the whole `wal_*` folder.
+public final class BackupCleanup: Sendable {
+    /// One backup and what the policy says about it.
+    public struct PlanEntry: Sendable {
+        public var entry: CatalogEntry
+        public var decision: RetentionPolicy.Decision
+    }
+
+    public struct Report: Sendable {
+        public var dryRun: Bool
+        public var plan: [PlanEntry]
+        /// Removed (or, in a dry run, to be removed) rotated log files and orphaned `.meta` files.
+        public var removedLogs: [String]
+        public var removedOrphans: [String]
+        public var freedBytes: UInt64
+        /// Paths that could not be removed, with the reason.
+        public var errors: [String]
+        public var inventory: BackupInventory?
+    }
+
+    /// The live log files, never removed (they are appended to while serve runs).
+    public static let liveLogs: Set<String> = ["backup.log", "health.log"]
+
+    public let backupDir: String
+    public let policy: RetentionPolicy
+    let log: BackupLog?
+    let metrics: MetricsRegistry?
+
+    public init(backupDir: String, policy: RetentionPolicy, log: BackupLog? = nil, metrics: MetricsRegistry? = nil) {
+        self.backupDir = backupDir
+        self.policy = policy
+        self.log = log
+        self.metrics = metrics
+    }
+
+    public var lockPath: String { backupDir + "/.state/cleanup.lock" }
+
+    /// What the policy says about every backup, newest first. Reads only.
+    public func plan(now: Double) -> [PlanEntry] {
+        let entries = BackupCatalog(backupDir: backupDir).list()
+        let decisions = policy.decide(entries.map {
+            RetentionPolicy.Item(group: $0.kind.rawValue + "/" + $0.target, startedAt: $0.startedAt, isGood: $0.isGood)
+        }, now: now)
+        return zip(entries, decisions).map { PlanEntry(entry: $0, decision: $1) }
+    }
+
+    /// Plans and, unless `dryRun`, deletes; then writes the inventory and updates the metrics.
+    /// Holds `.state/cleanup.lock` (throws `FileLock.Held` when another cleanup runs).
+    public func run(dryRun: Bool, now: Double = WallClock.now()) throws -> Report {
+        try FileSystem.createDirectory(backupDir + "/.state")
+        let lock = try FileLock(path: lockPath, purpose: dryRun ? "cleanup --dry-run" : "cleanup")
+        defer { lock.release() }
+        let plan = plan(now: now)
+        var report = Report(dryRun: dryRun, plan: plan, removedLogs: [], removedOrphans: [], freedBytes: 0, errors: [], inventory: nil)
+        for item in plan where !item.decision.keep {
+            if dryRun {
+                report.freedBytes += item.entry.sizeBytes
+                continue
+            }
+            do {
+                try Self.remove(item.entry.path + ".meta", missingOK: true)
+                try Self.remove(item.entry.path, missingOK: true)
+                report.freedBytes += item.entry.sizeBytes
+                log?.info("cleanup: removed \(item.entry.path) (\(item.decision.summary))")
+            } catch {
+                report.errors.append("\(item.entry.path): \(error)")
+                log?.error("cleanup: could not remove \(item.entry.path): \(error). Check its permissions; the next cleanup retries.")
+            }
+        }
+        // Orphaned .meta files (their data is gone) older than the grace period.
+        for folder in [backupDir + "/postgres", backupDir + "/redis"] {
+            for name in (try? FileSystem.list(folder)) ?? [] where name.hasSuffix(".meta") && !name.hasPrefix(".") {
+                let path = folder + "/" + name
+                let data = String(path.dropLast(5))
+                guard !FileSystem.exists(data), let mtime = Self.modificationTime(path),
+                      now - mtime > policy.incompleteGraceSeconds else { continue }
+                report.removedOrphans.append(path)
+                if !dryRun { remove(path, into: &report) }
+            }
+        }
+        // Rotated logs older than the retention period (the live logs stay).
+        let logs = backupDir + "/logs"
+        let cutoff = now - Double(policy.retentionDays) * 86_400
+        for name in (try? FileSystem.list(logs)) ?? [] where !Self.liveLogs.contains(name) && !name.hasPrefix(".") {
+            let path = logs + "/" + name
+            guard !FileSystem.isDirectory(path), let mtime = Self.modificationTime(path), mtime < cutoff else { continue }
+            report.removedLogs.append(path)
+            if !dryRun { remove(path, into: &report) }
+        }
+        if !dryRun {
+            let kept = BackupCatalog(backupDir: backupDir).list()
+            let inventory = BackupInventory(entries: kept, backupDir: backupDir, now: now, backupDirBytes: Self.diskUsage(backupDir),
+                                            filesystem: (try? FileSystem.diskUsage(of: backupDir)) ?? (0, 0))
+            let stamp = WallClock.dayStamp(now)
+            try AtomicFile.write(inventory.text(), to: backupDir + "/backup_inventory_\(stamp).txt")
+            try AtomicFile.write(try inventory.json(), to: backupDir + "/backup_inventory_\(stamp).json")
+            report.inventory = inventory
+            if let metrics { RetentionMetrics.update(metrics, entries: kept) }
+            log?.info("cleanup: kept \(plan.count(where: { $0.decision.keep })) backups, removed \(plan.count(where: { !$0.decision.keep })), "
+                      + "\(report.removedLogs.count) old logs; freed \(HumanBytes.format(report.freedBytes))")
+        }
+        return report
+    }
+
+    private func remove(_ path: String, into report: inout Report) {
+        do { try Self.remove(path, missingOK: true) } catch { report.errors.append("\(path): \(error)") }
+    }
+
+    static func remove(_ path: String, missingOK: Bool) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT && missingOK { return }
+            throw FileSystemError.errno(errno, "lstat", path)
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            try FileManager.default.removeItem(atPath: path)
+        } else if unlink(path) != 0 {
+            throw FileSystemError.errno(errno, "unlink", path)
+        }
+        FileSystem.syncDirectory(FileSystem.directory(of: path))
+    }
+
+    static func modificationTime(_ path: String) -> Double? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+    }
+
+    /// Bytes allocated under `path`, as `du` counts them (symbolic links not followed).
+    public static func diskUsage(_ path: String) -> UInt64 {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return 0 }
+        var total = UInt64(st.st_blocks) * 512
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in (try? FileSystem.list(path)) ?? [] { total += diskUsage(path + "/" + name) }
+        }
+        return total
+    }
+}
+
+/// `backstop_backups_retained`, `backstop_backup_storage_bytes` and
+/// `backstop_backup_oldest_timestamp_seconds` {kind, location}: filled from the catalog at
+/// serve start and after each cleanup.
+public enum RetentionMetrics {
+    public static func declare(in registry: MetricsRegistry) {
+        registry.declare(Family.backupsRetained, .gauge, help: "Good backups kept, by kind and location (local or s3).", labels: ["kind", "location"])
+        registry.declare(Family.backupStorage, .gauge, help: "Bytes used by the good backups of this kind at this location.", labels: ["kind", "location"])
+        registry.declare(Family.backupOldest, .gauge, help: "Unix start time of the oldest good backup of this kind at this location; 0 when there is none.", labels: ["kind", "location"])
+    }
+
+    /// Sets the series of `location` from `entries` (every contract kind gets a series, 0 when empty).
+    public static func update(_ registry: MetricsRegistry, entries: [CatalogEntry], location: String = "local") {
+        declare(in: registry)
+        var count: [String: Int] = [:], bytes: [String: UInt64] = [:], oldest: [String: Double] = [:]
+        for kind in Family.backupKinds { count[kind] = 0 }
+        for e in entries where e.isGood {
+            let kind = e.kind.metricKind
+            count[kind, default: 0] += 1
+            bytes[kind, default: 0] += e.sizeBytes
+            oldest[kind] = min(oldest[kind] ?? e.startedAt, e.startedAt)
+        }
+        for (kind, n) in count {
+            let labels = ["kind": kind, "location": location]
+            registry.set(Family.backupsRetained, labels, Double(n))
+            registry.set(Family.backupStorage, labels, Double(bytes[kind] ?? 0))
+            registry.set(Family.backupOldest, labels, oldest[kind] ?? 0)
+        }
+    }
+
+    /// Fills the local series from the catalog (serve start).
+    public static func load(into registry: MetricsRegistry, backupDir: String) {
+        update(registry, entries: BackupCatalog(backupDir: backupDir).list())
+    }
+}
