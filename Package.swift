@@ -57,6 +57,12 @@ let package = Package(
             dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog"],
             swiftSettings: strict
         ),
+        // Guarded restores: checks, in-process gunzip into psql, the database swap, Redis as a master.
+        .target(
+            name: "Restore",
+            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient"],
+            swiftSettings: strict
+        ),
         // Cron expressions and the next-run arithmetic.
         .target(name: "Scheduling", dependencies: ["BackstopCore"], swiftSettings: strict),
         // libcurl: outbound HTTP (webhooks, Alertmanager, S3).
@@ -78,7 +84,7 @@ let package = Package(
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
-                "BackupCatalog", "BackupJobs",
+                "BackupCatalog", "BackupJobs", "Restore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,6 +106,11 @@ let package = Package(
         .testTarget(
             name: "BackupJobsTests",
             dependencies: ["BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RestoreTests",
+            dependencies: ["Restore", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "RedisClient", "BackstopTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -26,6 +26,7 @@ public enum Family {
     public static let alertsFiring = "backstop_alerts_firing"
     public static let webhookDeliveries = "backstop_webhook_deliveries_total"
     public static let jobSkipped = "backstop_job_skipped_total"
+    public static let restoreLastSuccess = "backstop_restore_last_success_timestamp_seconds"
 
     /// The backup kinds of the contract's `kind` label.
     public static let backupKinds = ["postgres_full", "postgres_base", "redis"]
@@ -55,6 +56,12 @@ public enum Family {
         registry.declare(healthCheckLast, .gauge, help: "Unix time the last health check finished.")
         registry.declare(alertsFiring, .gauge, help: "1 while the alert fires, 0 once it has resolved.", labels: ["alertname", "severity"])
         registry.declare(jobSkipped, .counter, help: "Scheduled runs skipped because the previous run of the job was still going.", labels: ["job"])
+    }
+
+    /// Declares the restore families (`backstop restore` records real restores in
+    /// `.state/restores.json`; serve reads it).
+    public static func declareRestore(in registry: MetricsRegistry) {
+        registry.declare(restoreLastSuccess, .gauge, help: "Unix time the last successful restore of this kind finished.", labels: ["kind"])
     }
 
     /// Declares the Sentinel families (only when Sentinel is configured).
