@@ -57,6 +57,19 @@ final class GunzipStream {
         return bytes
     }
 
+    /// The first `count` inflated bytes (an RDB's `REDIS00NN` header).
+    func prefix(path: String, count: Int) throws -> [UInt8] {
+        struct Enough: Error {}
+        var bytes: [UInt8] = []
+        do {
+            try inflateFile(path: path, progress: { _, _ in }) { n in
+                bytes.append(contentsOf: UnsafeRawBufferPointer(start: self.output, count: n))
+                if bytes.count >= count { throw Enough() }
+            }
+        } catch is Enough {}
+        return Array(bytes.prefix(count))
+    }
+
     private func inflateFile(path: String, progress: (UInt64, UInt64) -> Void, sink: (Int) throws -> Void) throws {
         guard ready else { throw Failure(description: "zlib inflateInit2 failed", readerGone: false) }
         let file = open(path, O_RDONLY | O_CLOEXEC)

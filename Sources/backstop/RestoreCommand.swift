@@ -3,6 +3,7 @@ import BackstopCore
 import BackupCatalog
 import BackupJobs
 import Foundation
+import RedisClient
 import Restore
 
 /// `backstop restore …`: guarded restores (checked file, confirmation, dry run, nothing lost).
@@ -10,7 +11,7 @@ struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Restore a backup (checked first, confirmed, with a way back).",
-        subcommands: [RestorePostgresCommand.self]
+        subcommands: [RestorePostgresCommand.self, RestoreRedisCommand.self]
     )
 }
 
@@ -175,6 +176,167 @@ struct RestorePostgresCommand: AsyncParsableCommand {
             }
         } catch {
             log.error("restore postgres: \(error)")
+            throw restoreFailed(error)
+        }
+    }
+}
+
+/// `backstop restore redis`.
+struct RestoreRedisCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redis",
+        abstract: "Restore a Redis snapshot (redis_STAMP.rdb.gz) into the running master, without restarting it.",
+        discussion: """
+            Without FILE or --latest, lists the snapshots that can be restored, newest first.
+
+            The file is checked first (under BACKUP_DIR unless --allow-outside, gzip stream \
+            whole, SHA-256 equal to the .meta, RDB version readable by the target's Redis), then \
+            the operator confirms by typing the master's name (the Sentinel master name, or \
+            host:port), or passes --yes when not on a terminal.
+
+            Method replication (default): Backstop listens on a port and serves the snapshot as \
+            a master; the target is told REPLICAOF <advertise-address> <port>, loads it, and is \
+            told REPLICAOF NO ONE. Same process, no restart; its replicas resync from it. With \
+            Sentinel (REDIS_SENTINELS), down-after-milliseconds is raised during the load and set \
+            back afterwards. The target must be able to connect to --advertise-address (default: \
+            this host's address toward the target).
+
+            Afterwards the key counts per database are compared with the .meta.
+
+            Examples:
+              backstop restore redis
+              backstop restore redis --latest --dry-run
+              backstop restore redis /backups/redis/redis_20260107_020000.rdb.gz --advertise-address 10.0.0.5 --port 16379 --yes
+            """
+    )
+
+    enum Method: String, ExpressibleByArgument, CaseIterable {
+        case replication, file
+    }
+
+    @Argument(help: ArgumentHelp("The snapshot to restore (omit to list them).", valueName: "file"))
+    var file: String?
+
+    @Flag(help: "The newest good snapshot.")
+    var latest = false
+
+    @Flag(help: "Do not ask for confirmation (required when not on a terminal).")
+    var yes = false
+
+    @Flag(name: .customLong("dry-run"), help: "Print every step and change nothing.")
+    var dryRun = false
+
+    @Option(help: "replication (default) or file.")
+    var method: Method = .replication
+
+    @Option(name: .customLong("advertise-address"), help: ArgumentHelp("The address the target connects back to.", valueName: "host"))
+    var advertiseAddress: String?
+
+    @Option(name: .customLong("listen-address"), help: ArgumentHelp("The address to listen on (default: the advertised one; 0.0.0.0 when --advertise-address is given).", valueName: "ip"))
+    var listenAddress: String?
+
+    @Option(help: ArgumentHelp("The port to serve the snapshot on (default: any free port).", valueName: "port"))
+    var port: Int = 0
+
+    @Option(help: ArgumentHelp("Seconds the target may take to load the snapshot.", valueName: "seconds"))
+    var timeout: Double = 3600
+
+    @Flag(name: .customLong("allow-outside"), help: "Accept a file outside BACKUP_DIR.")
+    var allowOutside = false
+
+    @OptionGroup var options: BackupDirOption
+
+    func validate() throws {
+        if file != nil && latest { throw ValidationError("give FILE or --latest, not both") }
+        if !(0...65535).contains(port) { throw ValidationError("--port must be 0-65535") }
+    }
+
+    func run() async throws {
+        let env = options.environment()
+        let config = try validated { try BackstopConfig(environment: env) }
+        let backupDir = config.backupDir
+        let catalog = BackupCatalog(backupDir: backupDir)
+        var path = file
+        if path == nil && !latest {
+            let entries = catalog.list(kinds: [.redis]).filter { $0.isGood }
+            if entries.isEmpty {
+                print("no Redis snapshots to restore in \(catalog.redisDir)")
+                return
+            }
+            print("Redis snapshots that can be restored, newest first:")
+            for e in entries {
+                print("  \(e.path)  \(WallClock.rfc3339(e.startedAt))  \(HumanBytes.format(e.sizeBytes))\(e.state == .legacy ? "  (no checksum)" : "")")
+            }
+            print("restore one with: backstop restore redis FILE [--dry-run]")
+            return
+        }
+        if path == nil {
+            guard let newest = catalog.list(kinds: [.redis]).first(where: { $0.isGood }) else {
+                FileHandle.standardError.write(Data("backstop: no good Redis snapshot in \(catalog.redisDir)\n".utf8))
+                throw ExitCode(1)
+            }
+            path = newest.path
+        }
+        let file = path ?? ""
+        let allowOutside = self.allowOutside
+        let redis = config.redis
+        let checked: RestoreSource.Checked
+        let target: Endpoint
+        do {
+            checked = try await Blocking.run {
+                try RestoreSource.check(path: file, backupDir: backupDir, kind: .redis, allowOutside: allowOutside)
+            }
+            if redis.usesSentinel {
+                target = try await SentinelView.resolveMaster(sentinels: redis.sentinels, masterName: redis.sentinelMasterName,
+                                                              password: redis.sentinelPassword, timeout: 5).master
+            } else {
+                target = redis.master
+            }
+        } catch {
+            throw restoreFailed(error)
+        }
+        if let warning = checked.warning { print("warning: \(warning)") }
+        guard method == .replication else {
+            FileHandle.standardError.write(Data("backstop: --method file is not implemented yet; use --method replication (the default). Nothing was changed.\n".utf8))
+            throw ExitCode(1)
+        }
+        var restoreOptions = RedisRestoreOptions()
+        restoreOptions.advertiseAddress = advertiseAddress
+        restoreOptions.listenAddress = listenAddress
+        restoreOptions.port = port
+        restoreOptions.timeout = timeout
+        let log = BackupLog(backupDir: backupDir, echo: !dryRun)
+        let restore = RedisRestore(redis: redis, target: target, source: checked, backupDir: backupDir, options: restoreOptions,
+                                   say: { log.info("restore redis: \($0)") })
+        let facts: RedisTargetFacts
+        do {
+            facts = try await Blocking.run { try restore.inspect() }
+        } catch {
+            throw restoreFailed(error)
+        }
+        if dryRun {
+            print("dry run: restore \(checked.entry.path) into \(target); nothing will be changed. The steps:")
+            for (i, step) in restore.plan(facts: facts).enumerated() { print("  \(i + 1). \(step)") }
+            return
+        }
+        let name = redis.usesSentinel ? redis.sentinelMasterName : target.description
+        try confirmRestore(name: name, what: "replace ALL data of the Redis master \(target) with \(checked.entry.path)", yes: yes)
+        log.info("restore redis: \(checked.entry.path) → \(target) started (Redis \(facts.redisVersion), process \(facts.processID))")
+        do {
+            let result = try await Blocking.run { try restore.run() }
+            log.info("restore redis: \(target) restored from \(checked.entry.path) in \(String(format: "%.1f", result.seconds)) s; process \(result.processIDAfter) (before: \(result.processIDBefore)); keys: \(result.keyspace.keys.sorted().map { "db\($0)=\(result.keyspace[$0]?.keys ?? 0)" }.joined(separator: " "))")
+            if result.expected == nil {
+                print("note: the .meta records no key counts; nothing to compare")
+            } else if result.mismatches.isEmpty {
+                print("key counts per database match the .meta")
+            } else {
+                print("WARNING: key counts differ from the .meta: \(result.mismatches.joined(separator: "; "))")
+                throw ExitCode(3)
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            log.error("restore redis: \(error)")
             throw restoreFailed(error)
         }
     }
