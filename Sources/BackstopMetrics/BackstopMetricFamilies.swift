@@ -27,6 +27,8 @@ public enum Family {
     public static let webhookDeliveries = "backstop_webhook_deliveries_total"
     public static let jobSkipped = "backstop_job_skipped_total"
     public static let restoreLastSuccess = "backstop_restore_last_success_timestamp_seconds"
+    public static let restoreDrillLastSuccess = "backstop_restore_drill_last_success_timestamp_seconds"
+    public static let restoreDrillDuration = "backstop_restore_drill_duration_seconds"
 
     /// The backup kinds of the contract's `kind` label.
     public static let backupKinds = ["postgres_full", "postgres_base", "redis"]
@@ -62,6 +64,8 @@ public enum Family {
     /// `.state/restores.json`; serve reads it).
     public static func declareRestore(in registry: MetricsRegistry) {
         registry.declare(restoreLastSuccess, .gauge, help: "Unix time the last successful restore of this kind finished.", labels: ["kind"])
+        registry.declare(restoreDrillLastSuccess, .gauge, help: "Unix time the last successful restore drill of this kind finished (0: none yet).", labels: ["kind"])
+        registry.declare(restoreDrillDuration, .gauge, help: "Seconds the last successful restore drill of this kind took: the measured recovery time.", labels: ["kind"])
     }
 
     /// Declares the Sentinel families (only when Sentinel is configured).

@@ -229,27 +229,7 @@ public struct PostgresRestore: Sendable {
 
     /// Streams the dump through in-process gunzip into `psql -v ON_ERROR_STOP=1`.
     func load(into database: String) throws {
-        signal(SIGPIPE, SIG_IGN) // a psql that stops on an error must give EPIPE, not kill us
-        let child = try ChildProcess(executable: settings.program("psql"),
-                                     arguments: ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", database],
-                                     environment: settings.childEnvironment, captureStdout: false, stdinPipe: true,
-                                     scratchDirectory: settings.stateDir)
-        var copyError: (any Error)?
-        do {
-            try GunzipStream().copy(path: source.entry.path, to: child.stdinFD)
-        } catch let failure as GunzipStream.Failure where failure.readerGone {
-            // psql stopped on its own; its exit status and stderr say why.
-        } catch {
-            copyError = error
-            child.terminate() // never let psql commit what was read of a broken stream
-        }
-        child.closeStdin()
-        let status = try child.wait()
-        if let copyError { throw RestoreError("reading \(source.entry.path) failed: \(copyError)", nothingChanged: false) }
-        guard status == 0 else {
-            let stderr = child.stderrText(limit: 2000)
-            throw RestoreError("psql exited with status \(status)\(stderr.isEmpty ? "" : ": \(stderr)")", nothingChanged: false)
-        }
+        try PostgresLoader.load(path: source.entry.path, into: database, settings: settings)
     }
 
     private func applyGlobals(_ globals: RestoreSource.Checked, admin: PostgresAdmin) throws {
@@ -268,5 +248,33 @@ public struct PostgresRestore: Sendable {
             throw RestoreError("applying \(globals.entry.path) failed (psql status \(status)): \(child.stderrText(limit: 2000)); no database was changed", nothingChanged: false)
         }
         say("globals applied from \(globals.entry.path)")
+    }
+}
+
+/// Loads a plain-SQL dump into a database: in-process gunzip (zlib, bounded memory) writing
+/// into the stdin of `psql -X -q -v ON_ERROR_STOP=1`. Blocking.
+public enum PostgresLoader {
+    public static func load(path: String, into database: String, settings: PostgresJobSettings) throws {
+        signal(SIGPIPE, SIG_IGN) // a psql that stops on an error must give EPIPE, not kill us
+        let child = try ChildProcess(executable: settings.program("psql"),
+                                     arguments: ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", database],
+                                     environment: settings.childEnvironment, captureStdout: false, stdinPipe: true,
+                                     scratchDirectory: settings.stateDir)
+        var copyError: (any Error)?
+        do {
+            try GunzipStream().copy(path: path, to: child.stdinFD)
+        } catch let failure as GunzipStream.Failure where failure.readerGone {
+            // psql stopped on its own; its exit status and stderr say why.
+        } catch {
+            copyError = error
+            child.terminate() // never let psql commit what was read of a broken stream
+        }
+        child.closeStdin()
+        let status = try child.wait()
+        if let copyError { throw RestoreError("reading \(path) failed: \(copyError)", nothingChanged: false) }
+        guard status == 0 else {
+            let stderr = child.stderrText(limit: 2000)
+            throw RestoreError("psql exited with status \(status)\(stderr.isEmpty ? "" : ": \(stderr)")", nothingChanged: false)
+        }
     }
 }

@@ -8,12 +8,29 @@ import Foundation
 public struct RestoreRecord: Codable, Sendable, Equatable {
     /// kind (`postgres_full`, `redis`) → Unix time the restore finished.
     public var lastSuccess: [String: Double]
+    /// kind → Unix time the last successful restore drill finished.
+    public var drillLastSuccess: [String: Double]
+    /// kind → seconds the last successful drill took (the measured recovery time).
+    public var drillDuration: [String: Double]
 
     enum CodingKeys: String, CodingKey {
         case lastSuccess = "last_success"
+        case drillLastSuccess = "drill_last_success"
+        case drillDuration = "drill_duration_seconds"
     }
 
-    public init(lastSuccess: [String: Double] = [:]) { self.lastSuccess = lastSuccess }
+    public init(lastSuccess: [String: Double] = [:], drillLastSuccess: [String: Double] = [:], drillDuration: [String: Double] = [:]) {
+        self.lastSuccess = lastSuccess
+        self.drillLastSuccess = drillLastSuccess
+        self.drillDuration = drillDuration
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        lastSuccess = try c.decodeIfPresent([String: Double].self, forKey: .lastSuccess) ?? [:]
+        drillLastSuccess = try c.decodeIfPresent([String: Double].self, forKey: .drillLastSuccess) ?? [:]
+        drillDuration = try c.decodeIfPresent([String: Double].self, forKey: .drillDuration) ?? [:]
+    }
 
     public static func path(backupDir: String) -> String { backupDir + "/.state/restores.json" }
 
@@ -28,18 +45,36 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
     public static func recordSuccess(kind: String, at time: Double, backupDir: String) throws {
         var record = load(backupDir: backupDir)
         record.lastSuccess[kind] = time
+        try record.write(backupDir: backupDir)
+    }
+
+    /// Adds a successful drill and writes the record atomically.
+    public static func recordDrill(kind: String, at time: Double, seconds: Double, backupDir: String) throws {
+        var record = load(backupDir: backupDir)
+        record.drillLastSuccess[kind] = time
+        record.drillDuration[kind] = seconds
+        try record.write(backupDir: backupDir)
+    }
+
+    func write(backupDir: String) throws {
+        let record = self
         try FileSystem.createDirectory(backupDir + "/.state")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: path(backupDir: backupDir), mode: 0o640)
+        try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: RestoreRecord.path(backupDir: backupDir), mode: 0o640)
     }
 
     /// Declares the restore families and sets them from the record (serve calls this at
     /// start-up and may call it again after each scrape interval).
     public static func loadMetrics(into registry: MetricsRegistry, backupDir: String) {
         Family.declareRestore(in: registry)
-        for (kind, time) in load(backupDir: backupDir).lastSuccess {
+        let record = load(backupDir: backupDir)
+        for (kind, time) in record.lastSuccess {
             registry.set(Family.restoreLastSuccess, ["kind": kind], time)
+        }
+        for kind in ["postgres_full", "redis"] {
+            registry.set(Family.restoreDrillLastSuccess, ["kind": kind], record.drillLastSuccess[kind] ?? 0)
+            registry.set(Family.restoreDrillDuration, ["kind": kind], record.drillDuration[kind] ?? 0)
         }
     }
 }

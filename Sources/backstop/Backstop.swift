@@ -10,7 +10,7 @@ struct Backstop: AsyncParsableCommand {
         version: BuildInfo.version,
         subcommands: [
             ServeCommand.self, HealthCommand.self, BackupCommand.self, ListCommand.self, VerifyCommand.self,
-            ScheduleCommand.self, RestoreCommand.self,
+            ScheduleCommand.self, RestoreCommand.self, DrillCommand.self,
         ]
     )
 }
