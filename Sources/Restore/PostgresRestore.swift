@@ -17,6 +17,10 @@ public struct PostgresRestoreOptions: Sendable {
     public var dropPrevious = false
     /// Apply roles and tablespaces from the matching `globals_` file first.
     public var withGlobals = false
+    /// Load the dump in one transaction (`psql -1`): one commit instead of one per
+    /// statement, and a failed load leaves nothing. Off for dumps with so many tables that
+    /// one transaction would exhaust the lock table (max_locks_per_transaction).
+    public var singleTransaction = true
 
     public init(target: String) { self.target = target }
 }
@@ -98,10 +102,10 @@ public struct PostgresRestore: Sendable {
                 steps.append("DROP DATABASE \(t)")
             }
             steps.append("CREATE DATABASE \(t) (template0, same owner and encoding)")
-            steps.append("load \(file) into \(t): in-process gunzip → psql -X -q -v ON_ERROR_STOP=1")
+            steps.append("load \(file) into \(t): in-process gunzip → psql -X -q -v ON_ERROR_STOP=1\(options.singleTransaction ? " --single-transaction" : "")")
         } else {
             steps.append("CREATE DATABASE \(restoreName) (template0\(targetExists ? ", owner and encoding of \(t)" : ""))")
-            steps.append("load \(file) into \(restoreName): in-process gunzip → psql -X -q -v ON_ERROR_STOP=1 (on failure: drop \(restoreName), \(t) untouched)")
+            steps.append("load \(file) into \(restoreName): in-process gunzip → psql -X -q -v ON_ERROR_STOP=1\(options.singleTransaction ? " --single-transaction" : "") (on failure: drop \(restoreName), \(t) untouched)")
             if targetExists {
                 steps.append("end every session on \(t) (pg_terminate_backend)")
                 steps.append("ALTER DATABASE \(t) RENAME TO \(preRestoreName)")
@@ -229,7 +233,7 @@ public struct PostgresRestore: Sendable {
 
     /// Streams the dump through in-process gunzip into `psql -v ON_ERROR_STOP=1`.
     func load(into database: String) throws {
-        try PostgresLoader.load(path: source.entry.path, into: database, settings: settings)
+        try PostgresLoader.load(path: source.entry.path, into: database, settings: settings, singleTransaction: options.singleTransaction)
     }
 
     private func applyGlobals(_ globals: RestoreSource.Checked, admin: PostgresAdmin) throws {
@@ -254,10 +258,11 @@ public struct PostgresRestore: Sendable {
 /// Loads a plain-SQL dump into a database: in-process gunzip (zlib, bounded memory) writing
 /// into the stdin of `psql -X -q -v ON_ERROR_STOP=1`. Blocking.
 public enum PostgresLoader {
-    public static func load(path: String, into database: String, settings: PostgresJobSettings) throws {
+    public static func load(path: String, into database: String, settings: PostgresJobSettings, singleTransaction: Bool = true) throws {
         signal(SIGPIPE, SIG_IGN) // a psql that stops on an error must give EPIPE, not kill us
         let child = try ChildProcess(executable: settings.program("psql"),
-                                     arguments: ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", database],
+                                     arguments: ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", database]
+                                        + (singleTransaction ? ["--single-transaction", "-f", "-"] : []),
                                      environment: settings.childEnvironment, captureStdout: false, stdinPipe: true,
                                      scratchDirectory: settings.stateDir)
         var copyError: (any Error)?

@@ -90,6 +90,9 @@ struct RestorePostgresCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-outside"), help: "Accept a file outside BACKUP_DIR.")
     var allowOutside = false
 
+    @Flag(name: .customLong("no-single-transaction"), help: "Commit statement by statement (for dumps with more tables than the lock table holds).")
+    var noSingleTransaction = false
+
     @OptionGroup var options: BackupDirOption
 
     func validate() throws {
@@ -146,6 +149,7 @@ struct RestorePostgresCommand: AsyncParsableCommand {
         restoreOptions.inPlace = inPlace
         restoreOptions.dropPrevious = dropPrevious
         restoreOptions.withGlobals = withGlobals
+        restoreOptions.singleTransaction = !noSingleTransaction
         let log = BackupLog(backupDir: settings.backupDir, echo: !dryRun)
         let restore: PostgresRestore
         let targetExists: Bool
