@@ -54,7 +54,7 @@ let package = Package(
         // The backup jobs (pg_dump, pg_dumpall, pg_basebackup), verification, backup metrics.
         .target(
             name: "BackupJobs",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog"],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient"],
             swiftSettings: strict
         ),
         // Guarded restores: checks, in-process gunzip into psql, the database swap, Redis as a master.
@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "DeploymentTests", dependencies: ["BackstopTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "BackupJobsTests",
-            dependencies: ["BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"],
+            dependencies: ["BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport", "RedisClient"],
             swiftSettings: strict
         ),
         .testTarget(

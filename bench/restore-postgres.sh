@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 as_pg "$pgbin/initdb" -D "$work/pg" -U postgres -A trust >/dev/null
-printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_wal_size = 4GB\n" "$port" "$work" >> "$work/pg/postgresql.conf"
+printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_wal_size = 4GB\n" "$port" "$work" >> "$work/pg/postgresql.conf"
 as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres BACKUP_DIR="$work/backups" BACKUP_POSTGRES_BIN="$pgbin"
 psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }

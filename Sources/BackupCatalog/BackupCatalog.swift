@@ -123,7 +123,14 @@ public struct BackupCatalog: Sendable {
         }
         let started = meta?.startedAt.flatMap(WallClock.parseRFC3339) ?? WallClock.parseFileStamp(stamp) ?? 0
         let finished = meta?.finishedAt.flatMap(WallClock.parseRFC3339)
-        let resolvedTarget = kind == .postgresBase ? (meta?.target ?? meta?.database ?? "cluster") : target
+        let resolvedTarget: String
+        switch kind {
+        case .postgresBase: resolvedTarget = meta?.target ?? meta?.database ?? "cluster"
+        // Redis files are named redis_STAMP whatever the master; the .meta knows the target
+        // (Sentinel master name or host:port), which is what the metrics are labelled with.
+        case .redis: resolvedTarget = meta?.target ?? target
+        default: resolvedTarget = target
+        }
         return CatalogEntry(path: path, name: name, kind: kind, target: resolvedTarget, startedAt: started, finishedAt: finished,
                             sizeBytes: size, meta: meta, state: state, isDirectory: isDirectory)
     }

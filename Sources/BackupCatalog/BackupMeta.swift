@@ -45,6 +45,24 @@ public struct BackupMeta: Codable, Sendable, Equatable {
     public var endLSN: String?
     public var timeline: Int?
     public var files: [FileEntry]?
+    // Redis snapshots.
+    /// `redis_version` of the server the snapshot came from.
+    public var redisVersion: String?
+    /// The RDB format version from the snapshot's header.
+    public var rdbVersion: Int?
+    /// The master at the time of the snapshot (as Sentinel named it, or REDIS_HOST:PORT).
+    public var master: String?
+    /// The server that produced the snapshot, and its role (`master` or `replica`).
+    public var source: String?
+    public var sourceRole: String?
+    /// Keys (and keys with a TTL) per logical database (`db0`…), from `INFO keyspace` taken
+    /// right before the snapshot.
+    public var keys: [String: Int]?
+    public var expires: [String: Int]?
+    /// `replication` or `bgsave`.
+    public var method: String?
+    /// `verified` (the RDB's CRC-64 matched while streaming) or `disabled` (`rdbchecksum no`).
+    public var rdbChecksum: String?
 
     enum CodingKeys: String, CodingKey {
         case timestamp, type, database, size, file, status, kind, target, sha256, compression, timeline, files
@@ -57,6 +75,11 @@ public struct BackupMeta: Codable, Sendable, Equatable {
         case toolVersion = "tool_version"
         case startLSN = "start_lsn"
         case endLSN = "end_lsn"
+        case redisVersion = "redis_version"
+        case rdbVersion = "rdb_version"
+        case master, source, keys, expires, method
+        case sourceRole = "source_role"
+        case rdbChecksum = "rdb_checksum"
     }
 
     public init(kind: BackupKind, target: String, file: String, startedAt: Double, finishedAt: Double,

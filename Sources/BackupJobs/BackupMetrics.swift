@@ -23,6 +23,12 @@ public enum BackupMetrics {
                Expected(kind: BackupKind.postgresBase.rawValue, target: settings.clusterTarget)]
     }
 
+    /// The series the Redis job configured by `settings` owns (kind `redis`, target the
+    /// Sentinel master name or `host:port`).
+    public static func expected(redis settings: RedisJobSettings) -> [Expected] {
+        [Expected(kind: BackupKind.redis.rawValue, target: settings.target)]
+    }
+
     /// Declares the families and sets last success/attempt/size/duration/run-success from the
     /// newest good backup in the catalog and the newest attempt in `.state/attempts.json`.
     public static func load(into registry: MetricsRegistry, backupDir: String, expected: [Expected] = []) {

@@ -29,9 +29,6 @@ public final class ChildProcess {
                 captureStdout: Bool, stdinPipe: Bool = false, scratchDirectory: String) throws {
         self.executable = executable
         self.arguments = arguments
-        if Self.stopped.withLock({ $0 }) {
-            throw Failure(description: "not starting \(executable): the service is shutting down")
-        }
         try FileSystem.createDirectory(scratchDirectory)
         stderrPath = scratchDirectory + "/.stderr-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         var fds: [Int32] = [-1, -1]
@@ -103,22 +100,6 @@ public final class ChildProcess {
         pid = child
         stdoutFD = captureStdout ? fds[0] : -1
         stdinFD = stdinPipe ? inFDs[1] : -1
-        Self.running.withLock { _ = $0.insert(child) }
-    }
-
-    /// Children started and not yet waited for, so a shutdown can stop them all.
-    private static let running = Mutex<Set<pid_t>>([])
-
-    private static let stopped = Mutex(false)
-
-    /// Shutdown: sends SIGTERM to every child still running (pg_dump, pg_basebackup…) and
-    /// refuses to start new ones. Called when `serve` cancels a job after the grace period:
-    /// the job sees its child fail, aborts its writer and removes its temporary file, and a
-    /// multi-step job cannot start its next step — nothing partial is left and no child
-    /// outlives the service.
-    public static func stopAll() {
-        stopped.withLock { $0 = true }
-        for pid in running.withLock({ $0 }) { kill(pid, SIGTERM) }
     }
 
     deinit {
@@ -161,7 +142,6 @@ public final class ChildProcess {
         }
         let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         exitStatus = code
-        Self.running.withLock { _ = $0.remove(pid) }
         return code
     }
 

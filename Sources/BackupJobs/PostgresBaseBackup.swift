@@ -19,18 +19,23 @@ public struct PostgresBaseBackup: Sendable {
     public let settings: PostgresJobSettings
     public let log: BackupLog
     public let metrics: MetricsRegistry?
+    public let cancellation: JobCancellation?
 
-    public init(settings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil) {
+    /// - Parameters:
+    ///   - metrics: when given, every outcome is recorded there too (`BackupMetrics.record`).
+    ///   - cancellation: lets another thread stop the run (the scheduler at shutdown).
+    public init(settings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil, cancellation: JobCancellation? = nil) {
         self.settings = settings
         self.log = log
         self.metrics = metrics
+        self.cancellation = cancellation
     }
 
     public func run() throws -> BackupOutcome {
         let lock = try FileLock(path: settings.locksDir + "/postgres_base.lock", purpose: "backup postgres incremental")
         defer { lock.release() }
         try FileSystem.createDirectory(settings.postgresDir)
-        StaleFiles.removePartials(in: settings.postgresDir)
+        StaleFiles.removePartials(in: settings.postgresDir) { $0.hasPrefix("wal_") }
         let started = WallClock.now()
         let stamp = StaleFiles.freeStamp(startingAt: started, in: settings.postgresDir) { ["wal_\($0)"] }
         let name = "wal_\(stamp)"
@@ -47,7 +52,10 @@ public struct PostgresBaseBackup: Sendable {
                                                      "--compress=\(settings.compressionLevel)", "--checkpoint=fast",
                                                      "--no-password", "--label", "backstop \(name)", "--manifest-checksums=SHA256"],
                                          environment: settings.childEnvironment, captureStdout: false, scratchDirectory: settings.stateDir)
+            cancellation?.attach(child.pid)
             let status = try child.wait()
+            cancellation?.detach()
+            if cancellation?.isCancelled == true { throw BackupJobError("cancelled (shutdown): pg_basebackup was stopped; no backup was kept") }
             guard status == 0 else {
                 throw BackupJobError("pg_basebackup exited with status \(status): \(child.stderrText()); no backup was kept")
             }

@@ -15,11 +15,16 @@ public struct PostgresFullBackup: Sendable {
     public let settings: PostgresJobSettings
     public let log: BackupLog
     public let metrics: MetricsRegistry?
+    public let cancellation: JobCancellation?
 
-    public init(settings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil) {
+    /// - Parameters:
+    ///   - metrics: when given, every outcome is recorded there too (`BackupMetrics.record`).
+    ///   - cancellation: lets another thread stop the run (the scheduler at shutdown).
+    public init(settings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil, cancellation: JobCancellation? = nil) {
         self.settings = settings
         self.log = log
         self.metrics = metrics
+        self.cancellation = cancellation
     }
 
     /// Runs the job. Throws `FileLock.Held` when another run holds the job's lock; otherwise
@@ -28,7 +33,9 @@ public struct PostgresFullBackup: Sendable {
         let lock = try FileLock(path: settings.locksDir + "/postgres_full.lock", purpose: "backup postgres full")
         defer { lock.release() }
         try FileSystem.createDirectory(settings.postgresDir)
-        StaleFiles.removePartials(in: settings.postgresDir)
+        StaleFiles.removePartials(in: settings.postgresDir) { name in
+            name.hasPrefix("globals_") || settings.databases.contains { name.hasPrefix("\($0)_full_") }
+        }
         let started = WallClock.now()
         let stamp = StaleFiles.freeStamp(startingAt: started, in: settings.postgresDir) { stamp in
             settings.databases.map { "\($0)_full_\(stamp).sql.gz" } + ["globals_\(stamp).sql.gz"]
@@ -59,8 +66,9 @@ public struct PostgresFullBackup: Sendable {
         log.info("\(kind.rawValue) \(target): started → \(destination)")
         var outcome: BackupOutcome
         do {
+            if cancellation?.isCancelled == true { throw BackupJobError("cancelled before it started (shutdown)") }
             let written = try StreamedDump.run(program: program, arguments: arguments, destination: destination,
-                                               settings: settings, log: log, label: target)
+                                               settings: settings, log: log, label: target, cancellation: cancellation)
             let finished = WallClock.now()
             var meta = BackupMeta(kind: kind, target: target, file: file, startedAt: started, finishedAt: finished,
                                   sizeBytes: written.sizeBytes, sha256: written.sha256,
@@ -90,7 +98,7 @@ public struct PostgresFullBackup: Sendable {
 /// A child program's stdout streamed through `BackupFileWriter` into a backup file.
 enum StreamedDump {
     static func run(program: String, arguments: [String], destination: String, settings: PostgresJobSettings,
-                    log: BackupLog, label: String) throws -> WrittenFile {
+                    log: BackupLog, label: String, cancellation: JobCancellation?) throws -> WrittenFile {
         let writer = try BackupFileWriter(destination: destination, compressionLevel: settings.compressionLevel)
         let child: ChildProcess
         do {
@@ -100,6 +108,8 @@ enum StreamedDump {
             writer.abort()
             throw error
         }
+        cancellation?.attach(child.pid)
+        defer { cancellation?.detach() }
         let name = FileSystem.lastComponent(of: program)
         let t0 = MonotonicClock.seconds()
         var lastProgress = t0
@@ -121,6 +131,7 @@ enum StreamedDump {
         guard status == 0 else {
             writer.abort()
             let stderr = child.stderrText()
+            if cancellation?.isCancelled == true { throw BackupJobError("cancelled (shutdown): \(name) was stopped; no backup file was kept") }
             throw BackupJobError("\(name) exited with status \(status)\(stderr.isEmpty ? "" : ": \(stderr)"); no backup file was kept")
         }
         return try writer.finish()
@@ -131,8 +142,12 @@ enum StreamedDump {
 enum StaleFiles {
     /// Removes hidden temporary files and folders (`.NAME.partial`) of runs that died; the
     /// caller holds the job's lock, so none of them is in use.
-    static func removePartials(in folder: String) {
-        for name in (try? FileSystem.list(folder)) ?? [] where name.hasPrefix(".") && name.hasSuffix(".partial") {
+    /// Removes the leftovers of this job's own crashed runs. Only names `owned` says are the
+    /// job's: the full dump and the base backup share `postgres/` and run at the same time,
+    /// and one must never delete the other's file in progress (the caller holds its job's
+    /// lock, so its own partials are certainly stale).
+    static func removePartials(in folder: String, owned: (String) -> Bool) {
+        for name in (try? FileSystem.list(folder)) ?? [] where name.hasPrefix(".") && name.hasSuffix(".partial") && owned(String(name.dropFirst())) {
             try? FileManager.default.removeItem(atPath: folder + "/" + name)
         }
     }

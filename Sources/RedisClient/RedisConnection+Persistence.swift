@@ -11,10 +11,14 @@ extension RedisConnection {
     /// A save already running (another BGSAVE, or a replication fork) predates the request,
     /// so it is waited out and a new one started. Throws `.server` when the save fails
     /// (`rdb_last_bgsave_status:err`: the server log says why — disk full, permissions) and
-    /// `.io` when `timeout` seconds pass.
-    public func bgsave(timeout: Double, pollInterval: Double = 0.1) throws -> BackgroundSave {
+    /// `.io` when `timeout` seconds pass. `shouldContinue` is asked at every poll; when it
+    /// answers false the wait ends with `CancellationError` (the server's save goes on).
+    public func bgsave(timeout: Double, pollInterval: Double = 0.1, shouldContinue: () -> Bool = { true }) throws -> BackgroundSave {
         let deadline = MonotonicClock.seconds() + timeout
-        func persistence() throws -> [String: String] { try info("persistence") }
+        func persistence() throws -> [String: String] {
+            guard shouldContinue() else { throw CancellationError() }
+            return try info("persistence")
+        }
         func waitIdle() throws -> [String: String] {
             while true {
                 let fields = try persistence()

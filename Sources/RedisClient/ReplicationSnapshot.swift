@@ -63,8 +63,13 @@ public struct SnapshotInfo: Sendable, Equatable {
 /// Throws `RedisError` (`.connect`, `.authentication`, `.io`, `.snapshot`) or whatever `sink`
 /// throws. The sink may already have received bytes when it throws: a caller must treat any
 /// throw as "no backup" and discard what the sink wrote.
+///
+/// `shouldContinue` is asked after every read, keepalives included (one a second while the
+/// server prepares the snapshot), so a shutdown does not wait for a long BGSAVE to finish;
+/// when it answers false the fetch throws `CancellationError`.
 public func fetchSnapshot(from endpoint: Endpoint, username: String? = nil, password: Secret? = nil,
                           timeout: Double, options: SnapshotOptions = SnapshotOptions(),
+                          shouldContinue: () -> Bool = { true },
                           sink: (UnsafeRawBufferPointer) throws -> Void) throws -> SnapshotInfo {
     let socket = try PlainSocket(connectingTo: endpoint, timeout: timeout)
 
@@ -101,6 +106,7 @@ public func fetchSnapshot(from endpoint: Endpoint, username: String? = nil, pass
     do {
         while true {
             let count = try socket.read(into: buffer, operation: "SYNC (receiving the snapshot)")
+            guard shouldContinue() else { throw CancellationError() }
             if count == 0 {
                 try parser.finish()
                 break

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BackstopCore
 import BackupCatalog
+import BackupJobs
 import Foundation
 import RedisClient
 
@@ -40,6 +41,8 @@ public struct RedisRestoreResult: Sendable {
     public var expected: [Int: Int]?
     /// Differences between `keyspace` and `expected`, one line each.
     public var mismatches: [String]
+    /// The snapshot of the data replaced (restore it to undo).
+    public var safetySnapshot: String?
     public var seconds: Double
 }
 
@@ -59,10 +62,14 @@ public struct RedisRestore: Sendable {
     public let source: RestoreSource.Checked
     public let backupDir: String
     public let options: RedisRestoreOptions
+    /// The Redis backup job's settings: a safety snapshot of the current data is taken with
+    /// them first (a normal, listed backup). Nil skips it (tests of the mechanism only).
+    public let safetySnapshot: RedisJobSettings?
     public let say: @Sendable (String) -> Void
 
     public init(redis: RedisSettings, target: Endpoint, source: RestoreSource.Checked, backupDir: String,
-                options: RedisRestoreOptions, say: @escaping @Sendable (String) -> Void) {
+                options: RedisRestoreOptions, safetySnapshot: RedisJobSettings?, say: @escaping @Sendable (String) -> Void) {
+        self.safetySnapshot = safetySnapshot
         self.redis = redis
         self.target = target
         self.source = source
@@ -111,7 +118,11 @@ public struct RedisRestore: Sendable {
     /// Every step, in order, as the dry run prints it.
     public func plan(facts: RedisTargetFacts) -> [String] {
         let adv = advertiseAddress
-        var steps = [
+        var steps = [String]()
+        if safetySnapshot != nil {
+            steps.append("safety snapshot of the current data (backstop backup redis: a normal, listed backup under \(backupDir)/redis)")
+        }
+        steps += [
             "checked \(source.entry.path): gzip stream whole, SHA-256 \(source.verification.sha256), RDB \(source.verification.uncompressedBytes) bytes",
             "target \(target): Redis \(facts.redisVersion), role master, process \(facts.processID), keys now: \(Self.describe(facts.keyspace))",
         ]
@@ -134,6 +145,16 @@ public struct RedisRestore: Sendable {
     public func run() throws -> RedisRestoreResult {
         let started = MonotonicClock.seconds()
         let before = try inspect()
+        var safetyPath: String?
+        if let safetySnapshot {
+            say("safety snapshot of \(target) …")
+            let outcome = try RedisSnapshotBackup(settings: safetySnapshot, log: BackupLog(backupDir: backupDir, echo: false)).run()
+            guard outcome.success, let path = outcome.path else {
+                throw RestoreError("the safety snapshot failed (\(outcome.message ?? "no reason given")); nothing was changed", nothingChanged: true)
+            }
+            safetyPath = path
+            say("safety snapshot written: \(path)")
+        }
         let guardSentinels = try SentinelGuard(redis: redis, say: say, holdMilliseconds: Int((options.timeout + 120) * 1000))
         defer { guardSentinels.release() }
         let adv = advertiseAddress
@@ -160,7 +181,7 @@ public struct RedisRestore: Sendable {
         }
         _ = try? connect().call(["REPLICAOF", "NO", "ONE"])
         guard loaded else {
-            throw RestoreError("\(target) did not finish loading the snapshot within \(Int(options.timeout)) s (link \(last["master_link_status"] ?? "?"), sync in progress \(last["master_sync_in_progress"] ?? "?"), master side: \(master.progress.lastError ?? "no error")). It was told REPLICAOF NO ONE; its data may be incomplete: restore again or from the safety snapshot", nothingChanged: false)
+            throw RestoreError("\(target) did not finish loading the snapshot within \(Int(options.timeout)) s (link \(last["master_link_status"] ?? "?"), sync in progress \(last["master_sync_in_progress"] ?? "?"), master side: \(master.progress.lastError ?? "no error")). It was told REPLICAOF NO ONE; its data may be incomplete: restore again\(safetyPath.map { ", or the safety snapshot \($0)" } ?? "")", nothingChanged: false)
         }
         say("\(target) loaded the snapshot; REPLICAOF NO ONE sent")
         master.stop()
@@ -183,16 +204,25 @@ public struct RedisRestore: Sendable {
             say("warning: the restore succeeded but recording it failed: \(error)")
         }
         return RedisRestoreResult(processIDBefore: before.processID, processIDAfter: server["process_id"] ?? "?", keyspace: keyspace,
-                                  expected: expected, mismatches: mismatches, seconds: MonotonicClock.seconds() - started)
+                                  expected: expected, mismatches: mismatches, safetySnapshot: safetyPath, seconds: MonotonicClock.seconds() - started)
     }
 
     static func describe(_ keyspace: [Int: KeyspaceCounts]) -> String {
         keyspace.isEmpty ? "none" : keyspace.keys.sorted().map { "db\($0)=\(keyspace[$0]?.keys ?? 0)" }.joined(separator: " ")
     }
 
-    /// Keys per database from a Redis backup's `.meta`: `keys_per_database` (or `keyspace`),
-    /// an object of `"0"`/`"db0"` → a count or `{"keys": n}`.
+    /// Keys per database from a Redis backup's `.meta`: its `keys` (`"db0": n`, as the Redis
+    /// backup job writes it), else `keys_per_database`/`keyspace` (`"0"`/`"db0"` → a count or
+    /// `{"keys": n}`).
     public static func expectedKeys(metaPath: String) -> [Int: Int]? {
+        if let data = FileManager.default.contents(atPath: metaPath),
+           let meta = try? BackupMeta.decode(Array(data)), let keys = meta.keys {
+            var result: [Int: Int] = [:]
+            for (key, count) in keys {
+                if let db = Int(key.hasPrefix("db") ? String(key.dropFirst(2)) : key) { result[db] = count }
+            }
+            return result
+        }
         guard let data = FileManager.default.contents(atPath: metaPath),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
         guard let table = (object["keys_per_database"] ?? object["keyspace"] ?? object["keys_per_db"]) as? [String: Any] else { return nil }

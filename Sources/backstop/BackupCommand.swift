@@ -9,7 +9,7 @@ struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Run a backup now.",
-        subcommands: [BackupPostgresCommand.self]
+        subcommands: [BackupPostgresCommand.self, BackupRedisCommand.self]
     )
 }
 

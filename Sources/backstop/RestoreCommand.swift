@@ -310,8 +310,9 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         restoreOptions.port = port
         restoreOptions.timeout = timeout
         let log = BackupLog(backupDir: backupDir, echo: !dryRun)
+        let jobSettings = try validated { try RedisJobSettings(environment: env) }
         let restore = RedisRestore(redis: redis, target: target, source: checked, backupDir: backupDir, options: restoreOptions,
-                                   say: { log.info("restore redis: \($0)") })
+                                   safetySnapshot: jobSettings, say: { log.info("restore redis: \($0)") })
         let facts: RedisTargetFacts
         do {
             facts = try await Blocking.run { try restore.inspect() }
@@ -328,6 +329,7 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         log.info("restore redis: \(checked.entry.path) → \(target) started (Redis \(facts.redisVersion), process \(facts.processID))")
         do {
             let result = try await Blocking.run { try restore.run() }
+            if let safety = result.safetySnapshot { print("safety snapshot of the replaced data: \(safety) (restore it to undo)") }
             log.info("restore redis: \(target) restored from \(checked.entry.path) in \(String(format: "%.1f", result.seconds)) s; process \(result.processIDAfter) (before: \(result.processIDBefore)); keys: \(result.keyspace.keys.sorted().map { "db\($0)=\(result.keyspace[$0]?.keys ?? 0)" }.joined(separator: " "))")
             if result.expected == nil {
                 print("note: the .meta records no key counts; nothing to compare")

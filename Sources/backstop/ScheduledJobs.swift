@@ -10,23 +10,12 @@ enum ScheduledJobs {
     /// Job name → action. A job without an action here is not scheduled.
     static func actions(environment env: [String: String], registry: MetricsRegistry) throws -> [String: @Sendable () async throws -> Void] {
         let postgres = try validated { try PostgresJobSettings(environment: env) }
+        let redis = try validated { try RedisJobSettings(environment: env) }
         let log = BackupLog(backupDir: postgres.backupDir)
         return [
-            "full": {
-                let outcomes = try await cancellable {
-                    try PostgresFullBackup(settings: postgres, log: log, metrics: registry).run()
-                }
-                let failed = outcomes.filter { !$0.success }
-                if !failed.isEmpty {
-                    throw BackupJobError(failed.map { "\($0.target): \($0.message ?? "failed")" }.joined(separator: "; "))
-                }
-            },
-            "incremental": {
-                let outcome = try await cancellable {
-                    try PostgresBaseBackup(settings: postgres, log: log, metrics: registry).run()
-                }
-                if !outcome.success { throw BackupJobError(outcome.message ?? "base backup failed") }
-            },
+            "full": { try await BackupJobRunner.postgresFull(settings: postgres, log: log, metrics: registry) },
+            "incremental": { try await BackupJobRunner.postgresBase(settings: postgres, log: log, metrics: registry) },
+            "redis": { try await BackupJobRunner.redis(settings: redis, log: log, metrics: registry) },
         ]
     }
 
@@ -34,18 +23,8 @@ enum ScheduledJobs {
     /// succeeded is visible (and BackupStale can fire for it).
     static func expectedSeries(environment env: [String: String]) throws -> [BackupMetrics.Expected] {
         let postgres = try validated { try PostgresJobSettings(environment: env) }
-        return BackupMetrics.expected(postgres: postgres)
-    }
-
-    /// Runs a blocking job off the cooperative pool. When the task is cancelled (the
-    /// shutdown grace period ran out), the job's child processes get SIGTERM: the job then
-    /// fails, aborts its writer and removes its temporary file.
-    static func cancellable<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withTaskCancellationHandler {
-            try await Blocking.run(body)
-        } onCancel: {
-            ChildProcess.stopAll()
-        }
+        let redis = try validated { try RedisJobSettings(environment: env) }
+        return BackupMetrics.expected(postgres: postgres) + BackupMetrics.expected(redis: redis)
     }
 
     /// The newest good backup of the kind a job makes, from the metrics filled from the

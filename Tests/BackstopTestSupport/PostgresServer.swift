@@ -199,6 +199,12 @@ public final class PostgresServer: Sendable {
         return pid
     }
 
+    /// Stops the server at once (immediate mode) and ignores errors: for tests that simulate a
+    /// crash, and for clean-up of servers a test started for itself.
+    public func shutdown() {
+        _ = try? stop(mode: "immediate")
+    }
+
     /// Whether the server accepts TCP connections.
     public var isRunning: Bool { TestEnvironment.isListening(port: port, host: host) }
 
@@ -284,8 +290,16 @@ enum DetachedLauncher {
         closeInheritedDescriptors(&actions)
         let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for arg in cArgs { free(arg) } }
+        // A clean signal mask: the caller may be a thread with signals blocked.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
         guard rc == 0 else { throw TestSupportError("posix_spawn \(argv[0]) failed: \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {

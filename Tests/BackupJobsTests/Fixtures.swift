@@ -85,3 +85,40 @@ enum Fixtures {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
     }
 }
+
+/// Makes a pg_dump wait, deterministically: another session holds an ACCESS EXCLUSIVE lock on
+/// a table, so pg_dump (which locks every table before it copies any) blocks until released.
+/// Tests use the pause to interrupt a run in flight.
+struct TableLockHolder: Sendable {
+    let pid: Int32
+    let server: PostgresServer
+    let application: String
+
+    init(server: PostgresServer, database: String, table: String, logDirectory: String) throws {
+        self.server = server
+        application = "lock-holder-\(UInt32.random(in: 0...UInt32.max))"
+        var env = server.environment(database: database)
+        env["PGAPPNAME"] = application
+        pid = try TestProcesses.spawn(server.program("psql"),
+                                      ["-X", "-q", "-d", database, "-c", "BEGIN; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300);"],
+                                      logFile: logDirectory + "/lock-holder.log", environment: env)
+        try TestEnvironment.waitUntil(timeout: 30, "the table lock on \(table)") {
+            try server.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '\(table)' AND l.mode = 'AccessExclusiveLock' AND l.granted", database: database) == "1"
+        }
+    }
+
+    /// Waits until a pg_dump session on `database` is blocked on a lock.
+    func waitForBlockedDump(server: PostgresServer, database: String) throws {
+        try TestEnvironment.waitUntil(timeout: 30, "pg_dump to wait on the lock") {
+            try server.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = '\(database)' AND application_name = 'pg_dump' AND wait_event_type = 'Lock'") != "0"
+        }
+    }
+
+    /// Ends the holding session (a backend sleeping in pg_sleep does not notice its client
+    /// going away, so it is terminated on the server) and the psql process.
+    func release() {
+        _ = try? server.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '\(application)'")
+        kill(pid, SIGKILL)
+        TestProcesses.unregister(pid: pid)
+    }
+}

@@ -89,19 +89,19 @@ import Testing
 
     @Test func connectionLostPartWayLeavesNothing() throws {
         let server = try PostgresServer.shared
-        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("bulk"))
-        try server.psql(Fixtures.bulk(megabytes: 40), database: db)
+        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("cut"))
+        try server.psql(Fixtures.bulk(megabytes: 1), database: db)
         let backupDir = try TestEnvironment.makeTempDirectory("full-cut")
         let settings = try Fixtures.settings(server: server, database: db, backupDir: backupDir)
-        // Terminate pg_dump's session as soon as the dump has started writing.
+        let holder = try TableLockHolder(server: server, database: db, table: "bulk", logDirectory: backupDir)
+        defer { holder.release() }
+        // Terminate pg_dump's session while it is in the middle of its run.
         let killer = Thread {
-            let partialPrefix = ".\(db)_full_"
-            for _ in 0..<2000 {
-                let started = Fixtures.files(in: backupDir + "/postgres").contains { $0.hasPrefix(partialPrefix) && $0.hasSuffix(".partial") }
-                if started,
-                   let n = try? server.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(db)' AND application_name = 'pg_dump'"),
-                   n != "0" { return }
-                usleep(5000)
+            do {
+                try holder.waitForBlockedDump(server: server, database: db)
+                _ = try server.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(db)' AND application_name = 'pg_dump'")
+            } catch {
+                holder.release()
             }
         }
         killer.start()
@@ -109,8 +109,55 @@ import Testing
         let dump = try #require(outcomes.first { $0.kind == .postgresFull })
         #expect(!dump.success)
         #expect(dump.message?.contains("pg_dump exited") == true)
+        #expect(dump.message?.contains("terminat") == true, "\(dump.message ?? "")")
         #expect(!Fixtures.files(in: backupDir + "/postgres").contains { $0.contains(db) })
         #expect(AttemptsRecord.load(backupDir: backupDir).attempts["postgres_full/\(db)"]?.success == false)
+    }
+
+    @Test func serverStoppedPartWayLeavesNothing() throws {
+        // Its own server: this test stops it.
+        let server = try PostgresServer.start(name: "stopped")
+        defer { server.shutdown() }
+        try server.psql(Fixtures.bulk(megabytes: 1))
+        let backupDir = try TestEnvironment.makeTempDirectory("full-stopped")
+        let settings = try Fixtures.settings(server: server, database: "postgres", backupDir: backupDir)
+        let holder = try TableLockHolder(server: server, database: "postgres", table: "bulk", logDirectory: backupDir)
+        defer { holder.release() }
+        let stopper = Thread {
+            _ = try? holder.waitForBlockedDump(server: server, database: "postgres")
+            server.shutdown()
+        }
+        stopper.start()
+        let outcomes = try PostgresFullBackup(settings: settings, log: BackupLog(backupDir: backupDir, echo: false)).run()
+        let dump = try #require(outcomes.first { $0.kind == .postgresFull })
+        #expect(!dump.success)
+        #expect(outcomes.allSatisfy { !$0.success })
+        #expect(Fixtures.files(in: backupDir + "/postgres").isEmpty)
+        #expect(BackupCatalog(backupDir: backupDir).list().isEmpty)
+    }
+
+    @Test func cancellingTheTaskStopsPgDumpAndLeavesNothing() async throws {
+        let server = try PostgresServer.shared
+        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("cancel"))
+        try server.psql(Fixtures.bulk(megabytes: 1), database: db)
+        let backupDir = try TestEnvironment.makeTempDirectory("full-cancel")
+        let settings = try Fixtures.settings(server: server, database: db, backupDir: backupDir)
+        let holder = try TableLockHolder(server: server, database: db, table: "bulk", logDirectory: backupDir)
+        defer { holder.release() }
+        let registry = MetricsRegistry()
+        let task = Task {
+            try await BackupJobRunner.postgresFull(settings: settings, log: BackupLog(backupDir: backupDir, echo: false), metrics: registry)
+        }
+        // Poll on the blocking queue: a sleeping cooperative thread could starve the job's task.
+        try await Blocking.run { try holder.waitForBlockedDump(server: server, database: db) }
+        #expect(Fixtures.files(in: backupDir + "/postgres").contains { $0.hasPrefix(".\(db)_full_") && $0.hasSuffix(".partial") })
+        task.cancel()
+        let result = await task.result
+        let error = #expect(throws: BackupJobError.self) { try result.get() }
+        #expect(error?.description.contains("cancelled") == true)
+        #expect(Fixtures.files(in: backupDir + "/postgres").isEmpty)
+        #expect(registry.value(Family.backupRuns, ["kind": "postgres_full", "target": db, "result": "failure"]) == 1)
+        #expect(registry.value(Family.backupRuns, ["kind": "postgres_full", "target": "globals", "result": "success"]) == nil)
     }
 
     @Test func aSecondRunSaysWhoHoldsTheLock() throws {

@@ -2,8 +2,9 @@ import BackstopTestSupport
 import Testing
 
 @Suite struct PostgresServerTests {
-    @Test func startsAndAnswersQueries() throws {
+    @Test func startsStopsAndAnswersQueries() throws {
         let server = try PostgresServer.start(name: "selftest")
+        defer { server.shutdown() }
         #expect(try server.psql("SELECT 1 + 1;") == "2")
         #expect(try server.psql("SHOW wal_level;") == "replica")
         let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("t"))

@@ -188,6 +188,32 @@ struct ServeTests {
         #expect(metricValue(body, "backstop_postgres_up", "target=\"\(pg.database)\"") == 0, "a frozen server counts as down")
     }
 
+    @Test("at start-up serve catches up: a dump, a base backup and a Redis snapshot, once each, shown in the metrics")
+    func catchUpBackups() throws {
+        let pg = try PostgresServer.shared
+        let redis = try RedisCluster.shared()
+        let service = try Service(postgres: pg, redis: redis, interval: "1s", extra: [
+            "BACKUP_SCHEDULE_FULL": "0 2 * * *", "BACKUP_SCHEDULE_INCREMENTAL": "0 */6 * * *", "BACKUP_SCHEDULE_REDIS": "0 */4 * * *",
+        ])
+        defer { _ = service.stop() }
+        let body = try TestHTTP.waitFor(service.metricsURL, timeout: 120, "three catch-up backups") { text in
+            ["postgres_full", "postgres_base", "redis"].allSatisfy { kind in
+                text.split(separator: "\n").contains { $0.hasPrefix("backstop_backup_runs_total{kind=\"\(kind)\"") && $0.contains("result=\"success\"} 1") }
+            }
+        }
+        for kind in ["postgres_full", "postgres_base", "redis"] {
+            let line = body.split(separator: "\n").first { $0.hasPrefix("backstop_backup_last_success_timestamp_seconds{kind=\"\(kind)\"") }
+            #expect((line?.split(separator: " ").last.flatMap { Double($0) } ?? 0) > 0, "\(kind) has no last success")
+        }
+        #expect(!body.contains("result=\"failure\"} 1"), "a catch-up run failed")
+        let list = try BackstopBinary.run(["list", "--json"], environment: ["BACKUP_DIR": service.backupDir])
+        let entries = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]] ?? []
+        let kinds = Set(entries.compactMap { $0["kind"] as? String })
+        #expect(kinds.isSuperset(of: ["postgres_full", "postgres_base", "redis"]), "listed kinds: \(kinds)")
+        // Catch-up means once, not once per missed slot.
+        #expect(entries.filter { ($0["kind"] as? String) == "redis" }.count == 1)
+    }
+
     @Test("SIGTERM during a scheduled dump: nothing partial is left and no pg_dump outlives the service")
     func sigtermDuringDump() throws {
         let pg = try PostgresServer.start(name: "serve-sigterm")

@@ -68,9 +68,10 @@ struct RedisRestoreScene {
                               finishedAt: WallClock.now() - 59, sizeBytes: written.sizeBytes, sha256: written.sha256,
                               compression: "gzip-6", serverVersion: nil)
         meta.uncompressedBytes = written.uncompressedBytes
-        var object = try JSONSerialization.jsonObject(with: Data(try meta.encoded())) as? [String: Any] ?? [:]
-        object["keys_per_database"] = keys
-        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: BackupMeta.path(for: path)))
+        var dbKeys: [String: Int] = [:]
+        for (db, n) in keys { dbKeys["db\(db)"] = n }
+        meta.keys = dbKeys
+        try meta.write(forData: path)
     }
 
     /// Every key of every database: type, value and absolute expiry (PEXPIRETIME, ms).
@@ -137,10 +138,20 @@ struct RedisRestoreScene {
         #expect(dry.stdout.contains("REPLICAOF"))
         #expect(dry.stdout.contains("down-after-milliseconds"))
         #expect(try scene.state(master) == before)
+        #expect(BackupCatalog(backupDir: scene.backupDir).list(kinds: [.redis]).count == 1, "no safety snapshot for a dry run or a refusal")
+        var beforeCounts: [String: Int] = [:]
+        for key in before.keys { beforeCounts[String(key.prefix { $0 != "/" }), default: 0] += 1 }
 
         let result = try scene.restore(["--latest", "--yes"])
         #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
         #expect(result.stdout.contains("key counts per database match the .meta"))
+        // The safety snapshot is a normal, listed backup of what was replaced.
+        let snapshots = BackupCatalog(backupDir: scene.backupDir).list(kinds: [.redis])
+        #expect(snapshots.count == 2)
+        let safety = try #require(snapshots.first { $0.path != scene.snapshot })
+        #expect(safety.state == .complete)
+        #expect(safety.meta?.keys == beforeCounts)
+        #expect(result.stdout.contains(safety.path))
         // Same process, exactly the snapshot's keys, values and expiry times; old keys gone.
         #expect(try scene.processID(master) == pid)
         let after = try scene.state(master)

@@ -1,0 +1,107 @@
+import BackstopCore
+import BackstopMetrics
+import Foundation
+import Synchronization
+
+/// Lets a scheduler stop a running backup: `cancel()` sends SIGTERM to the child program
+/// in hand (pg_dump, pg_basebackup), which makes the job fail the ordinary way — temporary
+/// file removed, attempt recorded — and keeps later steps of the run from starting.
+///
+/// Thread-safe through its `Mutex`.
+public final class JobCancellation: Sendable {
+    private struct State {
+        var cancelled = false
+        var child: pid_t?
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// Throws `BackupCancelled` when cancelled (for jobs without a child: the Redis snapshot
+    /// checks between chunks, keepalives and polls).
+    public func check() throws {
+        if isCancelled { throw BackupCancelled() }
+    }
+
+    public func cancel() {
+        let child = state.withLock { s -> pid_t? in
+            s.cancelled = true
+            return s.child
+        }
+        if let child { kill(child, SIGTERM) }
+    }
+
+    /// Called by a job right after it started a child; stops it at once if already cancelled.
+    func attach(_ pid: pid_t) {
+        let cancelled = state.withLock { s -> Bool in
+            s.child = pid
+            return s.cancelled
+        }
+        if cancelled { kill(pid, SIGTERM) }
+    }
+
+    func detach() { state.withLock { $0.child = nil } }
+}
+
+/// The job was cancelled (shutdown); nothing was kept.
+public struct BackupCancelled: Error, CustomStringConvertible, Sendable {
+    public init() {}
+    public var description: String { "cancelled (shutdown) before the backup finished; no backup file was kept" }
+}
+
+/// The jobs as `async` calls for the scheduler and the commands: the blocking work runs on
+/// the blocking queue (never the cooperative pool) and Task cancellation stops it.
+public enum BackupJobRunner {
+    /// `backup postgres full`; throws when any file failed (after recording every outcome).
+    @discardableResult
+    public static func postgresFull(settings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil) async throws -> [BackupOutcome] {
+        let cancellation = JobCancellation()
+        let outcomes = try await withTaskCancellationHandler {
+            try await Blocking.run {
+                try PostgresFullBackup(settings: settings, log: log, metrics: metrics, cancellation: cancellation).run()
+            }
+        } onCancel: {
+            cancellation.cancel()
+        }
+        let failed = outcomes.filter { !$0.success }
+        if !failed.isEmpty {
+            throw BackupJobError("backup postgres full: \(failed.count) of \(outcomes.count) files failed: "
+                + failed.map { "\($0.target): \($0.message ?? "failed")" }.joined(separator: "; "))
+        }
+        return outcomes
+    }
+
+    /// `backup postgres incremental`; throws when it failed.
+    @discardableResult
+    public static func postgresBase(settings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil) async throws -> BackupOutcome {
+        let cancellation = JobCancellation()
+        let outcome = try await withTaskCancellationHandler {
+            try await Blocking.run {
+                try PostgresBaseBackup(settings: settings, log: log, metrics: metrics, cancellation: cancellation).run()
+            }
+        } onCancel: {
+            cancellation.cancel()
+        }
+        if !outcome.success { throw BackupJobError("backup postgres incremental failed: \(outcome.message ?? "")") }
+        return outcome
+    }
+
+    /// `backup redis`; throws when it failed. The snapshot is read in-process (no child), so
+    /// cancellation is the flag the job checks between chunks, keepalives and polls.
+    @discardableResult
+    public static func redis(settings: RedisJobSettings, log: BackupLog, metrics: MetricsRegistry? = nil) async throws -> BackupOutcome {
+        let cancellation = JobCancellation()
+        let outcome = try await withTaskCancellationHandler {
+            try await Blocking.run {
+                try RedisSnapshotBackup(settings: settings, log: log, metrics: metrics, cancellation: cancellation).run()
+            }
+        } onCancel: {
+            cancellation.cancel()
+        }
+        if !outcome.success { throw BackupJobError("backup redis failed: \(outcome.message ?? "")") }
+        return outcome
+    }
+}
