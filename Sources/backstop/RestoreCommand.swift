@@ -205,6 +205,11 @@ struct RestoreRedisCommand: AsyncParsableCommand {
             back afterwards. The target must be able to connect to --advertise-address (default: \
             this host's address toward the target).
 
+            Method file (the old scripts' way): needs REDIS_DATA_DIR (Redis's data folder as \
+            Backstop sees it) and REDIS_RESTART_COMMAND (run by /bin/sh, restarts Redis). Automatic \
+            saves are paused and AOF turned off (CONFIG REWRITE) so the restart loads the RDB \
+            written into the data folder; both are set back once Redis has loaded it.
+
             Afterwards the key counts per database are compared with the .meta.
 
             Examples:
@@ -300,8 +305,10 @@ struct RestoreRedisCommand: AsyncParsableCommand {
             throw restoreFailed(error)
         }
         if let warning = checked.warning { print("warning: \(warning)") }
-        guard method == .replication else {
-            FileHandle.standardError.write(Data("backstop: --method file is not implemented yet; use --method replication (the default). Nothing was changed.\n".utf8))
+        let dataDirectory = env["REDIS_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+        let restartCommand = env["REDIS_RESTART_COMMAND"].flatMap { $0.isEmpty ? nil : $0 }
+        if method == .file, dataDirectory == nil || restartCommand == nil {
+            FileHandle.standardError.write(Data("backstop: --method file needs REDIS_DATA_DIR (Redis's data folder as Backstop sees it) and REDIS_RESTART_COMMAND (a shell command that restarts Redis). Nothing was changed.\n".utf8))
             throw ExitCode(1)
         }
         var restoreOptions = RedisRestoreOptions()
@@ -319,16 +326,18 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         } catch {
             throw restoreFailed(error)
         }
+        let fileRestore = method == .file
+            ? RedisFileRestore(base: restore, dataDirectory: dataDirectory ?? "", restartCommand: restartCommand ?? "") : nil
         if dryRun {
-            print("dry run: restore \(checked.entry.path) into \(target); nothing will be changed. The steps:")
-            for (i, step) in restore.plan(facts: facts).enumerated() { print("  \(i + 1). \(step)") }
+            print("dry run: restore \(checked.entry.path) into \(target) (method \(method.rawValue)); nothing will be changed. The steps:")
+            for (i, step) in (fileRestore?.plan(facts: facts) ?? restore.plan(facts: facts)).enumerated() { print("  \(i + 1). \(step)") }
             return
         }
         let name = redis.usesSentinel ? redis.sentinelMasterName : target.description
         try confirmRestore(name: name, what: "replace ALL data of the Redis master \(target) with \(checked.entry.path)", yes: yes)
         log.info("restore redis: \(checked.entry.path) → \(target) started (Redis \(facts.redisVersion), process \(facts.processID))")
         do {
-            let result = try await Blocking.run { try restore.run() }
+            let result = try await Blocking.run { try fileRestore?.run() ?? restore.run() }
             if let safety = result.safetySnapshot { print("safety snapshot of the replaced data: \(safety) (restore it to undo)") }
             log.info("restore redis: \(target) restored from \(checked.entry.path) in \(String(format: "%.1f", result.seconds)) s; process \(result.processIDAfter) (before: \(result.processIDBefore)); keys: \(result.keyspace.keys.sorted().map { "db\($0)=\(result.keyspace[$0]?.keys ?? 0)" }.joined(separator: " "))")
             if result.expected == nil {

@@ -75,8 +75,8 @@ struct RedisRestoreScene {
     }
 
     /// Every key of every database: type, value and absolute expiry (PEXPIRETIME, ms).
-    static func state(_ endpoint: Endpoint, password: String) throws -> [String: String] {
-        let c = try RedisConnection(to: endpoint, password: Secret(password), timeout: 5)
+    static func state(_ endpoint: Endpoint, password: String?) throws -> [String: String] {
+        let c = try RedisConnection(to: endpoint, password: password.map { Secret($0) }, timeout: 5)
         var out: [String: String] = [:]
         for db in 0..<16 {
             _ = try c.call(["SELECT", String(db)])
@@ -242,5 +242,82 @@ extension RedisRestoreScene {
         #expect(RDBVersions.maximum(forRedisVersion: "x") == nil)
         #expect(RDBVersions.version(ofHeader: Array("REDIS0011".utf8)) == 11)
         #expect(RDBVersions.version(ofHeader: Array("RDB".utf8)) == nil)
+    }
+}
+
+@Suite struct RedisFileRestoreTests {
+    @Test func methodFileWritesTheRDBRestartsAndSetsPersistenceBack() throws {
+        let redisServer = try TestEnvironment.binary("redis-server", package: "redis-server")
+        let redisCLI = try TestEnvironment.binary("redis-cli", package: "redis-tools")
+        let dir = try TestEnvironment.makeTempDirectory("redis-file-restore")
+        let port = try TestEnvironment.freePort()
+        let conf = dir + "/redis.conf"
+        try """
+        port \(port)
+        bind 127.0.0.1
+        dir \(dir)
+        dbfilename dump.rdb
+        appendonly yes
+        save 3600 1
+        daemonize yes
+        pidfile \(dir)/redis.pid
+        logfile \(dir)/redis.log
+
+        """.write(toFile: conf, atomically: true, encoding: .utf8)
+        let restart = dir + "/restart.sh"
+        try """
+        pid=$(cat '\(dir)/redis.pid' 2>/dev/null)
+        if [ -n "$pid" ]; then kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; fi
+        exec '\(redisServer)' '\(conf)'
+
+        """.write(toFile: restart, atomically: true, encoding: .utf8)
+        TestProcesses.atExit {
+            if let text = try? String(contentsOfFile: dir + "/redis.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                kill(pid, SIGKILL)
+            }
+        }
+        try TestProcesses.run("/bin/sh", [restart])
+        let endpoint = Endpoint(host: "127.0.0.1", port: port)
+        try TestEnvironment.waitUntil(timeout: 20, "redis-server on \(port)") { TestEnvironment.isListening(port: port) }
+        func cli(_ args: [String]) throws { try TestProcesses.run(redisCLI, ["-p", String(port)] + args) }
+        for i in 0..<200 { try cli(["SET", "f\(i)", "v\(i)"]) }
+        try cli(["HSET", "fh", "a", "1"])
+        try cli(["SET", "fttl", "x", "EX", "9000"])
+        try cli(["-n", "2", "SET", "two", "2"])
+        let snapshotState = try RedisRestoreScene.state(endpoint, password: nil)
+        let backupDir = try TestEnvironment.makeTempDirectory("restore-redis-file")
+        try FileSystem.createDirectory(backupDir + "/redis")
+        let rdb = dir + "/snap.rdb"
+        try TestProcesses.run(redisCLI, ["-p", String(port), "--rdb", rdb])
+        let snapshot = backupDir + "/redis/redis_\(WallClock.fileStamp(WallClock.now() - 60)).rdb.gz"
+        try RedisRestoreScene.writeSnapshot(rdb: try FileSystem.read(rdb), to: snapshot, keys: ["0": 202, "2": 1])
+        unlink(rdb)
+        for i in 0..<50 { try cli(["DEL", "f\(i)"]) }
+        try cli(["SET", "newer", "gone after the restore"])
+        try cli(["PERSIST", "fttl"])
+        let pid = try RedisConnection(to: endpoint, timeout: 5).info("server")["process_id"]
+
+        var env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(port),
+                   "REDIS_DATA_DIR": dir, "REDIS_RESTART_COMMAND": "sh '\(restart)'"]
+        let dry = try BackstopBinary.run(["restore", "redis", snapshot, "--method", "file", "--dry-run"], environment: env)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("CONFIG SET save"))
+        #expect(try RedisConnection(to: endpoint, timeout: 5).info("server")["process_id"] == pid)
+        let result = try BackstopBinary.run(["restore", "redis", snapshot, "--method", "file", "--yes"], environment: env)
+        #expect(result.status == 0, "\(result.stderr)\n\(result.stdout)")
+        #expect(result.stdout.contains("key counts per database match the .meta"))
+        let after = try RedisConnection(to: endpoint, timeout: 5)
+        #expect(try after.info("server")["process_id"] != pid, "method file restarts Redis")
+        #expect(try RedisRestoreScene.state(endpoint, password: nil) == snapshotState)
+        #expect(try after.configGet("appendonly")["appendonly"] == "yes")
+        #expect(try after.configGet("save")["save"] == "3600 1")
+        let confText = try String(contentsOfFile: conf, encoding: .utf8)
+        #expect(confText.contains("appendonly yes"))
+        // The safety snapshot is listed.
+        #expect(BackupCatalog(backupDir: backupDir).list(kinds: [.redis]).count == 2)
+        env["REDIS_RESTART_COMMAND"] = nil
+        let missing = try BackstopBinary.run(["restore", "redis", snapshot, "--method", "file", "--yes"], environment: env)
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("REDIS_RESTART_COMMAND"))
     }
 }
