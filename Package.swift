@@ -63,6 +63,12 @@ let package = Package(
             dependencies: ["BackstopCore", "BackstopMetrics", "HTTPClient", "BackupCatalog", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // Guarded restores: checks, in-process gunzip into psql, the database swap, Redis as a master.
+        .target(
+            name: "Restore",
+            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient"],
+            swiftSettings: strict
+        ),
         // Cron expressions and the next-run arithmetic.
         .target(name: "Scheduling", dependencies: ["BackstopCore"], swiftSettings: strict),
         // libcurl: outbound HTTP (webhooks, Alertmanager, S3).
@@ -84,7 +90,7 @@ let package = Package(
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
-                "BackupCatalog", "BackupJobs",
+                "BackupCatalog", "BackupJobs", "Restore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,6 +113,11 @@ let package = Package(
         .testTarget(
             name: "BackupJobsTests",
             dependencies: ["BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport", "RedisClient"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "RestoreTests",
+            dependencies: ["Restore", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "RedisClient", "BackstopTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

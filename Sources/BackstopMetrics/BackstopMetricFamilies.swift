@@ -30,6 +30,9 @@ public enum Family {
     public static let backupStorage = "backstop_backup_storage_bytes"
     public static let backupOldest = "backstop_backup_oldest_timestamp_seconds"
     public static let s3Uploads = "backstop_s3_uploads_total"
+    public static let restoreLastSuccess = "backstop_restore_last_success_timestamp_seconds"
+    public static let restoreDrillLastSuccess = "backstop_restore_drill_last_success_timestamp_seconds"
+    public static let restoreDrillDuration = "backstop_restore_drill_duration_seconds"
 
     /// The backup kinds of the contract's `kind` label.
     public static let backupKinds = ["postgres_full", "postgres_base", "redis"]
@@ -59,6 +62,14 @@ public enum Family {
         registry.declare(healthCheckLast, .gauge, help: "Unix time the last health check finished.")
         registry.declare(alertsFiring, .gauge, help: "1 while the alert fires, 0 once it has resolved.", labels: ["alertname", "severity"])
         registry.declare(jobSkipped, .counter, help: "Scheduled runs skipped because the previous run of the job was still going.", labels: ["job"])
+    }
+
+    /// Declares the restore families (`backstop restore` records real restores in
+    /// `.state/restores.json`; serve reads it).
+    public static func declareRestore(in registry: MetricsRegistry) {
+        registry.declare(restoreLastSuccess, .gauge, help: "Unix time the last successful restore of this kind finished.", labels: ["kind"])
+        registry.declare(restoreDrillLastSuccess, .gauge, help: "Unix time the last successful restore drill of this kind finished (0: none yet).", labels: ["kind"])
+        registry.declare(restoreDrillDuration, .gauge, help: "Seconds the last successful restore drill of this kind took: the measured recovery time.", labels: ["kind"])
     }
 
     /// Declares the Sentinel families (only when Sentinel is configured).

@@ -14,6 +14,9 @@ public final class ChildProcess {
     public let pid: pid_t
     /// Read end of the child's stdout (when `captureStdout`), close-on-exec in this process.
     public private(set) var stdoutFD: Int32
+    /// Write end of the child's stdin (when `stdinPipe`), close-on-exec in this process;
+    /// -1 otherwise (the child reads /dev/null).
+    public private(set) var stdinFD: Int32 = -1
     private let stderrPath: String
     private var exitStatus: Int32?
 
@@ -23,7 +26,7 @@ public final class ChildProcess {
 
     /// Starts `executable` with `arguments`.
     public init(executable: String, arguments: [String], environment: [String: String] = [:],
-                captureStdout: Bool, scratchDirectory: String) throws {
+                captureStdout: Bool, stdinPipe: Bool = false, scratchDirectory: String) throws {
         self.executable = executable
         self.arguments = arguments
         try FileSystem.createDirectory(scratchDirectory)
@@ -37,10 +40,24 @@ public final class ChildProcess {
             // A 1 MiB pipe lets the child run ahead of us in bigger steps (fewer wake-ups).
             _ = fcntl(fds[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
         }
+        var inFDs: [Int32] = [-1, -1]
+        if stdinPipe {
+            guard pipe(&inFDs) == 0 else {
+                if captureStdout { close(fds[0]); close(fds[1]) }
+                throw FileSystemError.errno(errno, "pipe", executable)
+            }
+            _ = fcntl(inFDs[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(inFDs[1], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(inFDs[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if stdinPipe {
+            posix_spawn_file_actions_adddup2(&actions, inFDs[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         if captureStdout {
             posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         } else {
@@ -73,13 +90,16 @@ public final class ChildProcess {
         var child: pid_t = 0
         let rc = posix_spawnp(&child, executable, &actions, &attributes, argv, envp)
         if captureStdout { close(fds[1]) }
+        if stdinPipe { close(inFDs[0]) }
         guard rc == 0 else {
             if captureStdout { close(fds[0]) }
+            if stdinPipe { close(inFDs[1]) }
             unlink(stderrPath)
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(rc))) (is the PostgreSQL client installed and on PATH?)")
         }
         pid = child
         stdoutFD = captureStdout ? fds[0] : -1
+        stdinFD = stdinPipe ? inFDs[1] : -1
     }
 
     deinit {
@@ -88,7 +108,16 @@ public final class ChildProcess {
             _ = try? wait()
         }
         if stdoutFD >= 0 { close(stdoutFD) }
+        if stdinFD >= 0 { close(stdinFD) }
         unlink(stderrPath)
+    }
+
+    /// Closes our end of stdin: the child reads end-of-file.
+    public func closeStdin() {
+        if stdinFD >= 0 {
+            close(stdinFD)
+            stdinFD = -1
+        }
     }
 
     /// Closes our end of stdout (the child gets SIGPIPE/EPIPE if it still writes).
@@ -106,6 +135,7 @@ public final class ChildProcess {
     @discardableResult
     public func wait() throws -> Int32 {
         if let exitStatus { return exitStatus }
+        closeStdin()
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             guard errno == EINTR else { throw FileSystemError.errno(errno, "waitpid", executable) }

@@ -1,0 +1,220 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BackstopCore
+import BackstopMetrics
+import BackupCatalog
+import BackupJobs
+import Foundation
+import RedisClient
+
+/// The result of one drill.
+public struct DrillResult: Sendable {
+    /// `postgres_full` or `redis`.
+    public var kind: String
+    public var backup: String?
+    public var success: Bool
+    /// Wall time of the whole drill for this kind: check, load, verify (the recovery time).
+    public var seconds: Double
+    /// What was found (tables and rows, keys per database) or why it failed.
+    public var details: String
+}
+
+/// `backstop drill`: proves the newest backups restore. The newest good PostgreSQL dump of each
+/// configured database is loaded into a scratch database on the same server (tables and row
+/// counts checked, then dropped); the newest good Redis snapshot is loaded by a scratch
+/// `redis-server` on a free loopback port (key counts compared with the `.meta`, then
+/// stopped). Nothing outside the scratch copies is touched. Successes are recorded in
+/// `.state/restores.json` and, when a registry is given, as
+/// `backstop_restore_drill_last_success_timestamp_seconds{kind}` and
+/// `backstop_restore_drill_duration_seconds{kind}`.
+///
+/// Blocking: run on a thread that may block.
+public struct RestoreDrill: Sendable {
+    public let settings: PostgresJobSettings
+    /// The redis-server program for the scratch server (`BACKUP_REDIS_SERVER`, else PATH).
+    public let redisServer: String
+    public let log: BackupLog
+    public let metrics: MetricsRegistry?
+
+    public init(settings: PostgresJobSettings, redisServer: String = "redis-server", log: BackupLog, metrics: MetricsRegistry? = nil) {
+        self.settings = settings
+        self.redisServer = redisServer
+        self.log = log
+        self.metrics = metrics
+    }
+
+    /// Runs the drills asked for and records them.
+    public func run(postgres: Bool = true, redis: Bool = true) -> [DrillResult] {
+        var results: [DrillResult] = []
+        if postgres { results += settings.databases.map { drillPostgres(database: $0) } }
+        if redis { results.append(drillRedis()) }
+        for result in results {
+            log.info("drill \(result.kind): \(result.success ? "OK" : "FAILED") in \(String(format: "%.1f", result.seconds)) s\(result.backup.map { " (\($0))" } ?? ""): \(result.details)")
+        }
+        record(results)
+        return results
+    }
+
+    private func record(_ results: [DrillResult]) {
+        let now = WallClock.now()
+        var byKind: [String: [DrillResult]] = [:]
+        for r in results { byKind[r.kind, default: []].append(r) }
+        for (kind, list) in byKind where list.allSatisfy(\.success) {
+            let seconds = list.map(\.seconds).reduce(0, +)
+            do {
+                try RestoreRecord.recordDrill(kind: kind, at: now, seconds: seconds, backupDir: settings.backupDir)
+            } catch {
+                log.error("drill \(kind): recording the result failed: \(error)")
+            }
+            if let metrics {
+                Family.declareRestore(in: metrics)
+                metrics.set(Family.restoreDrillLastSuccess, ["kind": kind], now)
+                metrics.set(Family.restoreDrillDuration, ["kind": kind], seconds)
+            }
+        }
+    }
+
+    // MARK: PostgreSQL
+
+    public func drillPostgres(database: String) -> DrillResult {
+        let started = MonotonicClock.seconds()
+        let kind = BackupKind.postgresFull.rawValue
+        let catalog = BackupCatalog(backupDir: settings.backupDir)
+        guard let entry = catalog.list(kinds: [.postgresFull]).first(where: { $0.isGood && $0.target == database }) else {
+            return DrillResult(kind: kind, backup: nil, success: false, seconds: 0, details: "no good dump of \(database) in \(catalog.postgresDir)")
+        }
+        let admin = PostgresAdmin(settings: settings)
+        let scratch = "backstop_drill_\(WallClock.fileStamp(WallClock.now()))_\(getpid())"
+        let q = PostgresAdmin.identifier
+        func fail(_ why: String) -> DrillResult {
+            DrillResult(kind: kind, backup: entry.path, success: false, seconds: MonotonicClock.seconds() - started, details: why)
+        }
+        do {
+            _ = try RestoreSource.check(path: entry.path, backupDir: settings.backupDir, kind: .postgresFull, allowOutside: false)
+        } catch {
+            return fail("\(error)")
+        }
+        do {
+            try admin.run(["CREATE DATABASE \(q(scratch)) TEMPLATE template0"])
+        } catch {
+            return fail("creating the scratch database failed: \(error)")
+        }
+        defer { _ = try? admin.run([PostgresAdmin.terminateSessions(scratch), "DROP DATABASE IF EXISTS \(q(scratch))"]) }
+        do {
+            try PostgresLoader.load(path: entry.path, into: scratch, settings: settings)
+            let counts = try admin.run(["""
+                SELECT n.nspname || '.' || c.relname || '=' ||
+                       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+                ORDER BY 1
+                """], database: scratch)
+            let tables = counts.split(separator: "\n").map(String.init)
+            guard !tables.isEmpty else { return fail("the dump loaded but holds no tables") }
+            let rows = tables.compactMap { $0.split(separator: "=").last.flatMap { Int($0) } }.reduce(0, +)
+            return DrillResult(kind: kind, backup: entry.path, success: true, seconds: MonotonicClock.seconds() - started,
+                               details: "\(database): \(tables.count) tables, \(rows) rows (\(tables.prefix(8).joined(separator: ", "))\(tables.count > 8 ? ", …" : ""))")
+        } catch {
+            return fail("\(error)")
+        }
+    }
+
+    // MARK: Redis
+
+    public func drillRedis() -> DrillResult {
+        let started = MonotonicClock.seconds()
+        let kind = BackupKind.redis.rawValue
+        let catalog = BackupCatalog(backupDir: settings.backupDir)
+        guard let entry = catalog.list(kinds: [.redis]).first(where: { $0.isGood }) else {
+            return DrillResult(kind: kind, backup: nil, success: false, seconds: 0, details: "no good Redis snapshot in \(catalog.redisDir)")
+        }
+        func fail(_ why: String) -> DrillResult {
+            DrillResult(kind: kind, backup: entry.path, success: false, seconds: MonotonicClock.seconds() - started, details: why)
+        }
+        do {
+            _ = try RestoreSource.check(path: entry.path, backupDir: settings.backupDir, kind: .redis, allowOutside: false)
+        } catch {
+            return fail("\(error)")
+        }
+        var template = Array((NSTemporaryDirectory() + "/backstop-drill-XXXXXX").utf8CString)
+        guard let dirPointer = mkdtemp(&template) else { return fail("mkdtemp failed: \(String(cString: strerror(errno)))") }
+        let dir = String(cString: dirPointer)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let fd = open(dir + "/dump.rdb", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return fail("cannot write \(dir)/dump.rdb") }
+            defer { close(fd) }
+            try GunzipStream().copy(path: entry.path, to: fd)
+        } catch {
+            return fail("inflating the snapshot failed: \(error)")
+        }
+        guard let port = Self.freeLoopbackPort() else { return fail("no free loopback port") }
+        let server: ChildProcess
+        do {
+            server = try ChildProcess(executable: redisServer,
+                                      arguments: ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--dbfilename", "dump.rdb",
+                                                  "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", dir + "/redis.log"],
+                                      captureStdout: false, scratchDirectory: settings.stateDir)
+        } catch {
+            return fail("cannot start \(redisServer): \(error) (install redis-server or set BACKUP_REDIS_SERVER)")
+        }
+        defer {
+            server.terminate()
+            _ = try? server.wait()
+        }
+        let endpoint = Endpoint(host: "127.0.0.1", port: port)
+        let deadline = MonotonicClock.seconds() + 600
+        var keyspace: [Int: KeyspaceCounts]?
+        var lastError = "not started"
+        while MonotonicClock.seconds() < deadline {
+            do {
+                let c = try RedisConnection(to: endpoint, timeout: 5)
+                try c.ping()
+                if try c.info("persistence")["loading"] == "0" {
+                    keyspace = try c.keyspace()
+                    break
+                }
+            } catch {
+                lastError = "\(error)"
+            }
+            if kill(server.pid, 0) != 0 { break }
+            usleep(100_000)
+        }
+        guard let keyspace else {
+            let logText = (try? FileSystem.read(dir + "/redis.log")).map { String(decoding: $0.suffix(1500), as: UTF8.self) } ?? ""
+            return fail("the scratch redis-server did not load the snapshot (\(lastError)); its log: \(logText)")
+        }
+        let found = RedisRestore.describe(keyspace)
+        guard let expected = RedisRestore.expectedKeys(metaPath: BackupMeta.path(for: entry.path)) else {
+            return DrillResult(kind: kind, backup: entry.path, success: !keyspace.isEmpty, seconds: MonotonicClock.seconds() - started,
+                               details: "keys \(found) (the .meta records no key counts)")
+        }
+        var mismatches: [String] = []
+        for db in Set(expected.keys).union(keyspace.keys).sorted() where (expected[db] ?? 0) != (keyspace[db]?.keys ?? 0) {
+            mismatches.append("db\(db): \(keyspace[db]?.keys ?? 0) keys, the .meta says \(expected[db] ?? 0)")
+        }
+        guard mismatches.isEmpty else { return fail("key counts differ from the .meta: \(mismatches.joined(separator: "; "))") }
+        return DrillResult(kind: kind, backup: entry.path, success: true, seconds: MonotonicClock.seconds() - started,
+                           details: "keys \(found), equal to the .meta")
+    }
+
+    static func freeLoopbackPort() -> Int? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        address.sin_port = 0
+        let ok = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard ok == 0 else { return nil }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

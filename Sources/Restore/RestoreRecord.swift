@@ -1,0 +1,80 @@
+import BackstopCore
+import BackstopMetrics
+import Foundation
+
+/// The time of the last successful restore of each kind, kept in `.state/restores.json` so a
+/// `serve` started later still exports `backstop_restore_last_success_timestamp_seconds`
+/// (a restore is a one-off command; its process is gone by the next scrape).
+public struct RestoreRecord: Codable, Sendable, Equatable {
+    /// kind (`postgres_full`, `redis`) → Unix time the restore finished.
+    public var lastSuccess: [String: Double]
+    /// kind → Unix time the last successful restore drill finished.
+    public var drillLastSuccess: [String: Double]
+    /// kind → seconds the last successful drill took (the measured recovery time).
+    public var drillDuration: [String: Double]
+
+    enum CodingKeys: String, CodingKey {
+        case lastSuccess = "last_success"
+        case drillLastSuccess = "drill_last_success"
+        case drillDuration = "drill_duration_seconds"
+    }
+
+    public init(lastSuccess: [String: Double] = [:], drillLastSuccess: [String: Double] = [:], drillDuration: [String: Double] = [:]) {
+        self.lastSuccess = lastSuccess
+        self.drillLastSuccess = drillLastSuccess
+        self.drillDuration = drillDuration
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        lastSuccess = try c.decodeIfPresent([String: Double].self, forKey: .lastSuccess) ?? [:]
+        drillLastSuccess = try c.decodeIfPresent([String: Double].self, forKey: .drillLastSuccess) ?? [:]
+        drillDuration = try c.decodeIfPresent([String: Double].self, forKey: .drillDuration) ?? [:]
+    }
+
+    public static func path(backupDir: String) -> String { backupDir + "/.state/restores.json" }
+
+    /// The record on disk; empty when there is none or it cannot be read.
+    public static func load(backupDir: String) -> RestoreRecord {
+        guard let bytes = try? FileSystem.read(path(backupDir: backupDir)),
+              let record = try? JSONDecoder().decode(RestoreRecord.self, from: Data(bytes)) else { return RestoreRecord() }
+        return record
+    }
+
+    /// Adds a success and writes the record atomically.
+    public static func recordSuccess(kind: String, at time: Double, backupDir: String) throws {
+        var record = load(backupDir: backupDir)
+        record.lastSuccess[kind] = time
+        try record.write(backupDir: backupDir)
+    }
+
+    /// Adds a successful drill and writes the record atomically.
+    public static func recordDrill(kind: String, at time: Double, seconds: Double, backupDir: String) throws {
+        var record = load(backupDir: backupDir)
+        record.drillLastSuccess[kind] = time
+        record.drillDuration[kind] = seconds
+        try record.write(backupDir: backupDir)
+    }
+
+    func write(backupDir: String) throws {
+        let record = self
+        try FileSystem.createDirectory(backupDir + "/.state")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: RestoreRecord.path(backupDir: backupDir), mode: 0o640)
+    }
+
+    /// Declares the restore families and sets them from the record (serve calls this at
+    /// start-up and may call it again after each scrape interval).
+    public static func loadMetrics(into registry: MetricsRegistry, backupDir: String) {
+        Family.declareRestore(in: registry)
+        let record = load(backupDir: backupDir)
+        for (kind, time) in record.lastSuccess {
+            registry.set(Family.restoreLastSuccess, ["kind": kind], time)
+        }
+        for kind in ["postgres_full", "redis"] {
+            registry.set(Family.restoreDrillLastSuccess, ["kind": kind], record.drillLastSuccess[kind] ?? 0)
+            registry.set(Family.restoreDrillDuration, ["kind": kind], record.drillDuration[kind] ?? 0)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Benchmarks `backstop restore postgres` against the plain `gunzip -c DUMP | psql` into an
+# empty database, on the same dump, in the same run, on a throwaway PostgreSQL. Both load the
+# same plain-SQL dump through psql with ON_ERROR_STOP; backstop also creates the database and
+# renames it into place (its default, nothing-lost flow), which is part of what is timed.
+# Each side runs ROUNDS times, alternating; prints every time, the best of each and the ratio
+# (backstop / plain; target: <= 1.0). Never fails on a number.
+#
+#   SIZE_MB=300 ROUNDS=3 bench/restore-postgres.sh
+#   BACKSTOP_BIN=.build/debug/backstop bench/restore-postgres.sh   # skip the release build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+SIZE_MB=${SIZE_MB:-200}
+ROUNDS=${ROUNDS:-3}
+BIN=${BACKSTOP_BIN:-$(./scripts/build-release.sh 2>/dev/null)}
+
+work=$(mktemp -d /tmp/backstop-bench-restore-XXXXXX); chmod 777 "$work"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+port=${PORT:-45433}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+as_pg "$pgbin/initdb" -D "$work/pg" -U postgres -A trust >/dev/null
+printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_wal_size = 4GB\n" "$port" "$work" >> "$work/pg/postgresql.conf"
+as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres BACKUP_DIR="$work/backups" BACKUP_POSTGRES_BIN="$pgbin"
+psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+echo "making a ~${SIZE_MB} MB database and its dump …"
+psql -d postgres -c "CREATE DATABASE bench" >/dev/null
+psql -d bench >/dev/null <<SQL
+CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, kind text, body text, doc jsonb);
+INSERT INTO events SELECT g, '2020-01-01'::timestamptz + g * interval '1 second', 'kind' || (g % 17),
+  repeat(md5(g::text), 4), jsonb_build_object('g', g, 'h', md5(g::text))
+  FROM generate_series(1, ${SIZE_MB} * 2800) g;
+CREATE INDEX events_kind ON events (kind);
+CREATE TABLE small (id serial PRIMARY KEY, name text);
+INSERT INTO small (name) SELECT 'n' || g FROM generate_series(1, 10000) g;
+SQL
+BACKUP_POSTGRES_DATABASES=bench "$BIN" backup postgres full >/dev/null
+dump=$(ls "$BACKUP_DIR"/postgres/bench_full_*.sql.gz)
+echo "dump: $dump ($(du -h "$dump" | cut -f1) compressed, $(gunzip -c "$dump" | wc -c | awk '{printf "%.0f MB", $1/1048576}') SQL)"
+
+now() { date +%s.%N; }
+declare -a PLAIN BACKSTOP
+for round in $(seq 1 "$ROUNDS"); do
+  psql -d postgres -c "CREATE DATABASE plain_$round" >/dev/null
+  t0=$(now)
+  gunzip -c "$dump" | psql -d "plain_$round" >/dev/null
+  t1=$(now)
+  PLAIN+=("$(echo "$t1 - $t0" | bc)")
+  psql -d postgres -c "DROP DATABASE plain_$round" >/dev/null
+
+  t0=$(now)
+  "$BIN" restore postgres "$dump" --database "restored_$round" --yes >/dev/null
+  t1=$(now)
+  BACKSTOP+=("$(echo "$t1 - $t0" | bc)")
+  rows=$(psql -At -d "restored_$round" -c "SELECT count(*) FROM events")
+  psql -d postgres -c "DROP DATABASE restored_$round" >/dev/null
+  printf "round %d: gunzip -c | psql %7.2f s   backstop restore postgres %7.2f s   (%s rows)\n" "$round" "${PLAIN[-1]}" "${BACKSTOP[-1]}" "$rows"
+done
+best() { printf "%s\n" "$@" | sort -g | head -1; }
+bp=$(best "${PLAIN[@]}"); bb=$(best "${BACKSTOP[@]}")
+printf "\nbest of %d: gunzip -c | psql %.2f s, backstop restore postgres %.2f s, ratio backstop/plain = %.3f (target <= 1.0)\n" \
+  "$ROUNDS" "$bp" "$bb" "$(echo "$bb / $bp" | bc -l)"
