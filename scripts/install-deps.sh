@@ -28,10 +28,12 @@ fi
 # Debian starts the packaged servers on their default ports; Backstop's scripts and tests
 # run their own throwaway servers, so the packaged ones are left alone (not stopped).
 
-# Python tools the tests use: moto_server (S3-compatible server), croniter (reference cron).
+# Python tools the tests use: moto_server (S3-compatible server), croniter (reference cron),
+# the AWS CLI (checks what reached the S3 server from the outside).
 py_missing=()
 python3 -c "import moto, flask_cors" 2>/dev/null || py_missing+=("moto[server]")
 python3 -c "import croniter" 2>/dev/null || py_missing+=("croniter")
+command -v aws >/dev/null 2>&1 || py_missing+=("awscli")
 if [ ${#py_missing[@]} -gt 0 ]; then
   echo "install-deps: pip installing ${py_missing[*]}"
   python3 -m pip install -q "${py_missing[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${py_missing[@]}"

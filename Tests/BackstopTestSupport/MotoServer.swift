@@ -1,0 +1,121 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real S3-compatible server (`moto_server` from PyPI) on a free loopback port, and the AWS
+/// CLI pointed at it to check what arrived from the outside. Credentials are moto's dummies and
+/// reach the CLI through the environment, never argv.
+public final class MotoServer: @unchecked Sendable {
+    // Immutable after init except `stopped`, which `lock` guards.
+    public let port: Int
+    public let directory: String
+    public let logFile: String
+    private let pid: Int32
+    private let lock = NSLock()
+    private var stopped = false
+
+    public static let accessKey = "AKIDMOTOTESTKEY00001"
+    public static let secretKey = "motoTestSecretKeyDoNotLeak/0123456789abcd"
+    public static let region = "us-east-1"
+
+    public var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    /// The environment Backstop reads to upload into `bucket` on this server.
+    public func backstopEnvironment(bucket: String, prefix: String? = nil) -> [String: String] {
+        var env = [
+            "BACKUP_S3_BUCKET": bucket,
+            "BACKUP_S3_ENDPOINT": endpoint,
+            "BACKUP_S3_REGION": Self.region,
+            "AWS_ACCESS_KEY_ID": Self.accessKey,
+            "AWS_SECRET_ACCESS_KEY": Self.secretKey,
+        ]
+        if let prefix { env["BACKUP_S3_PREFIX"] = prefix }
+        return env
+    }
+
+    /// Starts moto_server and waits until it listens. A missing moto_server fails the test.
+    public static func start() async throws -> MotoServer {
+        let server = try MotoServer()
+        let port = server.port
+        do {
+            try await AsyncWait.until(timeout: 30, "moto_server on 127.0.0.1:\(port)") {
+                TestEnvironment.isListening(port: port)
+            }
+        } catch {
+            let log = server.log
+            server.stop()
+            throw TestSupportError("\(error); moto_server log:\n\(log)")
+        }
+        return server
+    }
+
+    private init() throws {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
+        let binary = try TestEnvironment.binary("moto_server", extraDirectories: [home + "/.local/bin", "/usr/local/bin"],
+                                                package: "python3-pip (then: pip install 'moto[server]')")
+        directory = try TestEnvironment.makeTempDirectory("moto")
+        port = try TestEnvironment.freePort()
+        logFile = directory + "/moto.log"
+        pid = try TestProcesses.spawn(binary, ["-H", "127.0.0.1", "-p", String(port)], logFile: logFile)
+    }
+
+    deinit { stop() }
+
+    public func stop() {
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        kill(pid, SIGTERM)
+        TestProcesses.unregister(pid: pid)
+    }
+
+    public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+
+    /// Runs `aws <arguments> --endpoint-url <this server>` with the dummy credentials in the
+    /// environment; throws with stderr when the CLI fails.
+    @discardableResult
+    public func aws(_ arguments: [String]) throws -> String {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
+        let binary = try TestEnvironment.binary("aws", extraDirectories: [home + "/.local/bin", "/usr/local/bin"],
+                                                package: "python3-pip (then: pip install awscli)")
+        var env = ProcessInfo.processInfo.environment
+        env["AWS_ACCESS_KEY_ID"] = Self.accessKey
+        env["AWS_SECRET_ACCESS_KEY"] = Self.secretKey
+        env["AWS_DEFAULT_REGION"] = Self.region
+        env["AWS_PAGER"] = ""
+        env["AWS_CONFIG_FILE"] = directory + "/aws-config"
+        env["AWS_SHARED_CREDENTIALS_FILE"] = directory + "/aws-credentials"
+        let result = try TestProcesses.run(binary, arguments + ["--endpoint-url", endpoint], environment: env)
+        guard result.status == 0 else {
+            throw TestSupportError("aws \(arguments.joined(separator: " ")) failed (\(result.status)): \(result.stderr)")
+        }
+        return result.stdout
+    }
+
+    /// Creates a bucket through the AWS CLI.
+    public func createBucket(_ name: String) throws {
+        try aws(["s3api", "create-bucket", "--bucket", name])
+    }
+
+    /// `head-object` as parsed JSON (StorageClass, ServerSideEncryption, ContentLength, ETag…).
+    public func headObject(bucket: String, key: String) throws -> [String: Any] {
+        let out = try aws(["s3api", "head-object", "--bucket", bucket, "--key", key, "--output", "json"])
+        return (try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    /// Every key in the bucket (sorted).
+    public func keys(bucket: String) throws -> [String] {
+        let out = try aws(["s3api", "list-objects-v2", "--bucket", bucket, "--output", "json"])
+        let json = (try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]) ?? [:]
+        let contents = json["Contents"] as? [[String: Any]] ?? []
+        return contents.compactMap { $0["Key"] as? String }.sorted()
+    }
+
+    /// Downloads an object to `path` through the AWS CLI.
+    public func download(bucket: String, key: String, to path: String) throws {
+        try aws(["s3api", "get-object", "--bucket", bucket, "--key", key, path])
+    }
+}
