@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -28,7 +31,48 @@ void backstop_trim_malloc(void) {
 #endif
 }
 
-struct range { unsigned long start, end; long rssKB; };
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+/* How a mapping's resident pages are dropped. */
+enum how {
+    /* Read-only and never written: every page equals the file, so unmap the whole range;
+       the page cache keeps the pages and the next access is a minor fault. */
+    UNMAP_ALL,
+    /* Writable, or read-only with copied pages (RELRO): only its pages still backed by the
+       file (pagemap: present and file-backed) go, through the kernel's own reclaim
+       (MADV_PAGEOUT), which leaves copied pages alone and never loses a write that races
+       with it. */
+    RECLAIM_FILE_PAGES,
+};
+
+struct range { unsigned long start, end; long rssKB; enum how how; };
+
+/* MADV_PAGEOUT on the runs of present, file-backed pages of [start, end) (Linux 5.4+;
+   elsewhere madvise fails and nothing changes). Returns the kilobytes asked to reclaim. */
+static long reclaim_file_pages(int pagemap, unsigned long start, unsigned long end) {
+    const unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+    uint64_t entries[512];
+    unsigned long run = 0, kb = 0;
+    for (unsigned long at = start; at < end;) {
+        size_t count = (end - at) / page;
+        if (count > 512) count = 512;
+        ssize_t got = pread(pagemap, entries, count * sizeof entries[0], (off_t)(at / page * sizeof entries[0]));
+        if (got <= 0) break;
+        count = (size_t)got / sizeof entries[0];
+        for (size_t i = 0; i < count; i++, at += page) {
+            int filePage = ((entries[i] >> 63) & 1) && ((entries[i] >> 61) & 1);
+            if (filePage && run == 0) run = at;
+            if (!filePage && run != 0) {
+                if (madvise((void *)run, at - run, MADV_PAGEOUT) == 0) kb += (at - run) / 1024;
+                run = 0;
+            }
+        }
+    }
+    if (run != 0 && madvise((void *)run, end - run, MADV_PAGEOUT) == 0) kb += (end - run) / 1024;
+    return (long)kb;
+}
 
 long backstop_release_clean_file_pages(void) {
     FILE *smaps = fopen("/proc/self/smaps", "re");
@@ -39,15 +83,16 @@ long backstop_release_clean_file_pages(void) {
 
     char *line = NULL;
     size_t lineCapacity = 0;
-    int candidate = 0;          /* the current mapping: private, not writable, file-backed */
+    int candidate = 0;          /* the current mapping: private, file-backed */
+    int writable = 0;
     long rssKB = 0, anonKB = 0;
     struct range current = {0, 0, 0};
     for (;;) {
         ssize_t n = getline(&line, &lineCapacity, smaps);
         int header = n > 0 && (isdigit((unsigned char)line[0]) || (line[0] >= 'a' && line[0] <= 'f'));
         if (n <= 0 || header) {
-            /* Close the previous mapping: keep it only if no page of it was ever copied. */
-            if (candidate && anonKB == 0 && rssKB > 0) {
+            /* Close the previous mapping. */
+            if (candidate && rssKB > 0) {
                 if (count == capacity) {
                     struct range *grown = realloc(ranges, 2 * capacity * sizeof *ranges);
                     if (grown == NULL) break;
@@ -55,6 +100,7 @@ long backstop_release_clean_file_pages(void) {
                     capacity *= 2;
                 }
                 current.rssKB = rssKB;
+                current.how = (!writable && anonKB == 0) ? UNMAP_ALL : RECLAIM_FILE_PAGES;
                 ranges[count++] = current;
             }
             if (n <= 0) break;
@@ -65,7 +111,8 @@ long backstop_release_clean_file_pages(void) {
             rssKB = 0;
             anonKB = 1; /* unknown until the Anonymous line is read */
             if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &pathAt) >= 3 && pathAt > 0) {
-                candidate = perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p' && line[pathAt] == '/';
+                candidate = perms[0] == 'r' && perms[3] == 'p' && line[pathAt] == '/';
+                writable = perms[1] == 'w';
                 current.start = start;
                 current.end = end;
             }
@@ -79,10 +126,16 @@ long backstop_release_clean_file_pages(void) {
     fclose(smaps);
 
     long released = 0;
+    int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     for (size_t i = 0; i < count; i++) {
-        if (madvise((void *)ranges[i].start, ranges[i].end - ranges[i].start, MADV_DONTNEED) == 0)
-            released += ranges[i].rssKB;
+        if (ranges[i].how == UNMAP_ALL) {
+            if (madvise((void *)ranges[i].start, ranges[i].end - ranges[i].start, MADV_DONTNEED) == 0)
+                released += ranges[i].rssKB;
+        } else if (pagemap >= 0) {
+            released += reclaim_file_pages(pagemap, ranges[i].start, ranges[i].end);
+        }
     }
+    if (pagemap >= 0) close(pagemap);
     free(ranges);
     return released;
 }

@@ -8,10 +8,13 @@ int backstop_limit_malloc_arenas(int count);
 /* Gives free heap pages back to the kernel (malloc_trim(0)); no-op without glibc. */
 void backstop_trim_malloc(void);
 
-/* Drops from the resident set the pages of private, non-writable, file-backed mappings that
-   were never written (smaps "Anonymous: 0 kB"): program and library code and read-only data.
-   They are identical to the file, so the next access maps them again from the page cache
-   (a minor fault). Returns the kilobytes dropped, -1 when /proc/self/smaps is unreadable. */
+/* Drops from the resident set the pages of private file mappings (program and library code,
+   read-only data, and the never-written pages of data segments) that are still identical to
+   the file: read-only mappings never written (smaps "Anonymous: 0 kB") are unmapped
+   (MADV_DONTNEED; the page cache keeps them, the next access is a minor fault); in the others
+   only the pages still backed by the file (pagemap) are handed to the kernel's reclaim
+   (MADV_PAGEOUT). Written pages are never touched. Returns the kilobytes dropped (or asked to
+   reclaim), -1 when /proc/self/smaps is unreadable. */
 long backstop_release_clean_file_pages(void);
 
 #endif
