@@ -19,6 +19,7 @@ public final class SlowDownProxy: @unchecked Sendable {
     private var remaining: Int
     private var answered = 0
     private var forwarded = 0
+    private var heads: [String] = []
 
     public static let slowDownBody = """
         <?xml version="1.0" encoding="UTF-8"?>
@@ -31,6 +32,8 @@ public final class SlowDownProxy: @unchecked Sendable {
     public var slowDownsSent: Int { lock.withLock { answered } }
     /// How many connections were forwarded to the target.
     public var connectionsForwarded: Int { lock.withLock { forwarded } }
+    /// The head (request line and headers) of every request forwarded to the target, in order.
+    public var forwardedRequestHeads: [String] { lock.withLock { heads } }
 
     public init(targetPort: Int, slowDowns: Int, port: Int? = nil) throws {
         self.targetPort = targetPort
@@ -136,18 +139,55 @@ public final class SlowDownProxy: @unchecked Sendable {
         let connected = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0, Self.sendAll(upstream, head) else {
+        guard connected == 0 else {
             close(upstream)
             close(client)
             return
         }
         let pair = ProxyPair(client: client, upstream: upstream)
-        Thread.detachNewThread {
-            Self.pump(from: client, to: upstream)
+        Thread.detachNewThread { [self, head] in
+            forwardRequests(from: client, to: upstream, buffered: head)
             pair.finish()
         }
         Self.pump(from: upstream, to: client)
         pair.finish()
+    }
+
+    /// Forwards request after request (head, then Content-Length bytes of body), recording
+    /// each head; keep-alive connections carry several.
+    private func forwardRequests(from client: Int32, to upstream: Int32, buffered: [UInt8]) {
+        var pending = buffered
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        func fill() -> Bool {
+            let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return false }
+            pending += buffer[0..<n]
+            return true
+        }
+        while true {
+            var end = Self.find([13, 10, 13, 10], in: pending)
+            while end == nil {
+                guard fill() else { return }
+                end = Self.find([13, 10, 13, 10], in: pending)
+            }
+            let headEnd = end! + 4
+            let text = String(decoding: pending[0..<headEnd], as: UTF8.self)
+            lock.withLock { heads.append(text) }
+            var length = 0
+            for line in text.lowercased().split(separator: "\r\n") where line.hasPrefix("content-length:") {
+                length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+            }
+            guard Self.sendAll(upstream, Array(pending[0..<headEnd])) else { return }
+            pending.removeFirst(headEnd)
+            var left = length
+            while left > 0 {
+                if pending.isEmpty { guard fill() else { return } }
+                let take = min(left, pending.count)
+                guard Self.sendAll(upstream, Array(pending[0..<take])) else { return }
+                pending.removeFirst(take)
+                left -= take
+            }
+        }
     }
 
     private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
