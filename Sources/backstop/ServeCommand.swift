@@ -6,6 +6,7 @@ import BackupJobs
 import Health
 import Scheduling
 import Logging
+import Restore
 import S3
 import ServiceLifecycle
 
@@ -56,6 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         // good backup look missing.
         BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
         RetentionMetrics.load(into: registry, backupDir: config.backupDir)
+        RestoreRecord.loadMetrics(into: registry, backupDir: config.backupDir)
         // S3 families only when S3 is on; the gauges come from .state/s3_uploads.json.
         if s3 != nil {
             S3Uploader.declareMetrics(in: registry)
@@ -79,7 +81,9 @@ struct ServeCommand: AsyncParsableCommand {
                     S3Uploader.publish(state, in: registry)
                     return S3Facts(state: state, destination: settings.destination)
                 }
-                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry), s3: s3Facts)
+                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry), s3: s3Facts,
+                                              walArchive: WalArchiveFacts.from(registry),
+                                              restoreDrills: RestoreDrills.facts(registry: registry, backupDir: backupDir))
                 _ = await pipeline.evaluate(snapshot)
             })
         let scheduler = SchedulerService(
