@@ -3,6 +3,7 @@ import BackstopMetrics
 import BackupCatalog
 import BackupJobs
 import Foundation
+import S3
 import Scheduling
 
 /// The jobs `serve` runs on their cron schedules — the same code the CLI subcommands call —
@@ -14,15 +15,17 @@ enum ScheduledJobs {
         let redis = try validated { try RedisJobSettings(environment: env) }
         let log = BackupLog(backupDir: postgres.backupDir)
         let retention = try validated { try RetentionPolicy(environment: env) }
+        let s3 = try S3Config.optional(env)
         return [
             "full": { try await BackupJobRunner.postgresFull(settings: postgres, log: log, metrics: registry) },
             "incremental": { try await BackupJobRunner.postgresBase(settings: postgres, log: log, metrics: registry) },
             "redis": { try await BackupJobRunner.redis(settings: redis, log: log, metrics: registry) },
             "cleanup": {
-                let report = try await Blocking.run {
-                    try BackupCleanup(backupDir: postgres.backupDir, policy: retention, log: log, metrics: registry).run(dryRun: false)
-                }
-                if !report.errors.isEmpty { throw BackupJobError("cleanup could not remove: " + report.errors.joined(separator: "; ")) }
+                // Local first; with S3 on, the bucket too (its failure is reported, never stops the local part).
+                let outcome = try await CleanupRun.run(backupDir: postgres.backupDir, policy: retention, s3: s3, dryRun: false,
+                                                       log: log, metrics: registry)
+                let errors = outcome.local.errors + outcome.remoteErrors
+                if !errors.isEmpty { throw BackupJobError("cleanup could not remove: " + errors.joined(separator: "; ")) }
             },
         ]
     }

@@ -51,6 +51,8 @@ struct ServeCommand: AsyncParsableCommand {
         // good backup look missing.
         BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
         RetentionMetrics.load(into: registry, backupDir: config.backupDir)
+        // location="s3" from the last remote listing saved by cleanup (a scrape never calls S3).
+        if try S3Config.optional(env) != nil { RemoteMetrics.load(into: registry, backupDir: config.backupDir) }
 
         AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
         let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,
