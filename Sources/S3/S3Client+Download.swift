@@ -11,12 +11,14 @@ extension S3Client {
     /// `path` (`.<name>.part`, mode 0600, fsynced by the HTTP client), its length checked
     /// against Content-Length, then renamed into place — so `path` is either the whole object
     /// or absent. A retry starts the transfer again from the beginning. Returns the byte count.
+    /// `firstBytes` asks for only the start of the object (a Range request: a header to inspect).
     @discardableResult
-    public func download(key: String, to path: String) async throws -> UInt64 {
+    public func download(key: String, to path: String, firstBytes: UInt64? = nil) async throws -> UInt64 {
         let temp = FileSystem.directory(of: path) + "/." + FileSystem.lastComponent(of: path) + ".part"
         defer { unlink(temp) }  // gone after the rename; left only by a failure
         let response = try await send("GET", key: key) {
-            HTTPRequest(method: "GET", url: settings.url(key: key), headers: [Self.unsignedPayload],
+            HTTPRequest(method: "GET", url: settings.url(key: key),
+                        headers: [Self.unsignedPayload] + (firstBytes.map { [HTTPHeader("Range", "bytes=0-\(max(1, $0) - 1)")] } ?? []),
                         totalTimeout: .seconds(24 * 3600), responseBodyFile: temp)
         }
         let address = "s3://\(settings.bucket)/\(key)"

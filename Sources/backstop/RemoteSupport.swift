@@ -176,6 +176,14 @@ final class RemoteRestoreSource: Sendable {
         return localPath
     }
 
+    /// For a dry run that must read the snapshot's header (the RDB version): the first 64 KiB
+    /// of the object into the private folder (removed by `remove()`), never the whole object.
+    func downloadHead(bytes: UInt64 = 64 << 10) async throws {
+        try FileSystem.createDirectory(FileSystem.directory(of: folder), mode: 0o700)
+        try FileSystem.createDirectory(folder, mode: 0o700)
+        try await S3Client(settings: settings).download(key: address.key, to: localPath, firstBytes: bytes)
+    }
+
     /// For a dry run: the `.meta` only (a small GET, nothing written), as the check that will
     /// be made after the download.
     func preview(name: String? = nil, kind: BackupKind) async throws -> RestoreSource.Checked {

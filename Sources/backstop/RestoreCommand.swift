@@ -245,7 +245,8 @@ struct RestoreRedisCommand: AsyncParsableCommand {
 
             FILE may be an s3://BUCKET/KEY address in BACKUP_S3_BUCKET (see backstop list \
             --remote): downloaded with its .meta into $BACKUP_DIR/.restore-download/, checked, \
-            restored as a local file, removed afterwards; a dry run reads only the .meta.
+            restored as a local file, removed afterwards; a dry run reads only the .meta and the \
+            first 64 KiB (for the RDB version check).
 
             Examples:
               backstop restore redis
@@ -329,7 +330,9 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         if let remote {
             do {
                 if dryRun {
-                    preview = try await remote.preview(kind: .redis)  // the .meta only; nothing downloaded
+                    // The .meta, and the first 64 KiB for the RDB version check; not the snapshot.
+                    preview = try await remote.preview(kind: .redis)
+                    try await remote.downloadHead()
                 } else {
                     path = try await remote.download()
                 }
@@ -386,7 +389,7 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         if dryRun {
             var steps = fileRestore?.plan(facts: facts) ?? restore.plan(facts: facts)
             if let remote { steps = remote.dryRunSteps(steps, checked: checked) }
-            print("dry run: restore \(remote?.address.description ?? checked.entry.path) into \(target) (method \(method.rawValue)); nothing will be changed\(remote == nil ? "" : " (only the .meta was read from the bucket)"). The steps:")
+            print("dry run: restore \(remote?.address.description ?? checked.entry.path) into \(target) (method \(method.rawValue)); nothing will be changed\(remote == nil ? "" : " (only the .meta and the snapshot's first 64 KiB, for its RDB version, were read from the bucket)"). The steps:")
             for (i, step) in steps.enumerated() { print("  \(i + 1). \(step)") }
             return
         }
