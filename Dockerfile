@@ -48,6 +48,9 @@ RUN set -eux; \
     useradd --system --uid 10001 --user-group --home-dir /backups --no-create-home --shell /usr/sbin/nologin backstop; \
     install -d -o backstop -g backstop -m 0750 /backups
 COPY --from=build /out/backstop /usr/local/bin/backstop
+# The old service's script names, so `docker-compose exec backup-service /scripts/postgres-backup.sh full`
+# and existing cron lines keep working (each runs the matching backstop subcommand).
+COPY --chmod=0755 scripts/compat/ /scripts/
 
 ENV BACKUP_DIR=/backups \
     METRICS_LISTEN=0.0.0.0:9847

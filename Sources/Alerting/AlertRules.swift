@@ -198,7 +198,7 @@ public struct AlertRules: Sendable {
             if d.lastRunSucceeded == false {
                 return Alert(name: "RestoreDrillFailed", severity: .warning, labels: ["kind": d.kind],
                              summary: "The last \(d.kind) restore drill failed",
-                             description: "The newest \(d.kind) restore drill\(d.lastAttempt.map { " (started \(Human.time($0)))" } ?? "") failed: "
+                             description: "The newest \(d.kind) restore drill\(d.lastAttempt.map { " (finished \(Human.time($0)))" } ?? "") failed: "
                                  + "the backups may not restore when needed.\(error) Read $BACKUP_DIR/logs/backup.log and try a restore by hand into a scratch database.")
             }
             if let last = d.lastSuccess, s.time - last > thresholds.restoreDrillMaxAge.seconds {

@@ -17,7 +17,7 @@ extension HealthSnapshot {
     /// …_known_sentinels{master_name}, backstop_disk_{total,free}_bytes{path},
     /// backstop_backup_last_{success_timestamp_seconds,attempt_timestamp_seconds,run_success}{kind,target}
     /// (0 = never), backstop_wal_archive_last_segment_timestamp_seconds,
-    /// backstop_restore_drill_last_success_timestamp_seconds{kind}.
+    /// backstop_restore_drill_last_{success,attempt}_timestamp_seconds{kind} and …_last_run_success{kind}.
     public init(time: Double, metrics: MetricsRegistry) {
         func values(_ family: String) -> [(labels: Labels, value: Double)] { metrics.series(family) }
         let postgres = values(Family.postgresUp).map { PostgresFacts(target: $0.labels["target"] ?? "", up: $0.value >= 1) }
@@ -90,10 +90,17 @@ extension WalArchiveFacts {
 }
 
 extension RestoreDrillFacts {
-    /// From backstop_restore_drill_last_success_timestamp_seconds{kind} (successes only).
+    /// From backstop_restore_drill_last_success_timestamp_seconds{kind},
+    /// …_last_attempt_timestamp_seconds{kind} and …_last_run_success{kind} (0 = never).
     public static func all(from metrics: MetricsRegistry) -> [RestoreDrillFacts] {
-        metrics.series(AlertInputFamilies.restoreDrillLastSuccess).map {
-            RestoreDrillFacts(kind: $0.labels["kind"] ?? "", lastSuccess: $0.value > 0 ? $0.value : nil)
+        var attempts: [String: Double] = [:], runOK: [String: Double] = [:]
+        for s in metrics.series(Family.restoreDrillLastAttempt) { attempts[s.labels["kind"] ?? ""] = s.value }
+        for s in metrics.series(Family.restoreDrillLastRunSuccess) { runOK[s.labels["kind"] ?? ""] = s.value }
+        return metrics.series(AlertInputFamilies.restoreDrillLastSuccess).map {
+            let kind = $0.labels["kind"] ?? ""
+            let attempt = attempts[kind].flatMap { $0 > 0 ? $0 : nil }
+            return RestoreDrillFacts(kind: kind, lastSuccess: $0.value > 0 ? $0.value : nil, lastAttempt: attempt,
+                                     lastRunSucceeded: attempt == nil ? nil : runOK[kind].map { $0 >= 1 })
         }
     }
 }

@@ -33,6 +33,8 @@ public enum Family {
     public static let restoreLastSuccess = "backstop_restore_last_success_timestamp_seconds"
     public static let restoreDrillLastSuccess = "backstop_restore_drill_last_success_timestamp_seconds"
     public static let restoreDrillDuration = "backstop_restore_drill_duration_seconds"
+    public static let restoreDrillLastAttempt = "backstop_restore_drill_last_attempt_timestamp_seconds"
+    public static let restoreDrillLastRunSuccess = "backstop_restore_drill_last_run_success"
 
     /// The backup kinds of the contract's `kind` label.
     public static let backupKinds = ["postgres_full", "postgres_base", "redis"]
@@ -70,6 +72,8 @@ public enum Family {
         registry.declare(restoreLastSuccess, .gauge, help: "Unix time the last successful restore of this kind finished.", labels: ["kind"])
         registry.declare(restoreDrillLastSuccess, .gauge, help: "Unix time the last successful restore drill of this kind finished (0: none yet).", labels: ["kind"])
         registry.declare(restoreDrillDuration, .gauge, help: "Seconds the last successful restore drill of this kind took: the measured recovery time.", labels: ["kind"])
+        registry.declare(restoreDrillLastAttempt, .gauge, help: "Unix time the last restore drill of this kind finished, good or not (0: none yet).", labels: ["kind"])
+        registry.declare(restoreDrillLastRunSuccess, .gauge, help: "1 when the last restore drill of this kind succeeded, 0 when it failed or none ran yet.", labels: ["kind"])
     }
 
     /// Declares the Sentinel families (only when Sentinel is configured).

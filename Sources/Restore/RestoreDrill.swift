@@ -60,17 +60,23 @@ public struct RestoreDrill: Sendable {
         let now = WallClock.now()
         var byKind: [String: [DrillResult]] = [:]
         for r in results { byKind[r.kind, default: []].append(r) }
-        for (kind, list) in byKind where list.allSatisfy(\.success) {
+        for (kind, list) in byKind {
             let seconds = list.map(\.seconds).reduce(0, +)
+            let failures = list.filter { !$0.success }.map(\.details)
+            let error = failures.isEmpty ? nil : failures.joined(separator: "; ")
             do {
-                try RestoreRecord.recordDrill(kind: kind, at: now, seconds: seconds, backupDir: settings.backupDir)
+                try RestoreRecord.recordDrill(kind: kind, at: now, seconds: seconds, error: error, backupDir: settings.backupDir)
             } catch {
                 log.error("drill \(kind): recording the result failed: \(error)")
             }
             if let metrics {
                 Family.declareRestore(in: metrics)
-                metrics.set(Family.restoreDrillLastSuccess, ["kind": kind], now)
-                metrics.set(Family.restoreDrillDuration, ["kind": kind], seconds)
+                metrics.set(Family.restoreDrillLastAttempt, ["kind": kind], now)
+                metrics.set(Family.restoreDrillLastRunSuccess, ["kind": kind], error == nil ? 1 : 0)
+                if error == nil {
+                    metrics.set(Family.restoreDrillLastSuccess, ["kind": kind], now)
+                    metrics.set(Family.restoreDrillDuration, ["kind": kind], seconds)
+                }
             }
         }
     }

@@ -12,17 +12,26 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
     public var drillLastSuccess: [String: Double]
     /// kind → seconds the last successful drill took (the measured recovery time).
     public var drillDuration: [String: Double]
+    /// kind → Unix time the last drill finished, good or not.
+    public var drillLastAttempt: [String: Double]
+    /// kind → why the last drill failed; absent when it succeeded.
+    public var drillLastError: [String: String]
 
     enum CodingKeys: String, CodingKey {
         case lastSuccess = "last_success"
         case drillLastSuccess = "drill_last_success"
         case drillDuration = "drill_duration_seconds"
+        case drillLastAttempt = "drill_last_attempt"
+        case drillLastError = "drill_last_error"
     }
 
-    public init(lastSuccess: [String: Double] = [:], drillLastSuccess: [String: Double] = [:], drillDuration: [String: Double] = [:]) {
+    public init(lastSuccess: [String: Double] = [:], drillLastSuccess: [String: Double] = [:], drillDuration: [String: Double] = [:],
+                drillLastAttempt: [String: Double] = [:], drillLastError: [String: String] = [:]) {
         self.lastSuccess = lastSuccess
         self.drillLastSuccess = drillLastSuccess
         self.drillDuration = drillDuration
+        self.drillLastAttempt = drillLastAttempt
+        self.drillLastError = drillLastError
     }
 
     public init(from decoder: any Decoder) throws {
@@ -30,6 +39,8 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
         lastSuccess = try c.decodeIfPresent([String: Double].self, forKey: .lastSuccess) ?? [:]
         drillLastSuccess = try c.decodeIfPresent([String: Double].self, forKey: .drillLastSuccess) ?? [:]
         drillDuration = try c.decodeIfPresent([String: Double].self, forKey: .drillDuration) ?? [:]
+        drillLastAttempt = try c.decodeIfPresent([String: Double].self, forKey: .drillLastAttempt) ?? [:]
+        drillLastError = try c.decodeIfPresent([String: String].self, forKey: .drillLastError) ?? [:]
     }
 
     public static func path(backupDir: String) -> String { backupDir + "/.state/restores.json" }
@@ -48,12 +59,25 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
         try record.write(backupDir: backupDir)
     }
 
-    /// Adds a successful drill and writes the record atomically.
-    public static func recordDrill(kind: String, at time: Double, seconds: Double, backupDir: String) throws {
+    /// Adds a drill, good (`error` nil: its time and duration become the last success) or
+    /// failed (the last success stays), and writes the record atomically.
+    public static func recordDrill(kind: String, at time: Double, seconds: Double, error: String? = nil, backupDir: String) throws {
         var record = load(backupDir: backupDir)
-        record.drillLastSuccess[kind] = time
-        record.drillDuration[kind] = seconds
+        record.drillLastAttempt[kind] = time
+        if let error {
+            record.drillLastError[kind] = error
+        } else {
+            record.drillLastError[kind] = nil
+            record.drillLastSuccess[kind] = time
+            record.drillDuration[kind] = seconds
+        }
         try record.write(backupDir: backupDir)
+    }
+
+    /// Whether the last drill of `kind` succeeded; nil when none ran.
+    public func drillLastRunSucceeded(_ kind: String) -> Bool? {
+        guard drillLastAttempt[kind] != nil || drillLastSuccess[kind] != nil else { return nil }
+        return drillLastError[kind] == nil
     }
 
     func write(backupDir: String) throws {
@@ -75,6 +99,8 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
         for kind in ["postgres_full", "redis"] {
             registry.set(Family.restoreDrillLastSuccess, ["kind": kind], record.drillLastSuccess[kind] ?? 0)
             registry.set(Family.restoreDrillDuration, ["kind": kind], record.drillDuration[kind] ?? 0)
+            registry.set(Family.restoreDrillLastAttempt, ["kind": kind], record.drillLastAttempt[kind] ?? record.drillLastSuccess[kind] ?? 0)
+            registry.set(Family.restoreDrillLastRunSuccess, ["kind": kind], record.drillLastRunSucceeded(kind) == true ? 1 : 0)
         }
     }
 }

@@ -3,6 +3,7 @@ import BackstopMetrics
 import BackupCatalog
 import BackupJobs
 import Foundation
+import Restore
 import S3
 import Scheduling
 
@@ -27,6 +28,15 @@ enum ScheduledJobs {
                 let errors = outcome.local.errors + outcome.remoteErrors
                 if !errors.isEmpty { throw BackupJobError("cleanup could not remove: " + errors.joined(separator: "; ")) }
             },
+            "drill": {
+                let server = env["BACKUP_REDIS_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "redis-server"
+                let drill = RestoreDrill(settings: postgres, redisServer: server, log: log, metrics: registry)
+                let results = await Blocking.run { drill.run() }
+                let failed = results.filter { !$0.success }
+                if !failed.isEmpty {
+                    throw BackupJobError("restore drill failed: " + failed.map { "\($0.kind): \($0.details)" }.joined(separator: "; "))
+                }
+            },
         ]
     }
 
@@ -41,6 +51,13 @@ enum ScheduledJobs {
     /// The newest good backup of the kind a job makes, from the metrics filled from the
     /// catalog at start-up; `.never` makes the scheduler run the job once (catch-up).
     static func lastSuccess(job: String, registry: MetricsRegistry) -> LastSuccess {
+        if job == "drill" {
+            // A drill overdue by its schedule runs at start-up; one never run waits for its
+            // slot (a new deployment has nothing to drill yet).
+            let last = registry.series(Family.restoreDrillLastAttempt).map(\.value).filter { $0 > 0 }
+            guard let oldest = last.min() else { return .unknown }
+            return .at(Date(timeIntervalSince1970: oldest))
+        }
         let kinds = ["full": "postgres_full", "incremental": "postgres_base", "redis": "redis"]
         guard let kind = kinds[job] else { return .unknown }
         let newest = registry.series(Family.backupLastSuccess)

@@ -6,6 +6,7 @@ import BackupJobs
 import Health
 import Scheduling
 import Logging
+import Restore
 import ServiceLifecycle
 
 /// `backstop serve`: the long-running sidecar.
@@ -51,6 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
         // good backup look missing.
         BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
         RetentionMetrics.load(into: registry, backupDir: config.backupDir)
+        RestoreRecord.loadMetrics(into: registry, backupDir: config.backupDir)
         // location="s3" from the last remote listing saved by cleanup (a scrape never calls S3).
         if try S3Config.optional(env) != nil { RemoteMetrics.load(into: registry, backupDir: config.backupDir) }
 
@@ -63,8 +65,10 @@ struct ServeCommand: AsyncParsableCommand {
         let health = HealthLoopService(
             checker: HealthChecker(config: config), registry: registry,
             interval: config.healthInterval, logger: Logger(label: BackstopLogging.healthLabel),
-            onReport: { [registry] report in
-                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry))
+            onReport: { [registry, backupDir = config.backupDir] report in
+                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry),
+                                              walArchive: WalArchiveFacts.from(registry),
+                                              restoreDrills: RestoreDrills.facts(registry: registry, backupDir: backupDir))
                 _ = await pipeline.evaluate(snapshot)
             })
         let scheduler = SchedulerService(

@@ -44,7 +44,8 @@ struct SentinelViewTests {
         #expect(view.quorumOK)
         #expect(view.masterOK)
         #expect(view.knownSentinels == 3)
-        #expect(view.knownReplicas == 1)
+        #expect(view.knownReplicas == 1,
+                "Sentinel's replicas: \((try? cluster.redisCLI(port: cluster.sentinelPorts[0], ["SENTINEL", "REPLICAS", cluster.masterName])) ?? "?")")
         #expect(try view.requireMaster() == cluster.master)
 
         let dead = Endpoint(host: "127.0.0.1", port: try TestEnvironment.freePort())

@@ -75,4 +75,78 @@ import Testing
         #expect(record.drillLastSuccess.isEmpty)
         #expect(try server.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'backstop_drill_%'") == "0")
     }
+
+    // MARK: The scheduled drill in serve
+
+    /// `backstop serve` on `backupDir` with only the drill scheduled (weekly), and a drill
+    /// record whose last run is ten days old, so the overdue drill runs at start-up.
+    static func serveWithOverdueDrill(env: [String: String], backupDir: String) throws -> (pid: Int32, port: Int, log: String) {
+        let tenDaysAgo = WallClock.now() - 10 * 86400
+        try FileSystem.createDirectory(backupDir + "/.state")
+        try Data("{\"drill_last_success\": {\"postgres_full\": \(tenDaysAgo), \"redis\": \(tenDaysAgo)}, \"drill_last_attempt\": {\"postgres_full\": \(tenDaysAgo), \"redis\": \(tenDaysAgo)}}\n".utf8)
+            .write(to: URL(fileURLWithPath: RestoreRecord.path(backupDir: backupDir)))
+        let port = try TestEnvironment.freePort()
+        var env = env
+        env["METRICS_LISTEN"] = "127.0.0.1:\(port)"
+        env["HEALTH_CHECK_INTERVAL"] = "1s"
+        env["HEALTH_PROBE_TIMEOUT"] = "2s"
+        env["REDIS_HOST"] = "127.0.0.1"
+        env["REDIS_PORT"] = "1"
+        for job in ["FULL", "INCREMENTAL", "REDIS", "CLEANUP"] { env["BACKUP_SCHEDULE_\(job)"] = "" }
+        env["BACKUP_SCHEDULE_DRILL"] = "0 4 * * 0"
+        let log = backupDir + "/../serve-\(port).log"
+        let pid = try BackstopBinary.spawn(["serve"], environment: env, logFile: log)
+        try TestEnvironment.waitUntil(timeout: 20, "backstop serve to listen on \(port)") { TestEnvironment.isListening(port: port) }
+        return (pid, port, log)
+    }
+
+    static func stop(_ pid: Int32) {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        TestProcesses.unregister(pid: pid)
+    }
+
+    static func firing(_ backupDir: String) -> String {
+        (try? String(contentsOfFile: backupDir + "/alerts.json", encoding: .utf8)) ?? ""
+    }
+
+    @Test func overdueScheduledDrillRunsInServeAndResolvesTheAlert() throws {
+        let (_, _, backupDir, env) = try Self.scene("drill_serve_ok")
+        let serve = try Self.serveWithOverdueDrill(env: env, backupDir: backupDir)
+        defer { Self.stop(serve.pid) }
+        let url = "http://127.0.0.1:\(serve.port)/metrics"
+        let body = try TestHTTP.waitFor(url, timeout: 120, "both drills to succeed") { text in
+            ["postgres_full", "redis"].allSatisfy {
+                metricValue(text, "backstop_restore_drill_last_run_success", "kind=\"\($0)\"") == 1
+                    && (metricValue(text, "backstop_restore_drill_last_success_timestamp_seconds", "kind=\"\($0)\"") ?? 0) > WallClock.now() - 600
+            }
+        }
+        #expect((metricValue(body, "backstop_restore_drill_duration_seconds", "kind=\"postgres_full\"") ?? 0) > 0)
+        // Ten days without a good drill fired RestoreDrillFailed at start-up; the good drill resolves it.
+        try TestEnvironment.waitUntil(timeout: 15, "RestoreDrillFailed to resolve") { !Self.firing(backupDir).contains("RestoreDrillFailed") }
+        let health = (try? String(contentsOfFile: backupDir + "/logs/health.log", encoding: .utf8)) ?? ""
+        #expect(health.contains("RestoreDrillFailed"), "the overdue drill was reported before it ran: \(health)")
+        let backupLog = (try? String(contentsOfFile: backupDir + "/logs/backup.log", encoding: .utf8)) ?? ""
+        #expect(backupLog.contains("drill redis: OK"), "\(backupLog)")
+    }
+
+    @Test func failingScheduledDrillFiresRestoreDrillFailedWithTheReason() throws {
+        let (_, _, backupDir, env) = try Self.scene("drill_serve_bad", redisKeys: ["0": 299, "4": 1])
+        let serve = try Self.serveWithOverdueDrill(env: env, backupDir: backupDir)
+        defer { Self.stop(serve.pid) }
+        let url = "http://127.0.0.1:\(serve.port)/metrics"
+        let body = try TestHTTP.waitFor(url, timeout: 120, "the drills to finish") { text in
+            (metricValue(text, "backstop_restore_drill_last_attempt_timestamp_seconds", "kind=\"redis\"") ?? 0) > WallClock.now() - 600
+        }
+        #expect(metricValue(body, "backstop_restore_drill_last_run_success", "kind=\"redis\"") == 0)
+        #expect(metricValue(body, "backstop_restore_drill_last_run_success", "kind=\"postgres_full\"") == 1)
+        try TestEnvironment.waitUntil(timeout: 15, "RestoreDrillFailed for redis with the reason") {
+            let text = Self.firing(backupDir)
+            return text.contains("The last redis restore drill failed") && text.contains("the .meta says 299")
+        }
+        #expect(!Self.firing(backupDir).contains("postgres_full restore drill"), "the good PostgreSQL drill resolved its alert")
+        let record = RestoreRecord.load(backupDir: backupDir)
+        #expect(record.drillLastRunSucceeded("redis") == false && record.drillLastRunSucceeded("postgres_full") == true)
+    }
 }
