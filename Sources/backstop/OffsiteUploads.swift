@@ -46,6 +46,12 @@ final class OffsiteUploads: Sendable {
             if !result.uploaded.isEmpty {
                 log.info("s3: uploaded \(result.uploaded.count) backup\(result.uploaded.count == 1 ? "" : "s") to \(destination) after \(job): "
                     + result.uploaded.joined(separator: ", "))
+                // The location="s3" series follow the bucket (listed here, never at a scrape).
+                do {
+                    try await RemoteMetrics.refresh(settings: settings, backupDir: backupDir, registry: metrics)
+                } catch {
+                    log.info("s3: the uploads went, but listing \(destination) for the location=\"s3\" metrics failed: \(uploader.redacted("\(error)"))")
+                }
             }
             if let error = result.error {
                 log.error("s3: upload of \(result.failed.joined(separator: ", ")) to \(destination) failed after \(job): \(error). "

@@ -39,10 +39,11 @@ enum ScheduledJobs {
             "incremental": thenUpload("backup postgres incremental") { try await BackupJobRunner.postgresBase(settings: postgres, log: log, metrics: registry) },
             "redis": thenUpload("backup redis") { try await BackupJobRunner.redis(settings: redis, log: log, metrics: registry) },
             "cleanup": {
-                let report = try await Blocking.run {
-                    try BackupCleanup(backupDir: postgres.backupDir, policy: retention, log: log, metrics: registry).run(dryRun: false)
-                }
-                if !report.errors.isEmpty { throw BackupJobError("cleanup could not remove: " + report.errors.joined(separator: "; ")) }
+                // Local first; with S3 on, the bucket too (its failure is reported, never stops the local part).
+                let outcome = try await CleanupRun.run(backupDir: postgres.backupDir, policy: retention, s3: s3, dryRun: false,
+                                                       log: log, metrics: registry)
+                let errors = outcome.local.errors + outcome.remoteErrors
+                if !errors.isEmpty { throw BackupJobError("cleanup could not remove: " + errors.joined(separator: "; ")) }
             },
             "drill": {
                 let server = env["BACKUP_REDIS_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "redis-server"

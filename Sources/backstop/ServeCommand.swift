@@ -63,6 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
             S3Uploader.declareMetrics(in: registry)
             S3Uploader.publish(S3UploadState.load(backupDir: config.backupDir), in: registry)
         }
+        // location="s3" from the last remote listing saved by cleanup or upload (a scrape never calls S3).
+        if s3 != nil { RemoteMetrics.load(into: registry, backupDir: config.backupDir) }
 
         AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
         let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,

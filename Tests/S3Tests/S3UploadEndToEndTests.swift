@@ -408,6 +408,11 @@ struct S3UploadEndToEndTests {
             #expect(keys.contains("nightly/redis/" + name) && keys.contains("nightly/redis/" + name + ".meta"), "\(name) not in \(keys)")
         }
         Self.expectNoSecret(recovered, "/metrics")
+        // After the upload the bucket was listed: the location="s3" series count what is there.
+        let listed = try TestHTTP.waitFor(serve.metricsURL, timeout: 30, "location=s3 series after the upload") {
+            (metricValue($0, "backstop_backups_retained", #"kind="redis",location="s3""#) ?? 0) >= 1
+        }
+        #expect((metricValue(listed, "backstop_backup_storage_bytes", #"kind="redis",location="s3""#) ?? 0) > 0)
         serve.stop()
         Self.expectNoSecret(Self.read(serve.log), "the serve log")
         Self.expectNoSecret(Self.read(backupDir + "/logs/backup.log"), "backup.log")
