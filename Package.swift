@@ -92,7 +92,7 @@ let package = Package(
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
-                "BackupCatalog", "BackupJobs", "Restore",
+                "BackupCatalog", "BackupJobs", "Restore", "S3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -29,6 +29,21 @@ public struct CatalogEntry: Sendable, Equatable {
 
     /// Counts as a good backup (for metrics, `--latest`, restore).
     public var isGood: Bool { state != .incomplete }
+
+    /// An entry described from elsewhere (a remote listing: `path` is then an `s3://` address).
+    public init(path: String, name: String, kind: BackupKind, target: String, startedAt: Double, finishedAt: Double?,
+                sizeBytes: UInt64, meta: BackupMeta?, state: State, isDirectory: Bool) {
+        self.path = path
+        self.name = name
+        self.kind = kind
+        self.target = target
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.sizeBytes = sizeBytes
+        self.meta = meta
+        self.state = state
+        self.isDirectory = isDirectory
+    }
 }
 
 /// The backups under `$BACKUP_DIR`, read from the file names and `.meta` files (the disk is the
@@ -127,24 +142,30 @@ public struct BackupCatalog: Sendable {
         } else {
             size = Self.fileSize(path)
         }
-        let state: CatalogEntry.State
-        if let meta, meta.isCompleted {
-            state = (meta.sha256 != nil || meta.files != nil) ? .complete : .legacy
-        } else {
-            state = .incomplete
-        }
+        let state = Self.state(of: meta)
         let started = meta?.startedAt.flatMap(WallClock.parseRFC3339) ?? WallClock.parseFileStamp(stamp) ?? 0
         let finished = meta?.finishedAt.flatMap(WallClock.parseRFC3339)
-        let resolvedTarget: String
-        switch kind {
-        case .postgresBase: resolvedTarget = meta?.target ?? meta?.database ?? "cluster"
-        // Redis files are named redis_STAMP whatever the master; the .meta knows the target
-        // (Sentinel master name or host:port), which is what the metrics are labelled with.
-        case .redis: resolvedTarget = meta?.target ?? target
-        default: resolvedTarget = target
-        }
+        let resolvedTarget = Self.target(kind: kind, nameTarget: target, meta: meta)
         return CatalogEntry(path: path, name: name, kind: kind, target: resolvedTarget, startedAt: started, finishedAt: finished,
                             sizeBytes: size, meta: meta, state: state, isDirectory: isDirectory)
+    }
+
+    /// How far a backup with this `.meta` (nil: none) can be trusted.
+    public static func state(of meta: BackupMeta?) -> CatalogEntry.State {
+        guard let meta, meta.isCompleted else { return .incomplete }
+        return (meta.sha256 != nil || meta.files != nil) ? .complete : .legacy
+    }
+
+    /// The target of a backup: the name's (database, `globals`, `redis`) unless the `.meta`
+    /// knows better.
+    public static func target(kind: BackupKind, nameTarget: String, meta: BackupMeta?) -> String {
+        switch kind {
+        case .postgresBase: return meta?.target ?? meta?.database ?? "cluster"
+        // Redis files are named redis_STAMP whatever the master; the .meta knows the target
+        // (Sentinel master name or host:port), which is what the metrics are labelled with.
+        case .redis: return meta?.target ?? nameTarget
+        default: return nameTarget
+        }
     }
 
     static func fileSize(_ path: String) -> UInt64 {

@@ -22,16 +22,33 @@ public struct BackupInventory: Sendable, Equatable, Codable {
         }
     }
 
+    /// The copies in the object store, when S3 is on.
+    public struct Remote: Sendable, Equatable, Codable {
+        /// `s3://bucket/prefix`.
+        public var location: String
+        public var groups: [Group]
+        /// Why the remote side could not be listed (then `groups` is empty).
+        public var error: String?
+
+        public init(location: String, entries: [CatalogEntry], error: String? = nil) {
+            self.location = location
+            groups = BackupInventory.groups(of: entries)
+            self.error = error
+        }
+    }
+
     public var generatedAt: String
     public var backupDir: String
     public var groups: [Group]
+    /// nil when S3 is off.
+    public var remote: Remote?
     /// Bytes of every file under BACKUP_DIR (backups, metas, logs, state).
     public var backupDirBytes: UInt64
     public var filesystemTotalBytes: UInt64
     public var filesystemFreeBytes: UInt64
 
     enum CodingKeys: String, CodingKey {
-        case groups
+        case groups, remote
         case generatedAt = "generated_at"
         case backupDir = "backup_dir"
         case backupDirBytes = "backup_dir_bytes"
@@ -42,6 +59,16 @@ public struct BackupInventory: Sendable, Equatable, Codable {
     /// Groups the good entries by kind and target (incomplete ones are not backups).
     public init(entries: [CatalogEntry], backupDir: String, now: Double, backupDirBytes: UInt64,
                 filesystem: (total: UInt64, free: UInt64)) {
+        groups = Self.groups(of: entries)
+        generatedAt = WallClock.rfc3339(now)
+        self.backupDir = backupDir
+        self.backupDirBytes = backupDirBytes
+        filesystemTotalBytes = filesystem.total
+        filesystemFreeBytes = filesystem.free
+    }
+
+    /// Per kind and target: count, bytes, oldest, newest of the good entries.
+    static func groups(of entries: [CatalogEntry]) -> [Group] {
         var byKey: [String: (kind: String, target: String, count: Int, bytes: UInt64, oldest: Double, newest: Double)] = [:]
         for e in entries where e.isGood {
             let key = e.kind.rawValue + "/" + e.target
@@ -52,17 +79,12 @@ public struct BackupInventory: Sendable, Equatable, Codable {
             g.newest = max(g.newest, e.startedAt)
             byKey[key] = g
         }
-        groups = byKey.keys.sorted().map { key in
+        return byKey.keys.sorted().map { key in
             let g = byKey[key]!
             return Group(kind: g.kind, target: g.target, count: g.count, totalBytes: g.bytes,
                          oldest: WallClock.rfc3339(g.oldest), newest: WallClock.rfc3339(g.newest),
                          restoreWindowSeconds: g.newest - g.oldest)
         }
-        generatedAt = WallClock.rfc3339(now)
-        self.backupDir = backupDir
-        self.backupDirBytes = backupDirBytes
-        filesystemTotalBytes = filesystem.total
-        filesystemFreeBytes = filesystem.free
     }
 
     public func json() throws -> [UInt8] {
@@ -73,18 +95,32 @@ public struct BackupInventory: Sendable, Equatable, Codable {
 
     public func text() -> String {
         var lines = ["Backup inventory of \(backupDir) at \(generatedAt)", ""]
+        lines += Self.table(groups)
+        lines.append("")
+        lines.append("BACKUP_DIR uses \(backupDirBytes) bytes; file system \(filesystemFreeBytes) of \(filesystemTotalBytes) bytes free")
+        if let remote {
+            lines.append("")
+            lines.append("Remote copies in \(remote.location)")
+            lines.append("")
+            if let error = remote.error {
+                lines.append("could not be listed: \(error)")
+            } else {
+                lines += Self.table(remote.groups)
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func table(_ groups: [Group]) -> [String] {
         var rows = [["KIND", "TARGET", "COUNT", "BYTES", "OLDEST", "NEWEST", "RESTORE WINDOW"]]
         for g in groups {
             rows.append([g.kind, g.target, "\(g.count)", "\(g.totalBytes)", g.oldest, g.newest,
                          String(format: "%.1f days", g.restoreWindowSeconds / 86_400)])
         }
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        for row in rows {
-            lines.append(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        return rows.map { row in
+            row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }
-        lines.append("")
-        lines.append("BACKUP_DIR uses \(backupDirBytes) bytes; file system \(filesystemFreeBytes) of \(filesystemTotalBytes) bytes free")
-        return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -102,15 +102,22 @@ public final class BackupCleanup: Sendable {
             let kept = BackupCatalog(backupDir: backupDir).list()
             let inventory = BackupInventory(entries: kept, backupDir: backupDir, now: now, backupDirBytes: Self.diskUsage(backupDir),
                                             filesystem: (try? FileSystem.diskUsage(of: backupDir)) ?? (0, 0))
-            let stamp = WallClock.dayStamp(now)
-            try AtomicFile.write(inventory.text(), to: backupDir + "/backup_inventory_\(stamp).txt")
-            try AtomicFile.write(try inventory.json(), to: backupDir + "/backup_inventory_\(stamp).json")
+            try Self.writeInventory(inventory, backupDir: backupDir, now: now)
             report.inventory = inventory
             if let metrics { RetentionMetrics.update(metrics, entries: kept) }
             log?.info("cleanup: kept \(plan.count(where: { $0.decision.keep })) backups, removed \(plan.count(where: { !$0.decision.keep })), "
                       + "\(report.removedLogs.count) old logs; freed \(HumanBytes.format(report.freedBytes))")
         }
         return report
+    }
+
+    /// `backup_inventory_YYYYMMDD.txt` and `.json` (atomically); returns their paths.
+    @discardableResult
+    public static func writeInventory(_ inventory: BackupInventory, backupDir: String, now: Double) throws -> [String] {
+        let base = backupDir + "/backup_inventory_\(WallClock.dayStamp(now))"
+        try AtomicFile.write(inventory.text(), to: base + ".txt")
+        try AtomicFile.write(try inventory.json(), to: base + ".json")
+        return [base + ".txt", base + ".json"]
     }
 
     private func remove(_ path: String, into report: inout Report) {
@@ -171,11 +178,17 @@ public enum RetentionMetrics {
             oldest[kind] = min(oldest[kind] ?? e.startedAt, e.startedAt)
         }
         for (kind, n) in count {
-            let labels = ["kind": kind, "location": location]
-            registry.set(Family.backupsRetained, labels, Double(n))
-            registry.set(Family.backupStorage, labels, Double(bytes[kind] ?? 0))
-            registry.set(Family.backupOldest, labels, oldest[kind] ?? 0)
+            set(registry, kind: kind, location: location, count: n, bytes: bytes[kind] ?? 0, oldest: oldest[kind] ?? 0)
         }
+    }
+
+    /// Sets the three series of one kind at one location.
+    public static func set(_ registry: MetricsRegistry, kind: String, location: String, count: Int, bytes: UInt64, oldest: Double) {
+        declare(in: registry)
+        let labels = ["kind": kind, "location": location]
+        registry.set(Family.backupsRetained, labels, Double(count))
+        registry.set(Family.backupStorage, labels, Double(bytes))
+        registry.set(Family.backupOldest, labels, oldest)
     }
 
     /// Fills the local series from the catalog (serve start).

@@ -14,6 +14,14 @@ public struct GzipVerification: Sendable, Equatable {
     public var sha256: String
     /// gzip members in the file (1 for ours; `cat a.gz b.gz` makes 2).
     public var members: Int
+
+    public init(path: String, compressedBytes: UInt64, uncompressedBytes: UInt64, sha256: String, members: Int) {
+        self.path = path
+        self.compressedBytes = compressedBytes
+        self.uncompressedBytes = uncompressedBytes
+        self.sha256 = sha256
+        self.members = members
+    }
 }
 
 /// A gzip file that does not decompress cleanly, with the reason.

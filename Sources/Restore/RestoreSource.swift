@@ -17,6 +17,12 @@ public enum RestoreSource {
         /// Said when the `.meta` has no checksum (a backup of the old scripts): only the gzip
         /// stream could be checked.
         public var warning: String?
+
+        public init(entry: CatalogEntry, verification: GzipVerification, warning: String?) {
+            self.entry = entry
+            self.verification = verification
+            self.warning = warning
+        }
     }
 
     /// Resolves `path` (absolute or relative to the working directory) and runs every check.

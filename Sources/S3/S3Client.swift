@@ -120,7 +120,7 @@ public struct S3Client: Sendable {
         guard stat(path, &st) == 0 else { throw FileSystemError.errno(errno, "stat", path) }
         let size = UInt64(st.st_size)
         if size <= settings.multipartThreshold {
-            let md5 = try Self.md5Base64(path: path, offset: 0, length: size)
+            let md5 = try await Blocking.run { try Self.md5Base64(path: path, offset: 0, length: size) }
             _ = try await send("PUT", key: key) {
                 HTTPRequest(method: "PUT", url: settings.url(key: key),
                             headers: objectHeaders + [HTTPHeader("Content-MD5", md5), Self.unsignedPayload],

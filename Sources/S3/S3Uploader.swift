@@ -60,9 +60,26 @@ public struct S3Uploader: Sendable {
         self.metrics = metrics
     }
 
+    /// Gauges read from `s3_uploads.json`, so they survive restarts and also show uploads made
+    /// by `backstop backup …` run by hand (serve re-reads the file on every health check).
+    public static let consecutiveFailuresFamily = "backstop_s3_upload_consecutive_failures"
+    public static let lastSuccessFamily = "backstop_s3_upload_last_success_timestamp_seconds"
+
+    /// Declares the S3 families (only when S3 is on), every series at 0 until something happens.
     public static func declareMetrics(in registry: MetricsRegistry) {
         registry.declare(Family.s3Uploads, .counter, help: "Backup uploads to S3 by result (success or failure).", labels: ["result"])
         for result in ["success", "failure"] { registry.touch(Family.s3Uploads, ["result": result]) }
+        registry.declare(consecutiveFailuresFamily, .gauge,
+                         help: "Upload runs in a row that failed since the last successful upload (S3UploadFailing fires at ALERT_S3_FAILURES, default 1).")
+        registry.declare(lastSuccessFamily, .gauge, help: "Unix time the last successful upload to S3 finished (0: none yet).")
+        registry.touch(consecutiveFailuresFamily)
+        registry.touch(lastSuccessFamily)
+    }
+
+    /// Sets the gauges from the upload state.
+    public static func publish(_ state: S3UploadState, in registry: MetricsRegistry) {
+        registry.set(consecutiveFailuresFamily, [:], Double(state.consecutiveFailures))
+        registry.set(lastSuccessFamily, [:], state.lastSuccess ?? 0)
     }
 
     /// Uploads what is pending. Holds `.state/s3.lock` (a second run at once throws `FileLock.Held`).
@@ -82,7 +99,9 @@ public struct S3Uploader: Sendable {
             let rel = relative(entry.path)
             do {
                 if entry.isDirectory {
-                    for name in try FileSystem.list(entry.path).sorted() where !name.hasPrefix(".") {
+                    // A base backup: base.tar.gz, pg_wal.tar.gz, backup_manifest (and any
+                    // tablespace tars), each under the folder's own key prefix.
+                    for name in try Self.regularFiles(in: entry.path) {
                         try await client.upload(file: entry.path + "/" + name, key: settings.key(for: rel + "/" + name))
                     }
                 } else {
@@ -99,18 +118,48 @@ public struct S3Uploader: Sendable {
             } catch {
                 state.consecutiveFailures += 1
                 state.lastFailure = WallClock.now()
-                state.lastError = "\(error)"
+                state.lastError = redacted("\(error)")
                 result.failed.append(rel)
-                result.error = "\(error)"
+                result.error = state.lastError
                 result.pending = pending.count - index
                 metrics?.add(Family.s3Uploads, ["result": "failure"])
                 try state.save(backupDir: backupDir)
+                if let metrics { Self.publish(state, in: metrics) }
                 return result
             }
             try state.save(backupDir: backupDir)
+            if let metrics { Self.publish(state, in: metrics) }
         }
         try state.save(backupDir: backupDir)
+        if let metrics { Self.publish(state, in: metrics) }
         return result
+    }
+
+    /// The regular files under a base-backup folder, relative to it, sorted; hidden names skipped.
+    static func regularFiles(in folder: String, under relative: String = "") throws -> [String] {
+        var out: [String] = []
+        let here = relative.isEmpty ? folder : folder + "/" + relative
+        for name in try FileSystem.list(here).sorted() where !name.hasPrefix(".") {
+            let rel = relative.isEmpty ? name : relative + "/" + name
+            var st = stat()
+            guard lstat(folder + "/" + rel, &st) == 0 else { throw FileSystemError.errno(errno, "stat", folder + "/" + rel) }
+            switch st.st_mode & S_IFMT {
+            case S_IFREG: out.append(rel)
+            case S_IFDIR: out += try regularFiles(in: folder, under: rel)
+            default: continue
+            }
+        }
+        return out
+    }
+
+    /// An error text with the secret key and session token blanked, should a layer below ever
+    /// echo one (none is known to; this is the last line of defence before logs and alerts).
+    public func redacted(_ text: String) -> String {
+        var out = text
+        for secret in [settings.credentials.secretAccessKey.value, settings.credentials.sessionToken?.value ?? ""] where secret.count >= 4 {
+            out = out.replacingAll(secret, with: "<redacted>")
+        }
+        return out
     }
 
     func relative(_ path: String) -> String {

@@ -50,7 +50,9 @@ struct BackupPostgresCommand: AsyncParsableCommand {
             Every file gets a .meta (size, SHA-256, times, server version). The connection comes \
             from PGHOST, PGPORT, PGUSER and PGPASSWORD or PGPASSFILE (passed to pg_dump through \
             the environment, never the command line). BACKUP_COMPRESSION_LEVEL (1-9) sets the \
-            gzip level. A run that fails leaves no file behind and exits 1; when another run of \
+            gzip level. With BACKUP_S3_BUCKET set, every good backup not yet in S3 is uploaded \
+            afterwards; a failed upload is logged and retried next time, and never changes the \
+            exit status. A run that fails leaves no file behind and exits 1; when another run of \
             the same job holds its lock, this one exits 75 and says who holds it.
 
             Examples:
@@ -71,6 +73,7 @@ struct BackupPostgresCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try options.postgresSettings()
+        let s3 = try OffsiteUploads.settings(environment: options.environment())
         let log = BackupLog(backupDir: settings.backupDir)
         let mode = self.mode
         let failed: Int
@@ -86,6 +89,10 @@ struct BackupPostgresCommand: AsyncParsableCommand {
         } catch let held as FileLock.Held {
             log.error("backup postgres \(mode.rawValue): not started: \(held)")
             throw ExitCode(75)
+        }
+        // With BACKUP_S3_BUCKET set: upload what is pending. Its outcome never changes the exit status.
+        if let s3 {
+            await OffsiteUploads(settings: s3, backupDir: settings.backupDir, log: log, metrics: nil).afterJob("backup postgres \(mode.rawValue)")
         }
         if failed > 0 {
             FileHandle.standardError.write(Data("backstop: backup postgres \(mode.rawValue) failed (\(failed) file\(failed == 1 ? "" : "s")); see \(log.file)\n".utf8))

@@ -26,7 +26,9 @@ struct BackupRedisCommand: AsyncParsableCommand {
             A failed attempt (a failover, a cut connection) is retried BACKUP_REDIS_RETRIES times \
             (default 2) after BACKUP_REDIS_RETRY_DELAY (default 2s), asking Sentinel for the \
             master again. A run that fails leaves no file behind and exits 1; when another run \
-            holds the lock it exits 75. Restore: `gunzip -c FILE > dump.rdb` into Redis's dir.
+            holds the lock it exits 75. With BACKUP_S3_BUCKET set, every good backup not yet in \
+            S3 is uploaded afterwards (a failed upload is logged, retried next time, and never \
+            changes the exit status). Restore: `gunzip -c FILE > dump.rdb` into Redis's dir.
 
             Examples:
               backstop backup redis
@@ -48,6 +50,7 @@ struct BackupRedisCommand: AsyncParsableCommand {
         if fromReplica { env["BACKUP_REDIS_SOURCE"] = "replica" }
         if let method { env["BACKUP_REDIS_METHOD"] = method }
         let settings = try validated { try RedisJobSettings(environment: env) }
+        let s3 = try OffsiteUploads.settings(environment: env)
         let log = BackupLog(backupDir: settings.backupDir)
         let outcome: BackupOutcome
         do {
@@ -55,6 +58,10 @@ struct BackupRedisCommand: AsyncParsableCommand {
         } catch let held as FileLock.Held {
             log.error("backup redis: not started: \(held)")
             throw ExitCode(75)
+        }
+        // With BACKUP_S3_BUCKET set: upload what is pending. Its outcome never changes the exit status.
+        if let s3 {
+            await OffsiteUploads(settings: s3, backupDir: settings.backupDir, log: log, metrics: nil).afterJob("backup redis")
         }
         if !outcome.success {
             FileHandle.standardError.write(Data("backstop: backup redis failed; see \(log.file)\n".utf8))

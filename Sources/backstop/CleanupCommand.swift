@@ -3,6 +3,7 @@ import BackstopCore
 import BackupCatalog
 import BackupJobs
 import Foundation
+import S3
 
 /// `backstop cleanup`: retention (age + daily/weekly/monthly), old logs, inventory.
 struct CleanupCommand: AsyncParsableCommand {
@@ -22,9 +23,17 @@ struct CleanupCommand: AsyncParsableCommand {
             health.log stay). Afterwards $BACKUP_DIR/backup_inventory_YYYYMMDD.txt and .json \
             are written.
 
+            With S3 on (BACKUP_S3_BUCKET), the same rules apply to the copies in the bucket, \
+            per kind and target, after the local cleanup (a remote failure is reported and \
+            makes the exit status 1, but never stops the local cleanup): a backup goes with its \
+            .meta, the newest good remote backup of each kind and target always stays, data \
+            objects without a .meta older than a day are removed. The inventory then lists the \
+            remote copies too and is uploaded under reports/.
+
             Examples:
               backstop cleanup --dry-run
               backstop cleanup --json | jq '.backups[] | select(.action == "delete")'
+              backstop cleanup --json | jq '.remote.backups[] | select(.action == "delete") | .path'
             """
     )
 
@@ -40,33 +49,45 @@ struct CleanupCommand: AsyncParsableCommand {
         let env = options.environment()
         let settings = try options.postgresSettings()
         let policy = try validated { try RetentionPolicy(environment: env) }
-        let cleanup = BackupCleanup(backupDir: settings.backupDir, policy: policy,
-                                    log: json ? nil : BackupLog(backupDir: settings.backupDir, echo: false))
-        let dryRun = self.dryRun
-        let report: BackupCleanup.Report
+        let s3 = try S3Config.optional(env)
+        let outcome: CleanupRun.Outcome
         do {
-            report = try await Blocking.run { try cleanup.run(dryRun: dryRun) }
+            outcome = try await CleanupRun.run(backupDir: settings.backupDir, policy: policy, s3: s3, dryRun: dryRun,
+                                               log: json ? nil : BackupLog(backupDir: settings.backupDir, echo: false), metrics: nil)
         } catch let held as FileLock.Held {
             throw ValidationError("\(held)")
         }
         if json {
-            try printJSON(report)
+            try printJSON(outcome)
         } else {
-            printTable(report)
+            printTable(outcome.local)
+            if let remote = outcome.remote { printRemote(remote, outcome: outcome) }
         }
-        if !report.errors.isEmpty { throw ExitCode(1) }
+        if !outcome.local.errors.isEmpty || !outcome.remoteErrors.isEmpty { throw ExitCode(1) }
     }
 
-    private func printJSON(_ report: BackupCleanup.Report) throws {
+    private func printJSON(_ outcome: CleanupRun.Outcome) throws {
+        let report = outcome.local
         let backups: [[String: Any]] = report.plan.map { p in
             ["path": p.entry.path, "kind": p.entry.kind.rawValue, "target": p.entry.target,
              "started_at": WallClock.rfc3339(p.entry.startedAt), "state": p.entry.state.rawValue,
              "size_bytes": p.entry.sizeBytes, "action": p.decision.keep ? "keep" : "delete",
              "reasons": p.decision.reasons.map(\.description)]
         }
-        let object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs,
+        var object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs,
                                      "orphan_metas_removed": report.removedOrphans, "freed_bytes": report.freedBytes,
                                      "errors": report.errors]
+        if let remote = outcome.remote {
+            let remoteBackups: [[String: Any]] = remote.plan.map { p in
+                ["path": p.backup.entry.path, "kind": p.backup.entry.kind.rawValue, "target": p.backup.entry.target,
+                 "started_at": WallClock.rfc3339(p.backup.entry.startedAt), "state": p.backup.entry.state.rawValue,
+                 "size_bytes": p.backup.storedBytes, "action": p.decision.keep ? "keep" : "delete",
+                 "reasons": p.decision.reasons.map(\.description)]
+            }
+            object["remote"] = ["location": remote.destination, "backups": remoteBackups, "orphan_metas_removed": remote.removedOrphans,
+                                "freed_bytes": remote.freedBytes, "errors": outcome.remoteErrors,
+                                "inventory_uploaded": outcome.uploadedReports] as [String: Any]
+        }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         FileHandle.standardOutput.write(data + Data("\n".utf8))
     }
@@ -88,6 +109,28 @@ struct CleanupCommand: AsyncParsableCommand {
         if let inventory = report.inventory {
             out += "inventory: \(inventory.backupDir)/backup_inventory_\(WallClock.dayStamp(WallClock.now())).txt\n"
         }
+        FileHandle.standardOutput.write(Data(out.utf8))
+    }
+
+    private func printRemote(_ remote: RemoteCleanup.Report, outcome: CleanupRun.Outcome) {
+        var out = "\nremote copies in \(remote.destination):\n"
+        if remote.kept == nil && remote.plan.isEmpty && !remote.errors.isEmpty {
+            out += "not cleaned: the bucket could not be listed\n"
+        } else {
+            var rows = [["ACTION", "KIND", "TARGET", "KEY", "STARTED", "WHY"]]
+            for p in remote.plan {
+                rows.append([p.decision.keep ? "keep" : (remote.dryRun ? "would delete" : "deleted"), p.backup.entry.kind.rawValue,
+                             p.backup.entry.target, p.backup.key + (p.backup.entry.isDirectory ? "/" : ""),
+                             WallClock.rfc3339(p.backup.entry.startedAt), p.decision.summary])
+            }
+            out += TextTable.render(rows)
+        }
+        let verb = remote.dryRun ? "would remove" : "removed"
+        for address in remote.removedOrphans { out += "\(verb) orphaned \(address)\n" }
+        for error in outcome.remoteErrors { out += "ERROR \(error)\n" }
+        let deleted = remote.plan.count(where: { !$0.decision.keep })
+        out += "remote: \(remote.plan.count - deleted) kept, \(deleted) \(verb), \(HumanBytes.format(remote.freedBytes)) \(remote.dryRun ? "to free" : "freed")\n"
+        for address in outcome.uploadedReports { out += "inventory uploaded: \(address)\n" }
         FileHandle.standardOutput.write(Data(out.utf8))
     }
 }

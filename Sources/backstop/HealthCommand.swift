@@ -36,11 +36,13 @@ struct HealthCommand: AsyncParsableCommand {
         let env = common.environment(overrides: overrides)
         let alerting = try AlertingSetup(environment: env, backstop: config)
         let expected = try ScheduledJobs.expectedSeries(environment: env)
+        let s3 = try OffsiteUploads.settings(environment: env)
         BackstopLogging.bootstrap(level: config.logLevel, toStderr: true)
         let report = await HealthChecker(config: config).check()
         let registry = MetricsRegistry()
         BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
-        let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry))
+        let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry),
+                                      s3: s3.map { S3Facts.load(backupDir: config.backupDir, settings: $0) })
         let alerts = alerting.rules.evaluate(snapshot)
         if json {
             guard case var .object(object) = report.jsonObject() else { return }

@@ -3,6 +3,7 @@ import BackstopCore
 import BackupCatalog
 import BackupJobs
 import Foundation
+import S3
 
 /// `backstop list`: the catalog, newest first.
 struct ListCommand: AsyncParsableCommand {
@@ -15,10 +16,16 @@ struct ListCommand: AsyncParsableCommand {
             with a checksummed .meta, `legacy` for backups made by the old scripts, and \
             `INCOMPLETE` for files without a completed .meta (not usable as backups).
 
+            --remote lists the copies in the S3 bucket instead (BACKUP_S3_BUCKET, under \
+            BACKUP_S3_PREFIX), with the same columns; FILE is the s3:// address that \
+            `backstop restore postgres|redis` accepts. A data object without its .meta is \
+            INCOMPLETE.
+
             Examples:
               backstop list
               backstop list postgres
               backstop list --json | jq '.[0].path'
+              backstop list --remote postgres
             """
     )
 
@@ -32,13 +39,29 @@ struct ListCommand: AsyncParsableCommand {
     @Flag(help: "Print a JSON array (path, kind, target, size_bytes, sha256, started_at, finished_at, state).")
     var json = false
 
+    @Flag(help: "List the copies in the S3 bucket (BACKUP_S3_BUCKET) instead of BACKUP_DIR.")
+    var remote = false
+
     @OptionGroup var options: BackupDirOption
 
     func run() async throws {
         let settings = try options.postgresSettings()
         let catalog = BackupCatalog(backupDir: settings.backupDir)
         let kinds: Set<BackupKind>? = scope.map { $0 == .redis ? [.redis] : [.postgresFull, .postgresGlobals, .postgresBase] }
-        let entries = catalog.list(kinds: kinds)
+        let entries: [CatalogEntry]
+        var location = settings.backupDir
+        if remote {
+            let s3 = try S3Config.required(options.environment(), to: "list remotely")
+            location = s3.destination
+            do {
+                entries = try await RemoteCatalog(settings: s3, backupDir: settings.backupDir).list(kinds: kinds).backups.map(\.entry)
+            } catch {
+                FileHandle.standardError.write(Data("backstop: cannot list \(s3.destination): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        } else {
+            entries = catalog.list(kinds: kinds)
+        }
         let now = WallClock.now()
         if json {
             let objects: [[String: Any]] = entries.map { e in
@@ -46,6 +69,7 @@ struct ListCommand: AsyncParsableCommand {
                                         "started_at": WallClock.rfc3339(e.startedAt), "state": e.state.rawValue]
                 o["sha256"] = e.meta?.sha256 ?? NSNull()
                 o["finished_at"] = e.finishedAt.map { WallClock.rfc3339($0) } ?? NSNull()
+                if remote { o["location"] = "s3" }
                 return o
             }
             let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
@@ -53,12 +77,12 @@ struct ListCommand: AsyncParsableCommand {
             return
         }
         if entries.isEmpty {
-            print("no backups in \(settings.backupDir)\(scope.map { "/" + $0.rawValue } ?? "")")
+            print("no backups in \(location)\(scope.map { "/" + $0.rawValue } ?? "")")
             return
         }
         var rows = [["KIND", "TARGET", "FILE", "SIZE", "STARTED", "AGE", "CHECKSUM"]]
         for e in entries {
-            rows.append([e.kind.rawValue, e.target, e.name + (e.isDirectory ? "/" : ""), HumanBytes.format(e.sizeBytes),
+            rows.append([e.kind.rawValue, e.target, (remote ? e.path : e.name) + (e.isDirectory ? "/" : ""), HumanBytes.format(e.sizeBytes),
                          WallClock.rfc3339(e.startedAt), Age.format(now - e.startedAt),
                          e.state == .complete ? "sha256" : (e.state == .legacy ? "legacy" : "INCOMPLETE")])
         }

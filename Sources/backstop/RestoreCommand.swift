@@ -5,6 +5,7 @@ import BackupJobs
 import Foundation
 import RedisClient
 import Restore
+import S3
 
 /// `backstop restore …`: guarded restores (checked file, confirmation, dry run, nothing lost).
 struct RestoreCommand: AsyncParsableCommand {
@@ -55,15 +56,21 @@ struct RestorePostgresCommand: AsyncParsableCommand {
             the half-loaded copy dropped. --in-place (no room for two copies): safety dump of <db> \
             first, then end sessions, drop, create, load.
 
+            FILE may be an s3://BUCKET/KEY address (as backstop list --remote prints it) in \
+            BACKUP_S3_BUCKET: the dump and its .meta are downloaded into a private folder \
+            $BACKUP_DIR/.restore-download/, checked the same way, restored as a local file and \
+            removed afterwards. A dry run reads only the .meta from the bucket.
+
             Examples:
               backstop restore postgres
               backstop restore postgres --latest --dry-run
+              backstop restore postgres s3://backups/postgres/app_full_20260107_020000.sql.gz --dry-run
               backstop restore postgres /backups/postgres/app_full_20260107_020000.sql.gz --yes
               backstop restore postgres --latest --database app --with-globals --drop-previous --yes
             """
     )
 
-    @Argument(help: ArgumentHelp("The dump to restore (omit to list them).", valueName: "file"))
+    @Argument(help: ArgumentHelp("The dump to restore, a path or an s3://bucket/key address (omit to list them).", valueName: "file"))
     var file: String?
 
     @Flag(help: "The newest good dump of the database (--database, else the configured one).")
@@ -104,6 +111,10 @@ struct RestorePostgresCommand: AsyncParsableCommand {
         let settings = try options.postgresSettings()
         let catalog = BackupCatalog(backupDir: settings.backupDir)
         var path = file
+        let remote = try file.flatMap { $0.hasPrefix("s3://") ? $0 : nil }.map {
+            try RemoteRestoreSource($0, environment: options.environment(), backupDir: settings.backupDir, kind: .postgresFull)
+        }
+        defer { remote?.remove() }
         if path == nil && !latest {
             let entries = catalog.list(kinds: [.postgresFull]).filter { $0.isGood }
             if entries.isEmpty {
@@ -125,24 +136,43 @@ struct RestorePostgresCommand: AsyncParsableCommand {
             }
             path = newest.path
         }
-        let file = path ?? ""
         let (allowOutside, withGlobals, backupDir) = (self.allowOutside, self.withGlobals, settings.backupDir)
+        var preview: (RestoreSource.Checked, RestoreSource.Checked?)?
+        if let remote {
+            let globalsName = PostgresRestore.globalsPath(forDump: remote.localPath).map { FileSystem.lastComponent(of: $0) } ?? ""
+            do {
+                if dryRun {
+                    // Only the .meta files are read: nothing is downloaded for a dry run.
+                    preview = (try await remote.preview(kind: .postgresFull),
+                               withGlobals ? try await remote.preview(name: globalsName, kind: .postgresGlobals) : nil)
+                } else {
+                    path = try await remote.download(extra: withGlobals ? [globalsName] : [])
+                }
+            } catch {
+                throw restoreFailed(error)
+            }
+        }
+        let file = path ?? ""
         let checked: RestoreSource.Checked
         let globals: RestoreSource.Checked?
-        do {
-            (checked, globals) = try await Blocking.run {
-                let checked = try RestoreSource.check(path: file, backupDir: backupDir, kind: .postgresFull, allowOutside: allowOutside)
-                var globals: RestoreSource.Checked?
-                if withGlobals {
-                    guard let g = PostgresRestore.globalsPath(forDump: checked.entry.path), FileSystem.exists(g) else {
-                        throw RestoreError("--with-globals: no globals file from the same run beside \(checked.entry.path)", nothingChanged: true)
+        if let preview {
+            (checked, globals) = preview
+        } else {
+            do {
+                (checked, globals) = try await Blocking.run {
+                    let checked = try RestoreSource.check(path: file, backupDir: backupDir, kind: .postgresFull, allowOutside: allowOutside)
+                    var globals: RestoreSource.Checked?
+                    if withGlobals {
+                        guard let g = PostgresRestore.globalsPath(forDump: checked.entry.path), FileSystem.exists(g) else {
+                            throw RestoreError("--with-globals: no globals file from the same run beside \(checked.entry.path)", nothingChanged: true)
+                        }
+                        globals = try RestoreSource.check(path: g, backupDir: backupDir, kind: .postgresGlobals, allowOutside: allowOutside)
                     }
-                    globals = try RestoreSource.check(path: g, backupDir: backupDir, kind: .postgresGlobals, allowOutside: allowOutside)
+                    return (checked, globals)
                 }
-                return (checked, globals)
+            } catch {
+                throw restoreFailed(error)
             }
-        } catch {
-            throw restoreFailed(error)
         }
         if let warning = checked.warning { print("warning: \(warning)") }
         var restoreOptions = PostgresRestoreOptions(target: database ?? checked.entry.target)
@@ -161,9 +191,10 @@ struct RestorePostgresCommand: AsyncParsableCommand {
         } catch {
             throw restoreFailed(error)
         }
-        let steps = restore.plan(targetExists: targetExists)
+        var steps = restore.plan(targetExists: targetExists)
+        if let remote { steps = remote.dryRunSteps(steps, checked: checked) }
         if dryRun {
-            print("dry run: restore \(checked.entry.path) into \(restoreOptions.target)\(targetExists ? "" : " (does not exist yet)"); nothing will be changed. The steps:")
+            print("dry run: restore \(remote?.address.description ?? checked.entry.path) into \(restoreOptions.target)\(targetExists ? "" : " (does not exist yet)"); nothing will be changed\(remote == nil ? "" : " (only the .meta was read from the bucket)"). The steps:")
             for (i, step) in steps.enumerated() { print("  \(i + 1). \(step)") }
             return
         }
@@ -212,6 +243,11 @@ struct RestoreRedisCommand: AsyncParsableCommand {
 
             Afterwards the key counts per database are compared with the .meta.
 
+            FILE may be an s3://BUCKET/KEY address in BACKUP_S3_BUCKET (see backstop list \
+            --remote): downloaded with its .meta into $BACKUP_DIR/.restore-download/, checked, \
+            restored as a local file, removed afterwards; a dry run reads only the .meta and the \
+            first 64 KiB (for the RDB version check).
+
             Examples:
               backstop restore redis
               backstop restore redis --latest --dry-run
@@ -223,7 +259,7 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         case replication, file
     }
 
-    @Argument(help: ArgumentHelp("The snapshot to restore (omit to list them).", valueName: "file"))
+    @Argument(help: ArgumentHelp("The snapshot to restore, a path or an s3://bucket/key address (omit to list them).", valueName: "file"))
     var file: String?
 
     @Flag(help: "The newest good snapshot.")
@@ -266,6 +302,10 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         let backupDir = config.backupDir
         let catalog = BackupCatalog(backupDir: backupDir)
         var path = file
+        let remote = try file.flatMap { $0.hasPrefix("s3://") ? $0 : nil }.map {
+            try RemoteRestoreSource($0, environment: env, backupDir: backupDir, kind: .redis)
+        }
+        defer { remote?.remove() }
         if path == nil && !latest {
             let entries = catalog.list(kinds: [.redis]).filter { $0.isGood }
             if entries.isEmpty {
@@ -286,14 +326,32 @@ struct RestoreRedisCommand: AsyncParsableCommand {
             }
             path = newest.path
         }
+        var preview: RestoreSource.Checked?
+        if let remote {
+            do {
+                if dryRun {
+                    // The .meta, and the first 64 KiB for the RDB version check; not the snapshot.
+                    preview = try await remote.preview(kind: .redis)
+                    try await remote.downloadHead()
+                } else {
+                    path = try await remote.download()
+                }
+            } catch {
+                throw restoreFailed(error)
+            }
+        }
         let file = path ?? ""
         let allowOutside = self.allowOutside
         let redis = config.redis
         let checked: RestoreSource.Checked
         let target: Endpoint
         do {
-            checked = try await Blocking.run {
-                try RestoreSource.check(path: file, backupDir: backupDir, kind: .redis, allowOutside: allowOutside)
+            if let preview {
+                checked = preview
+            } else {
+                checked = try await Blocking.run {
+                    try RestoreSource.check(path: file, backupDir: backupDir, kind: .redis, allowOutside: allowOutside)
+                }
             }
             if redis.usesSentinel {
                 target = try await SentinelView.resolveMaster(sentinels: redis.sentinels, masterName: redis.sentinelMasterName,
@@ -329,8 +387,10 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         let fileRestore = method == .file
             ? RedisFileRestore(base: restore, dataDirectory: dataDirectory ?? "", restartCommand: restartCommand ?? "") : nil
         if dryRun {
-            print("dry run: restore \(checked.entry.path) into \(target) (method \(method.rawValue)); nothing will be changed. The steps:")
-            for (i, step) in (fileRestore?.plan(facts: facts) ?? restore.plan(facts: facts)).enumerated() { print("  \(i + 1). \(step)") }
+            var steps = fileRestore?.plan(facts: facts) ?? restore.plan(facts: facts)
+            if let remote { steps = remote.dryRunSteps(steps, checked: checked) }
+            print("dry run: restore \(remote?.address.description ?? checked.entry.path) into \(target) (method \(method.rawValue)); nothing will be changed\(remote == nil ? "" : " (only the .meta and the snapshot's first 64 KiB, for its RDB version, were read from the bucket)"). The steps:")
+            for (i, step) in steps.enumerated() { print("  \(i + 1). \(step)") }
             return
         }
         let name = redis.usesSentinel ? redis.sentinelMasterName : target.description

@@ -4,26 +4,46 @@ import BackupCatalog
 import BackupJobs
 import Foundation
 import Restore
+import S3
 import Scheduling
 
 /// The jobs `serve` runs on their cron schedules — the same code the CLI subcommands call —
 /// and the catch-up facts the scheduler needs at start-up.
 enum ScheduledJobs {
     /// Job name → action. A job without an action here is not scheduled.
-    static func actions(environment env: [String: String], registry: MetricsRegistry) throws -> [String: @Sendable () async throws -> Void] {
+    /// With `s3` set, every backup job is followed by an upload of what is pending (also after a
+    /// failed run: the backups of earlier runs, or the databases that did succeed, still go);
+    /// the upload never changes the job's result.
+    static func actions(environment env: [String: String], registry: MetricsRegistry,
+                        s3: S3Settings? = nil) throws -> [String: @Sendable () async throws -> Void] {
         let postgres = try validated { try PostgresJobSettings(environment: env) }
         let redis = try validated { try RedisJobSettings(environment: env) }
         let log = BackupLog(backupDir: postgres.backupDir)
         let retention = try validated { try RetentionPolicy(environment: env) }
-        return [
-            "full": { try await BackupJobRunner.postgresFull(settings: postgres, log: log, metrics: registry) },
-            "incremental": { try await BackupJobRunner.postgresBase(settings: postgres, log: log, metrics: registry) },
-            "redis": { try await BackupJobRunner.redis(settings: redis, log: log, metrics: registry) },
-            "cleanup": {
-                let report = try await Blocking.run {
-                    try BackupCleanup(backupDir: postgres.backupDir, policy: retention, log: log, metrics: registry).run(dryRun: false)
+        let uploads = s3.map { OffsiteUploads(settings: $0, backupDir: postgres.backupDir, log: log, metrics: registry) }
+        func thenUpload(_ job: String, _ body: @escaping @Sendable () async throws -> Void) -> @Sendable () async throws -> Void {
+            guard let uploads else { return body }
+            return {
+                do {
+                    try await body()
+                } catch {
+                    // A job stopped by shutdown leaves nothing new; don't start an upload then.
+                    if !Task.isCancelled { await uploads.afterJob(job) }
+                    throw error
                 }
-                if !report.errors.isEmpty { throw BackupJobError("cleanup could not remove: " + report.errors.joined(separator: "; ")) }
+                if !Task.isCancelled { await uploads.afterJob(job) }
+            }
+        }
+        return [
+            "full": thenUpload("backup postgres full") { try await BackupJobRunner.postgresFull(settings: postgres, log: log, metrics: registry) },
+            "incremental": thenUpload("backup postgres incremental") { try await BackupJobRunner.postgresBase(settings: postgres, log: log, metrics: registry) },
+            "redis": thenUpload("backup redis") { try await BackupJobRunner.redis(settings: redis, log: log, metrics: registry) },
+            "cleanup": {
+                // Local first; with S3 on, the bucket too (its failure is reported, never stops the local part).
+                let outcome = try await CleanupRun.run(backupDir: postgres.backupDir, policy: retention, s3: s3, dryRun: false,
+                                                       log: log, metrics: registry)
+                let errors = outcome.local.errors + outcome.remoteErrors
+                if !errors.isEmpty { throw BackupJobError("cleanup could not remove: " + errors.joined(separator: "; ")) }
             },
             "drill": {
                 let server = env["BACKUP_REDIS_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "redis-server"

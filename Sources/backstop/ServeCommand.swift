@@ -7,6 +7,7 @@ import Health
 import Scheduling
 import Logging
 import Restore
+import S3
 import ServiceLifecycle
 
 /// `backstop serve`: the long-running sidecar.
@@ -17,8 +18,10 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Serves GET /metrics (Prometheus text format) and GET /healthz on --listen, probes \
             PostgreSQL, Redis, Sentinel and the backup disk every HEALTH_CHECK_INTERVAL, and \
-            writes the results to the metrics and to $BACKUP_DIR/logs/health.log. Stops \
-            gracefully on SIGTERM or SIGINT.
+            writes the results to the metrics and to $BACKUP_DIR/logs/health.log, and runs the \
+            scheduled backups. With BACKUP_S3_BUCKET set, each backup job is followed by an \
+            upload of every good backup not yet in S3 (failed uploads are retried after the \
+            next job and raise S3UploadFailing). Stops gracefully on SIGTERM or SIGINT.
 
             Examples:
               backstop serve
@@ -43,6 +46,8 @@ struct ServeCommand: AsyncParsableCommand {
         let env = common.environment(overrides: overrides)
         let alerting = try AlertingSetup(environment: env, backstop: config)
         let expected = try ScheduledJobs.expectedSeries(environment: env)
+        // S3 is checked here, not at the first upload: a bad BACKUP_S3_* value stops start-up.
+        let s3 = try OffsiteUploads.settings(environment: env)
         try FileSystem.createDirectory(config.logsDir)
         BackstopLogging.bootstrap(level: config.logLevel, files: BackstopLogging.standardFiles(backupDir: config.backupDir))
         let logger = Logger(label: "backstop")
@@ -56,6 +61,13 @@ struct ServeCommand: AsyncParsableCommand {
         BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
         RetentionMetrics.load(into: registry, backupDir: config.backupDir)
         RestoreRecord.loadMetrics(into: registry, backupDir: config.backupDir)
+        // S3 families only when S3 is on; the gauges come from .state/s3_uploads.json.
+        if s3 != nil {
+            S3Uploader.declareMetrics(in: registry)
+            S3Uploader.publish(S3UploadState.load(backupDir: config.backupDir), in: registry)
+        }
+        // location="s3" from the last remote listing saved by cleanup or upload (a scrape never calls S3).
+        if s3 != nil { RemoteMetrics.load(into: registry, backupDir: config.backupDir) }
 
         AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
         let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,
@@ -67,13 +79,20 @@ struct ServeCommand: AsyncParsableCommand {
             checker: HealthChecker(config: config), registry: registry,
             interval: config.healthInterval, logger: Logger(label: BackstopLogging.healthLabel),
             onReport: { [registry, backupDir = config.backupDir] report in
-                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry),
+                // The upload state is re-read each time: `backstop backup …` run by hand
+                // uploads too, and its success must resolve S3UploadFailing here.
+                let s3Facts = s3.map { settings in
+                    let state = S3UploadState.load(backupDir: backupDir)
+                    S3Uploader.publish(state, in: registry)
+                    return S3Facts(state: state, destination: settings.destination)
+                }
+                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry), s3: s3Facts,
                                               walArchive: WalArchiveFacts.from(registry),
                                               restoreDrills: RestoreDrills.facts(registry: registry, backupDir: backupDir))
                 _ = await pipeline.evaluate(snapshot)
             })
         let scheduler = SchedulerService(
-            settings: alerting.schedules, actions: try ScheduledJobs.actions(environment: env, registry: registry),
+            settings: alerting.schedules, actions: try ScheduledJobs.actions(environment: env, registry: registry, s3: s3),
             lastSuccess: { job in ScheduledJobs.lastSuccess(job: job, registry: registry) },
             registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
         // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running

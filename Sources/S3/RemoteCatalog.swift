@@ -1,0 +1,187 @@
+import BackstopCore
+import BackupCatalog
+import Foundation
+
+/// One backup in the bucket: its catalog entry (the `path` is the `s3://bucket/key` address,
+/// kind/target/time read from the name and the `.meta` exactly as `BackupCatalog` reads them)
+/// and the objects that make it up.
+public struct RemoteBackup: Sendable {
+    public var entry: CatalogEntry
+    /// `postgres/app_full_20260107_020000.sql.gz`, `postgres/wal_20260107_030000` (no prefix).
+    public var relativePath: String
+    /// The data object (or, for a base backup, every object under `wal_STAMP/`).
+    public var dataKeys: [String]
+    /// The `.meta` object, nil when missing (then the backup is incomplete).
+    public var metaKey: String?
+    /// Bytes stored: data objects plus the `.meta`.
+    public var storedBytes: UInt64
+    /// Unix time of the newest data object's upload (the age of an incomplete leftover).
+    public var lastModified: Double
+    /// The object key of the data (single file) or of the folder (base backup).
+    public var key: String
+}
+
+/// What a listing of the bucket found.
+public struct RemoteListing: Sendable {
+    /// Newest first, like `BackupCatalog.list()`.
+    public var backups: [RemoteBackup]
+    /// `.meta` objects whose data is gone, with their upload time.
+    public var orphanMetas: [(key: String, lastModified: Double)]
+}
+
+/// The backups in the bucket under `BACKUP_S3_PREFIX`: `postgres/` and `redis/` (`reports/`
+/// and anything that is not a backup name are ignored). A data object is paired with its
+/// `.meta`; one without it is incomplete (never counted as good, removed by retention once
+/// older than a day like a local leftover).
+public struct RemoteCatalog: Sendable {
+    public let settings: S3Settings
+    /// Where the local `.meta` copies are looked up first (they are the files uploaded).
+    public let backupDir: String?
+
+    public init(settings: S3Settings, backupDir: String?) {
+        self.settings = settings
+        self.backupDir = backupDir
+    }
+
+    /// The s3:// address of a key.
+    public func address(_ key: String) -> String { "s3://\(settings.bucket)/\(key)" }
+
+    /// One backup's objects, before its `.meta` is read.
+    public struct Found: Sendable, Equatable {
+        public var relativePath: String
+        public var name: String
+        public var kind: BackupKind
+        public var nameTarget: String
+        public var stamp: String
+        public var isDirectory: Bool
+        public var dataKeys: [String]
+        public var metaKey: String?
+        public var dataBytes: UInt64
+        public var metaBytes: UInt64
+        public var lastModified: Double
+
+        public init(relativePath: String, name: String, kind: BackupKind, nameTarget: String, stamp: String, isDirectory: Bool,
+                    dataKeys: [String], metaKey: String?, dataBytes: UInt64, metaBytes: UInt64, lastModified: Double) {
+            self.relativePath = relativePath
+            self.name = name
+            self.kind = kind
+            self.nameTarget = nameTarget
+            self.stamp = stamp
+            self.isDirectory = isDirectory
+            self.dataKeys = dataKeys
+            self.metaKey = metaKey
+            self.dataBytes = dataBytes
+            self.metaBytes = metaBytes
+            self.lastModified = lastModified
+        }
+    }
+
+    /// Groups a listing into backups (pure). Returns the backups (in key order) and the
+    /// orphaned `.meta` objects.
+    public static func group(_ objects: [S3Object], prefix: String) -> (found: [Found], orphanMetas: [(key: String, lastModified: Double)]) {
+        let strip = prefix.isEmpty ? "" : prefix + "/"
+        var byPath: [String: Found] = [:]
+        var metas: [String: S3Object] = [:]
+        for object in objects where object.key.hasPrefix(strip) {
+            let rel = String(object.key.dropFirst(strip.count))
+            let parts = rel.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count >= 2, parts[0] == "postgres" || parts[0] == "redis" else { continue }
+            let folder = String(parts[0])
+            let name = String(parts[1])
+            guard !name.hasPrefix(".") else { continue }
+            if parts.count == 2 && name.hasSuffix(".meta") {
+                metas[folder + "/" + String(name.dropLast(5))] = object
+                continue
+            }
+            guard let (kind, target, stamp) = BackupCatalog.classify(name), kind.folder == folder else { continue }
+            let isDirectory = kind == .postgresBase
+            // A base backup is a folder of objects; every other backup is one object.
+            guard isDirectory ? parts.count == 3 && !parts[2].isEmpty : parts.count == 2 else { continue }
+            let path = folder + "/" + name
+            var f = byPath[path] ?? Found(relativePath: path, name: name, kind: kind, nameTarget: target, stamp: stamp,
+                                          isDirectory: isDirectory, dataKeys: [], metaKey: nil, dataBytes: 0, metaBytes: 0, lastModified: 0)
+            f.dataKeys.append(object.key)
+            f.dataBytes += object.size
+            f.lastModified = max(f.lastModified, WallClock.parseRFC3339(object.lastModified) ?? 0)
+            byPath[path] = f
+        }
+        var orphans: [(key: String, lastModified: Double)] = []
+        for (path, meta) in metas {
+            if var f = byPath[path] {
+                f.metaKey = meta.key
+                f.metaBytes = meta.size
+                byPath[path] = f
+            } else {
+                orphans.append((meta.key, WallClock.parseRFC3339(meta.lastModified) ?? 0))
+            }
+        }
+        let found = byPath.keys.sorted().map { key in
+            var f = byPath[key]!
+            f.dataKeys.sort()
+            return f
+        }
+        return (found, orphans.sorted { $0.key < $1.key })
+    }
+
+    /// Lists the bucket and reads every backup's `.meta` (the local copy when BACKUP_DIR still
+    /// has the same backup, else a small GET, eight at a time). Throws when S3 cannot be read:
+    /// a partial picture must never drive retention.
+    public func list(kinds: Set<BackupKind>? = nil) async throws -> RemoteListing {
+        let client = S3Client(settings: settings)
+        let objects = try await client.list()
+        var (found, orphans) = Self.group(objects, prefix: settings.prefix)
+        if let kinds { found = found.filter { kinds.contains($0.kind) } }
+        let metas = try await readMetas(found, client: client)
+        var backups: [RemoteBackup] = []
+        backups.reserveCapacity(found.count)
+        for (f, metaResult) in zip(found, metas) {
+            backups.append(backup(f, meta: metaResult))
+        }
+        backups.sort { ($0.entry.startedAt, $0.entry.name) > ($1.entry.startedAt, $1.entry.name) }
+        return RemoteListing(backups: backups, orphanMetas: orphans)
+    }
+
+    /// A backup from its objects and its decoded `.meta` (nil: missing or unreadable).
+    public func backup(_ f: Found, meta: BackupMeta?) -> RemoteBackup {
+        let dataKey = f.isDirectory ? (settings.key(for: f.relativePath)) : f.dataKeys[0]
+        let started = meta?.startedAt.flatMap(WallClock.parseRFC3339) ?? WallClock.parseFileStamp(f.stamp) ?? 0
+        let entry = CatalogEntry(path: address(dataKey), name: f.name, kind: f.kind,
+                                 target: BackupCatalog.target(kind: f.kind, nameTarget: f.nameTarget, meta: meta),
+                                 startedAt: started, finishedAt: meta?.finishedAt.flatMap(WallClock.parseRFC3339),
+                                 sizeBytes: f.dataBytes, meta: meta, state: BackupCatalog.state(of: f.metaKey == nil ? nil : meta),
+                                 isDirectory: f.isDirectory)
+        return RemoteBackup(entry: entry, relativePath: f.relativePath, dataKeys: f.dataKeys, metaKey: f.metaKey,
+                            storedBytes: f.dataBytes + f.metaBytes, lastModified: f.lastModified, key: dataKey)
+    }
+
+    /// The `.meta` of each found backup, in order; nil where there is none or it does not decode.
+    func readMetas(_ found: [Found], client: S3Client) async throws -> [BackupMeta?] {
+        var results = [BackupMeta?](repeating: nil, count: found.count)
+        var remote: [Int] = []
+        for (i, f) in found.enumerated() where f.metaKey != nil {
+            if let backupDir, let local = try? BackupMeta.read(forData: backupDir + "/" + f.relativePath) {
+                results[i] = local
+            } else {
+                remote.append(i)
+            }
+        }
+        try await withThrowingTaskGroup(of: (Int, BackupMeta?).self) { group in
+            var next = 0
+            func add() {
+                let index = remote[next]
+                next += 1
+                let key = found[index].metaKey ?? ""
+                group.addTask {
+                    let bytes = try await client.get(key: key)
+                    return (index, try? BackupMeta.decode(bytes))
+                }
+            }
+            for _ in 0..<min(8, remote.count) { add() }
+            while let (index, meta) = try await group.next() {
+                results[index] = meta
+                if next < remote.count { add() }
+            }
+        }
+        return results
+    }
+}

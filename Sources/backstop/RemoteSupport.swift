@@ -1,0 +1,245 @@
+import ArgumentParser
+import BackstopCore
+import BackstopMetrics
+import BackupCatalog
+import BackupJobs
+import BackupPipeline
+import Foundation
+import Restore
+import S3
+
+/// S3 settings from the environment for the commands that read the bucket.
+enum S3Config {
+    /// nil when BACKUP_S3_BUCKET is unset; a bad value is a `ValidationError` naming it.
+    static func optional(_ env: [String: String]) throws -> S3Settings? {
+        try validated { try S3Settings(environment: env) }
+    }
+
+    /// The settings, or a clear message and exit 1 when S3 is not configured.
+    static func required(_ env: [String: String], to what: String) throws -> S3Settings {
+        guard let settings = try optional(env) else {
+            FileHandle.standardError.write(Data("backstop: S3 is not configured, so there is nothing to \(what): set BACKUP_S3_BUCKET (with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and BACKUP_S3_ENDPOINT for an S3-compatible store).\n".utf8))
+            throw ExitCode(1)
+        }
+        return settings
+    }
+}
+
+/// The location="s3" series of the catalog families, from the last remote listing.
+enum RemoteMetrics {
+    static func apply(_ snapshot: RemoteCatalogSnapshot, to registry: MetricsRegistry) {
+        // A kind the bucket no longer holds goes to 0, not stale.
+        for kind in Family.backupKinds where snapshot.kinds[kind] == nil {
+            RetentionMetrics.set(registry, kind: kind, location: "s3", count: 0, bytes: 0, oldest: 0)
+        }
+        for (kind, totals) in snapshot.kinds {
+            RetentionMetrics.set(registry, kind: kind, location: "s3", count: totals.count, bytes: totals.bytes, oldest: totals.oldest)
+        }
+    }
+
+    /// Serve start: the snapshot the last cleanup (or upload) saved; no S3 call.
+    static func load(into registry: MetricsRegistry, backupDir: String) {
+        guard let snapshot = RemoteCatalogSnapshot.load(backupDir: backupDir) else {
+            for kind in Family.backupKinds { RetentionMetrics.set(registry, kind: kind, location: "s3", count: 0, bytes: 0, oldest: 0) }
+            return
+        }
+        apply(snapshot, to: registry)
+    }
+
+    /// Lists the bucket, saves the snapshot and updates the series (after an upload).
+    static func refresh(settings: S3Settings, backupDir: String, registry: MetricsRegistry?) async throws {
+        let listing = try await RemoteCatalog(settings: settings, backupDir: backupDir).list()
+        let snapshot = RemoteCatalogSnapshot(backups: listing.backups, destination: settings.destination, listedAt: WallClock.now())
+        try snapshot.save(backupDir: backupDir)
+        if let registry { apply(snapshot, to: registry) }
+    }
+}
+
+/// The whole cleanup, as `backstop cleanup` and the scheduled job run it: the local one first
+/// (a remote failure never stops it), then — with S3 on — the same policy on the bucket, the
+/// inventory rewritten with the remote groups and uploaded under `reports/`, and the
+/// location="s3" series refreshed.
+enum CleanupRun {
+    struct Outcome: Sendable {
+        var local: BackupCleanup.Report
+        var remote: RemoteCleanup.Report?
+        /// s3:// addresses of the inventory files uploaded.
+        var uploadedReports: [String] = []
+        var inventoryErrors: [String] = []
+        var remoteErrors: [String] { (remote?.errors ?? []) + inventoryErrors }
+    }
+
+    static func run(backupDir: String, policy: RetentionPolicy, s3: S3Settings?, dryRun: Bool,
+                    log: BackupLog?, metrics: MetricsRegistry?) async throws -> Outcome {
+        let now = WallClock.now()
+        let local = try await Blocking.run {
+            try BackupCleanup(backupDir: backupDir, policy: policy, log: log, metrics: metrics).run(dryRun: dryRun, now: now)
+        }
+        var outcome = Outcome(local: local)
+        guard let s3 else { return outcome }
+        let remote = await RemoteCleanup(settings: s3, policy: policy, backupDir: backupDir).run(dryRun: dryRun, now: now)
+        outcome.remote = remote
+        for error in remote.errors { log?.error("cleanup \(s3.destination): \(error)") }
+        guard !dryRun else { return outcome }
+        let removed = remote.plan.count(where: { !$0.decision.keep }) - remote.errors.count
+        if remote.kept != nil {
+            log?.info("cleanup \(s3.destination): kept \(remote.plan.count(where: { $0.decision.keep })) backups, removed \(max(0, removed)); freed \(HumanBytes.format(remote.freedBytes))")
+        }
+        if let kept = remote.kept {
+            let snapshot = RemoteCatalogSnapshot(backups: kept, destination: s3.destination, listedAt: now)
+            do { try snapshot.save(backupDir: backupDir) } catch { outcome.inventoryErrors.append("saving \(RemoteCatalogSnapshot.path(backupDir: backupDir)): \(error)") }
+            if let metrics { RemoteMetrics.apply(snapshot, to: metrics) }
+        }
+        if var inventory = local.inventory {
+            inventory.remote = BackupInventory.Remote(location: s3.destination, entries: remote.kept?.map(\.entry) ?? [],
+                                                      error: remote.kept == nil ? remote.errors.first : nil)
+            outcome.local.inventory = inventory
+            do {
+                let written = inventory
+                let paths = try await Blocking.run { try BackupCleanup.writeInventory(written, backupDir: backupDir, now: now) }
+                let client = S3Client(settings: s3)
+                for path in paths {
+                    let key = s3.key(for: "reports/" + FileSystem.lastComponent(of: path))
+                    try await client.upload(file: path, key: key)
+                    outcome.uploadedReports.append("s3://\(s3.bucket)/\(key)")
+                }
+            } catch {
+                outcome.inventoryErrors.append("inventory upload to \(s3.destination)/reports: \(error)")
+                log?.error("cleanup: inventory upload to \(s3.destination)/reports failed: \(error)")
+            }
+        }
+        return outcome
+    }
+}
+
+/// `s3://bucket/key` on the command line.
+struct S3Address: Sendable, Equatable {
+    var bucket: String
+    var key: String
+
+    init?(_ text: String) {
+        guard text.hasPrefix("s3://") else { return nil }
+        let rest = text.dropFirst(5)
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        bucket = String(rest[..<slash])
+        key = String(rest[rest.index(after: slash)...])
+        guard !bucket.isEmpty, !key.isEmpty, !key.hasSuffix("/") else { return nil }
+    }
+
+    var description: String { "s3://\(bucket)/\(key)" }
+    var name: String { FileSystem.lastComponent(of: key) }
+}
+
+/// A backup fetched from the bucket for a restore: data and `.meta` in a private folder
+/// inside BACKUP_DIR (`.restore-download/<stamp>-<pid>/`, mode 0700, hidden so no listing or
+/// retention ever sees it), restored from there as a local file, removed afterwards.
+final class RemoteRestoreSource: Sendable {
+    let address: S3Address
+    let settings: S3Settings
+    let folder: String
+    var localPath: String { folder + "/" + address.name }
+
+    /// Checks the address (configured bucket, a backup name of the right kind) without any
+    /// network call. Exits 1 with the reason when it is refused.
+    init(_ text: String, environment env: [String: String], backupDir: String, kind: BackupKind) throws {
+        guard let address = S3Address(text) else {
+            FileHandle.standardError.write(Data("backstop: \(text) is not an s3://bucket/key address of a backup (run backstop list --remote to see them). Nothing was changed.\n".utf8))
+            throw ExitCode(1)
+        }
+        let settings = try S3Config.required(env, to: "restore from")
+        guard address.bucket == settings.bucket else {
+            FileHandle.standardError.write(Data("backstop: refusing \(address.description): the bucket \(address.bucket) is not BACKUP_S3_BUCKET (\(settings.bucket)); only backups in the configured bucket are restored. Nothing was changed.\n".utf8))
+            throw ExitCode(1)
+        }
+        guard let (found, _, _) = BackupCatalog.classify(address.name), found == kind else {
+            FileHandle.standardError.write(Data("backstop: \(address.description) is not a \(kind.rawValue) backup (expected \(kind == .redis ? "redis_YYYYMMDD_HHMMSS.rdb.gz" : "<db>_full_YYYYMMDD_HHMMSS.sql.gz")). Nothing was changed.\n".utf8))
+            throw ExitCode(1)
+        }
+        self.address = address
+        self.settings = settings
+        folder = backupDir + "/.restore-download/" + WallClock.fileStamp(WallClock.now()) + "-\(getpid())"
+    }
+
+    /// Downloads the `.meta` first (a data object without one is an incomplete upload and is
+    /// refused before the large transfer), then the data; `extra` names more backups from the
+    /// same folder (a globals file). Returns the local path of the data.
+    func download(extra: [String] = []) async throws -> String {
+        try FileSystem.createDirectory(FileSystem.directory(of: folder), mode: 0o700)
+        try FileSystem.createDirectory(folder, mode: 0o700)
+        let client = S3Client(settings: settings)
+        let keyFolder = FileSystem.directory(of: address.key)
+        for name in [address.name] + extra {
+            let key = address.key.contains("/") ? keyFolder + "/" + name : name
+            do {
+                try await client.download(key: key + ".meta", to: folder + "/" + name + ".meta")
+            } catch let error as S3Error where error.message.hasPrefix("HTTP 404") {
+                throw RestoreError("s3://\(settings.bucket)/\(key) has no .meta in the bucket (an incomplete upload, not a backup to restore)", nothingChanged: true)
+            }
+            try await client.download(key: key, to: folder + "/" + name)
+        }
+        return localPath
+    }
+
+    /// For a dry run that must read the snapshot's header (the RDB version): the first 64 KiB
+    /// of the object into the private folder (removed by `remove()`), never the whole object.
+    func downloadHead(bytes: UInt64 = 64 << 10) async throws {
+        try FileSystem.createDirectory(FileSystem.directory(of: folder), mode: 0o700)
+        try FileSystem.createDirectory(folder, mode: 0o700)
+        try await S3Client(settings: settings).download(key: address.key, to: localPath, firstBytes: bytes)
+    }
+
+    /// For a dry run: the `.meta` only (a small GET, nothing written), as the check that will
+    /// be made after the download.
+    func preview(name: String? = nil, kind: BackupKind) async throws -> RestoreSource.Checked {
+        let name = name ?? address.name
+        let key = address.key.contains("/") ? FileSystem.directory(of: address.key) + "/" + name : name
+        let localPath = folder + "/" + name
+        let bytes: [UInt8]
+        do {
+            bytes = try await S3Client(settings: settings).get(key: key + ".meta")
+        } catch let error as S3Error where error.message.hasPrefix("HTTP 404") {
+            throw RestoreError("s3://\(settings.bucket)/\(key) has no .meta in the bucket (not uploaded, or an incomplete upload: not a backup to restore)", nothingChanged: true)
+        }
+        let meta = try BackupMeta.decode(bytes)
+        guard meta.isCompleted else {
+            throw RestoreError("\(address.description): its .meta does not say completed; not a backup to restore", nothingChanged: true)
+        }
+        let (_, nameTarget, stamp) = BackupCatalog.classify(name) ?? (kind, "", "")
+        let entry = CatalogEntry(path: localPath, name: name, kind: kind,
+                                 target: BackupCatalog.target(kind: kind, nameTarget: nameTarget, meta: meta),
+                                 startedAt: meta.startedAt.flatMap(WallClock.parseRFC3339) ?? WallClock.parseFileStamp(stamp) ?? 0,
+                                 finishedAt: nil, sizeBytes: meta.sizeBytes ?? 0, meta: meta, state: BackupCatalog.state(of: meta), isDirectory: false)
+        let verification = GzipVerification(path: localPath, compressedBytes: meta.sizeBytes ?? 0,
+                                             uncompressedBytes: meta.uncompressedBytes ?? 0, sha256: meta.sha256 ?? "", members: 1)
+        return RestoreSource.Checked(entry: entry, verification: verification,
+                                     warning: meta.sha256 == nil ? "s3://\(settings.bucket)/\(key): its .meta has no SHA-256 (a backup of the old scripts); only the gzip stream will be checked" : nil)
+    }
+
+    /// A local plan with its "checked" step replaced by the download and the checks.
+    func dryRunSteps(_ steps: [String], checked: RestoreSource.Checked) -> [String] {
+        let size = checked.entry.meta?.sizeBytes.map { " (\(HumanBytes.format($0)))" } ?? ""
+        let remote = [
+            "download \(address.description)\(size) and its .meta into \(folder) (mode 0700, removed afterwards)",
+            "check \(localPath): gzip stream whole, SHA-256 equal to the .meta's \(checked.verification.sha256.isEmpty ? "(none recorded)" : checked.verification.sha256); a bad copy is refused with nothing changed",
+        ]
+        var out: [String] = []
+        var replaced = false
+        for step in steps {
+            if !replaced, step.hasPrefix("checked ") {
+                out += remote
+                replaced = true
+            } else {
+                out.append(step)
+            }
+        }
+        if !replaced { out = remote + out }
+        out.append("remove \(folder)")
+        return out
+    }
+
+    /// Removes the download folder (and `.restore-download` when it is empty).
+    func remove() {
+        try? FileManager.default.removeItem(atPath: folder)
+        rmdir(FileSystem.directory(of: folder))
+    }
+}
