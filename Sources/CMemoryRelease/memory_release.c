@@ -35,19 +35,13 @@ void backstop_trim_malloc(void) {
 #define MADV_PAGEOUT 21
 #endif
 
-/* How a mapping's resident pages are dropped. */
-enum how {
-    /* Read-only and never written: every page equals the file, so unmap the whole range;
-       the page cache keeps the pages and the next access is a minor fault. */
-    UNMAP_ALL,
-    /* Writable, or read-only with copied pages (RELRO): only its pages still backed by the
-       file (pagemap: present and file-backed) go, through the kernel's own reclaim
-       (MADV_PAGEOUT), which leaves copied pages alone and never loses a write that races
-       with it. */
-    RECLAIM_FILE_PAGES,
-};
-
-struct range { unsigned long start, end; long rssKB; enum how how; };
+/* Every candidate mapping (private, file-backed, readable) is handled the same way: only its
+   pages that pagemap shows present and still file-backed are handed to the kernel's own
+   reclaim (MADV_PAGEOUT). Never MADV_DONTNEED: the ranges are read from smaps before the
+   madvise calls, and a range unmapped and reused in between (an anonymous heap mapping, a
+   library loaded by another thread) must not lose a byte. MADV_PAGEOUT only reclaims:
+   copied (written) pages, anonymous memory and pages other processes map stay as they are. */
+struct range { unsigned long start, end; long rssKB; };
 
 /* MADV_PAGEOUT on the runs of present, file-backed pages of [start, end) (Linux 5.4+;
    elsewhere madvise fails and nothing changes). Returns the kilobytes asked to reclaim. */
@@ -84,8 +78,7 @@ long backstop_release_clean_file_pages(void) {
     char *line = NULL;
     size_t lineCapacity = 0;
     int candidate = 0;          /* the current mapping: private, file-backed */
-    int writable = 0;
-    long rssKB = 0, anonKB = 0;
+    long rssKB = 0;
     struct range current = {0, 0, 0};
     for (;;) {
         ssize_t n = getline(&line, &lineCapacity, smaps);
@@ -100,7 +93,6 @@ long backstop_release_clean_file_pages(void) {
                     capacity *= 2;
                 }
                 current.rssKB = rssKB;
-                current.how = (!writable && anonKB == 0) ? UNMAP_ALL : RECLAIM_FILE_PAGES;
                 ranges[count++] = current;
             }
             if (n <= 0) break;
@@ -109,17 +101,13 @@ long backstop_release_clean_file_pages(void) {
             int pathAt = 0;
             candidate = 0;
             rssKB = 0;
-            anonKB = 1; /* unknown until the Anonymous line is read */
             if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &pathAt) >= 3 && pathAt > 0) {
                 candidate = perms[0] == 'r' && perms[3] == 'p' && line[pathAt] == '/';
-                writable = perms[1] == 'w';
                 current.start = start;
                 current.end = end;
             }
         } else if (candidate && strncmp(line, "Rss:", 4) == 0) {
             rssKB = strtol(line + 4, NULL, 10);
-        } else if (candidate && strncmp(line, "Anonymous:", 10) == 0) {
-            anonKB = strtol(line + 10, NULL, 10);
         }
     }
     free(line);
@@ -127,13 +115,8 @@ long backstop_release_clean_file_pages(void) {
 
     long released = 0;
     int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    for (size_t i = 0; i < count; i++) {
-        if (ranges[i].how == UNMAP_ALL) {
-            if (madvise((void *)ranges[i].start, ranges[i].end - ranges[i].start, MADV_DONTNEED) == 0)
-                released += ranges[i].rssKB;
-        } else if (pagemap >= 0) {
-            released += reclaim_file_pages(pagemap, ranges[i].start, ranges[i].end);
-        }
+    for (size_t i = 0; pagemap >= 0 && i < count; i++) {
+        released += reclaim_file_pages(pagemap, ranges[i].start, ranges[i].end);
     }
     if (pagemap >= 0) close(pagemap);
     free(ranges);

@@ -7,9 +7,9 @@ import BackstopCore
 import Foundation
 import Testing
 
-/// `MemoryRelease.release()` unmaps clean code and read-only data pages; everything must keep
-/// working afterwards (the pages come back from the page cache), and written data must keep
-/// its values (writable and once-written mappings are never touched).
+/// `MemoryRelease.release()` hands clean file-backed pages to the kernel's reclaim; everything
+/// must keep working afterwards (the pages are read back), and written data must keep its
+/// values (copied pages are never reclaimed).
 @Suite(.serialized) struct MemoryReleaseTests {
     nonisolated(unsafe) static var written = [1, 2, 3]
 

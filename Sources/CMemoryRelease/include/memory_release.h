@@ -10,11 +10,11 @@ void backstop_trim_malloc(void);
 
 /* Drops from the resident set the pages of private file mappings (program and library code,
    read-only data, and the never-written pages of data segments) that are still identical to
-   the file: read-only mappings never written (smaps "Anonymous: 0 kB") are unmapped
-   (MADV_DONTNEED; the page cache keeps them, the next access is a minor fault); in the others
-   only the pages still backed by the file (pagemap) are handed to the kernel's reclaim
-   (MADV_PAGEOUT). Written pages are never touched. Returns the kilobytes dropped (or asked to
-   reclaim), -1 when /proc/self/smaps is unreadable. */
+   the file: the pages pagemap shows present and still file-backed are handed to the
+   kernel's reclaim (MADV_PAGEOUT). Written pages are never touched, and nothing is ever
+   zeroed (no MADV_DONTNEED: a range reused between the smaps read and the madvise call would
+   lose its data). Returns the kilobytes asked to reclaim, -1 when /proc/self/smaps is
+   unreadable. */
 long backstop_release_clean_file_pages(void);
 
 #endif
