@@ -29,10 +29,12 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
 
+        // malloc arenas, malloc_trim and dropping clean file pages (C: malloc.h, /proc/self/smaps).
+        .target(name: "CMemoryRelease"),
         // Configuration, files on disk, locks, logging, and the bridge for blocking C calls.
         .target(
             name: "BackstopCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["CMemoryRelease", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Metric families, the snapshot a scrape reads, and the Prometheus text format.

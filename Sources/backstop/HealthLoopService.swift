@@ -17,11 +17,19 @@ struct HealthLoopService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             var previous: [String: String] = [:]
+            var first = true
             while !Task.isCancelled {
                 let report = await checker.check()
                 report.apply(to: registry)
                 previous = Self.logChanges(report, previous: previous, logger: logger)
                 await onReport?(report)
+                if first {
+                    // Start-up is over (configuration, catalog, first probes and alert
+                    // evaluation): hand back the memory and code pages only it needed.
+                    first = false
+                    let released = MemoryRelease.release()
+                    logger.debug("start-up settled: \(released) kB of start-up code and data unmapped, heap trimmed")
+                }
                 try? await Task.sleep(for: interval)
             }
         }

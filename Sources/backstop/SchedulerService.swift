@@ -21,6 +21,9 @@ struct SchedulerService: Service {
                 case let .started(job, _, catchUp):
                     logger.info("job \(job) started\(catchUp ? " (catch-up: its last success is older than its schedule's interval)" : "")")
                 case let .finished(job, started, finished, error):
+                    // A job (pg_dump pipeline, upload, cleanup) runs once in hours: give its
+                    // heap and its code pages back rather than keep them until the next run.
+                    MemoryRelease.release()
                     let seconds = finished.timeIntervalSince(started)
                     if let error {
                         logger.error("job \(job) failed after \(Int(seconds)) s: \(error)")

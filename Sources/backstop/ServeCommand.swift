@@ -38,6 +38,9 @@ struct ServeCommand: AsyncParsableCommand {
     var healthInterval: String?
 
     func run() async throws {
+        // Before the service threads allocate: a long-running, mostly idle process needs no
+        // per-thread malloc arenas (glibc's default is 8 per core, each keeping its free pages).
+        MemoryRelease.limitArenas(2)
         let overrides = ["METRICS_LISTEN": listen, "HEALTH_CHECK_INTERVAL": healthInterval]
         let config = try common.loadConfig(overrides: overrides)
         let env = common.environment(overrides: overrides)
