@@ -38,6 +38,18 @@ public final class MetricsRegistry: Sendable {
         var families: [String: Family] = [:]
         var order: [String] = []
         var collectors: [String: Collector] = [:]
+        /// Bumped by every change; the rendered text of the stored families is reused while
+        /// it stays the same (scrapes far outnumber changes: the health loop writes once per
+        /// interval).
+        var generation: UInt64 = 0
+        var rendered: (generation: UInt64, parts: [Part])?
+    }
+
+    /// One family of the rendered text: stored families as their finished bytes, computed ones
+    /// as what is needed to render them at each scrape.
+    private enum Part: Sendable {
+        case fixed([UInt8])
+        case computed(name: String, help: String, type: MetricType, labelNames: [String], collector: Collector)
     }
 
     private let state = Mutex(State())
@@ -50,13 +62,17 @@ public final class MetricsRegistry: Sendable {
             guard s.families[name] == nil else { return }
             s.families[name] = Family(name: name, help: help, type: type, labelNames: labels, buckets: buckets.sorted())
             s.order.append(name)
+            s.generation &+= 1
         }
     }
 
     /// Declares a family whose samples `collector` computes at scrape time.
     public func declareComputed(_ name: String, _ type: MetricType, help: String, labels: [String] = [], collector: @escaping Collector) {
         declare(name, type, help: help, labels: labels)
-        state.withLock { $0.collectors[name] = collector }
+        state.withLock {
+            $0.collectors[name] = collector
+            $0.generation &+= 1
+        }
     }
 
     /// Sets a gauge (or creates the series at `value`).
@@ -87,6 +103,7 @@ public final class MetricsRegistry: Sendable {
             series.count += 1
             family.series[key] = series
             s.families[name] = family
+            s.generation &+= 1
         }
     }
 
@@ -123,6 +140,7 @@ public final class MetricsRegistry: Sendable {
                 family.series[key] = Series(value: sample.value)
             }
             s.families[name] = family
+            s.generation &+= 1
         }
     }
 
@@ -139,6 +157,7 @@ public final class MetricsRegistry: Sendable {
             family.series = family.series.filter { keep.contains($0.key) }
             family.order = keep
             s.families[name] = family
+            s.generation &+= 1
         }
     }
 
@@ -151,36 +170,68 @@ public final class MetricsRegistry: Sendable {
             body(&series)
             family.series[key] = series
             s.families[name] = family
+            s.generation &+= 1
         }
     }
 
-    /// The Prometheus text format (version 0.0.4) of everything registered.
+    /// The Prometheus text format (version 0.0.4) of everything registered. The stored
+    /// families' text is rendered once per change and reused; computed families (ages,
+    /// process figures) are rendered at every call.
     public func render(now: Double = WallClock.now()) -> [UInt8] {
-        let (families, collectors) = state.withLock { s in
-            (s.order.compactMap { s.families[$0] }, s.collectors)
+        enum Snapshot {
+            case cached([Part])
+            case fresh(UInt64, [Family], [String: Collector])
+        }
+        let snapshot: Snapshot = state.withLock { s in
+            if let rendered = s.rendered, rendered.generation == s.generation { return .cached(rendered.parts) }
+            return .fresh(s.generation, s.order.compactMap { s.families[$0] }, s.collectors)
+        }
+        let parts: [Part]
+        switch snapshot {
+        case .cached(let cached):
+            parts = cached
+        case let .fresh(generation, families, collectors):
+            parts = families.map { family in
+                if let collector = collectors[family.name] {
+                    return .computed(name: family.name, help: family.help, type: family.type, labelNames: family.labelNames, collector: collector)
+                }
+                return .fixed(Self.renderStored(family))
+            }
+            // Kept only if nothing changed meanwhile; otherwise the next scrape renders anew.
+            state.withLock { s in
+                if s.generation == generation { s.rendered = (generation, parts) }
+            }
         }
         var out = TextExposition()
-        for family in families {
-            out.header(family.name, family.help, family.type)
-            if let collector = collectors[family.name] {
+        for part in parts {
+            switch part {
+            case .fixed(let bytes):
+                out.bytes.append(contentsOf: bytes)
+            case let .computed(name, help, type, labelNames, collector):
+                out.header(name, help, type)
                 for sample in collector(now) {
-                    out.sample(family.name, family.labelNames.map { ($0, sample.labels[$0] ?? "") }, sample.value)
+                    out.sample(name, labelNames.map { ($0, sample.labels[$0] ?? "") }, sample.value)
                 }
-                continue
             }
-            for key in family.order {
-                guard let series = family.series[key] else { continue }
-                let labels = Array(zip(family.labelNames, key))
-                if family.type == .histogram {
-                    for (i, bound) in family.buckets.enumerated() {
-                        out.sample(family.name + "_bucket", labels + [("le", TextExposition.format(bound))], Double(series.bucketCounts[i]))
-                    }
-                    out.sample(family.name + "_bucket", labels + [("le", "+Inf")], Double(series.count))
-                    out.sample(family.name + "_sum", labels, series.sum)
-                    out.sample(family.name + "_count", labels, Double(series.count))
-                } else {
-                    out.sample(family.name, labels, series.value)
+        }
+        return out.bytes
+    }
+
+    private static func renderStored(_ family: Family) -> [UInt8] {
+        var out = TextExposition(capacity: 256)
+        out.header(family.name, family.help, family.type)
+        for key in family.order {
+            guard let series = family.series[key] else { continue }
+            let labels = Array(zip(family.labelNames, key))
+            if family.type == .histogram {
+                for (i, bound) in family.buckets.enumerated() {
+                    out.sample(family.name + "_bucket", labels + [("le", TextExposition.format(bound))], Double(series.bucketCounts[i]))
                 }
+                out.sample(family.name + "_bucket", labels + [("le", "+Inf")], Double(series.count))
+                out.sample(family.name + "_sum", labels, series.sum)
+                out.sample(family.name + "_count", labels, Double(series.count))
+            } else {
+                out.sample(family.name, labels, series.value)
             }
         }
         return out.bytes
@@ -191,7 +242,7 @@ public final class MetricsRegistry: Sendable {
 struct TextExposition {
     var bytes: [UInt8] = []
 
-    init() { bytes.reserveCapacity(16384) }
+    init(capacity: Int = 16384) { bytes.reserveCapacity(capacity) }
 
     mutating func header(_ name: String, _ help: String, _ type: MetricType) {
         append("# HELP \(name) \(Self.escapeHelp(help))\n# TYPE \(name) \(type.rawValue)\n")

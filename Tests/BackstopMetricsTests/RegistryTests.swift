@@ -1,4 +1,5 @@
 import BackstopMetrics
+import Foundation
 import Testing
 
 @Suite("Metrics registry and text format")
@@ -63,5 +64,56 @@ struct RegistryTests {
         for name in ["process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds", "process_open_fds"] {
             #expect(out.contains("\n\(name) ") || out.hasPrefix("\(name) "), "missing \(name)")
         }
+    }
+
+    @Test("a scrape reuses the rendered text until something changes; computed families are fresh every time")
+    func renderedTextFollowsEveryChange() {
+        let r = MetricsRegistry()
+        r.declare("t_gauge", .gauge, help: "g", labels: ["k"])
+        r.declare("t_hist", .histogram, help: "h", buckets: [1, 10])
+        r.declareComputed("t_now", .gauge, help: "n") { now in [(labels: [:], value: now)] }
+        r.set("t_gauge", ["k": "a"], 1)
+        let first = String(decoding: r.render(now: 100), as: UTF8.self)
+        #expect(first.contains("t_gauge{k=\"a\"} 1\n") && first.contains("t_now 100\n"))
+        // Unchanged registry: same stored text, computed family rendered anew.
+        let again = String(decoding: r.render(now: 200), as: UTF8.self)
+        #expect(again == first.replacingOccurrences(of: "t_now 100", with: "t_now 200"))
+        // Every kind of change shows at the next scrape.
+        r.set("t_gauge", ["k": "a"], 2)
+        #expect(String(decoding: r.render(now: 200), as: UTF8.self).contains("t_gauge{k=\"a\"} 2\n"))
+        r.add("t_gauge", ["k": "b"], 5)
+        #expect(String(decoding: r.render(now: 200), as: UTF8.self).contains("t_gauge{k=\"b\"} 5\n"))
+        r.observe("t_hist", [:], 3)
+        #expect(String(decoding: r.render(now: 200), as: UTF8.self).contains("t_hist_bucket{le=\"10\"} 1\n"))
+        r.replace("t_gauge", with: [(labels: ["k": "c"], value: 7)])
+        let replaced = String(decoding: r.render(now: 200), as: UTF8.self)
+        #expect(replaced.contains("t_gauge{k=\"c\"} 7\n") && !replaced.contains("k=\"a\""))
+        r.remove("t_gauge", matching: ["k": "c"])
+        #expect(!String(decoding: r.render(now: 200), as: UTF8.self).contains("k=\"c\""))
+        r.declare("t_late", .counter, help: "l")
+        r.touch("t_late")
+        #expect(String(decoding: r.render(now: 200), as: UTF8.self).contains("t_late 0\n"))
+    }
+
+    @Test("process figures: one /proc reading serves the scrapes of one second, a later scrape reads again")
+    func processReadingIsSharedWithinASecond() {
+        let r = MetricsRegistry()
+        ProcessMetrics.register(in: r)
+        func cpu(_ now: Double) -> Double? {
+            let text = String(decoding: r.render(now: now), as: UTF8.self)
+            return text.split(separator: "\n").first { $0.hasPrefix("process_cpu_seconds_total ") }
+                .flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        func burn() {
+            var x = 0.0
+            for i in 0..<30_000_000 { x += Double(i).squareRoot() }
+            #expect(x > 0)
+        }
+        let t = 1_000_000.0
+        let first = cpu(t)
+        burn()
+        #expect(cpu(t + 0.5) == first, "within a second the same reading")
+        let later = cpu(t + 1.5)
+        #expect(later != nil && first != nil && later! > first!, "a later scrape reads /proc again: \(String(describing: first)) -> \(String(describing: later))")
     }
 }
