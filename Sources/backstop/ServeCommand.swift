@@ -18,10 +18,15 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Serves GET /metrics (Prometheus text format) and GET /healthz on --listen, probes \
             PostgreSQL, Redis, Sentinel and the backup disk every HEALTH_CHECK_INTERVAL, and \
-            writes the results to the metrics and to $BACKUP_DIR/logs/health.log, and runs the \
-            scheduled backups. With BACKUP_S3_BUCKET set, each backup job is followed by an \
-            upload of every good backup not yet in S3 (failed uploads are retried after the \
-            next job and raise S3UploadFailing). Stops gracefully on SIGTERM or SIGINT.
+            writes the results to the metrics and to $BACKUP_DIR/logs/health.log; evaluates the \
+            alert rules into $BACKUP_DIR/alerts.json, the webhooks (ALERT_WEBHOOK_URL) and \
+            Alertmanager (ALERTMANAGER_URL). Runs the jobs on their schedules: full, incremental \
+            and redis backups, cleanup and the restore drill (BACKUP_SCHEDULE_FULL, _INCREMENTAL, \
+            _REDIS, _CLEANUP, _DRILL; an empty value turns a job off; `backstop schedule` shows \
+            them). With BACKUP_S3_BUCKET set, each backup job is followed by an upload of every \
+            good backup not yet in S3 (failed uploads are retried after the next job and raise \
+            S3UploadFailing). Stops gracefully on SIGTERM or SIGINT; a running job gets \
+            SHUTDOWN_GRACE_PERIOD to finish.
 
             Examples:
               backstop serve
