@@ -102,6 +102,12 @@ public struct BackupMeta: Codable, Sendable, Equatable {
         toolVersion = "backstop \(BuildInfo.version)"
     }
 
+    /// A `.meta` with only the two required fields (the fast decoder fills in the rest).
+    init(timestamp: String, type: String) {
+        self.timestamp = timestamp
+        self.type = type
+    }
+
     /// Whether this `.meta` claims a finished backup.
     public var isCompleted: Bool { status == "completed" || status == "success" }
 
@@ -126,7 +132,13 @@ public struct BackupMeta: Codable, Sendable, Equatable {
     /// Reads the `.meta` of a backup; nil when there is none.
     public static func read(forData dataPath: String) throws -> BackupMeta? {
         let metaPath = path(for: dataPath)
-        let fd = open(metaPath, O_RDONLY | O_CLOEXEC)
+        return try read(at: AT_FDCWD, name: metaPath, path: metaPath)
+    }
+
+    /// Reads the `.meta` `name` in the open folder `directory` (`path` is its full path, for
+    /// errors): one openat, fstat and read, no lookup of the whole path; nil when there is none.
+    static func read(at directory: Int32, name: String, path metaPath: String) throws -> BackupMeta? {
+        let fd = openat(directory, name, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
             throw FileSystemError.errno(errno, "open", metaPath)

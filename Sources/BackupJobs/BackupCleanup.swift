@@ -48,12 +48,27 @@ public final class BackupCleanup: Sendable {
 
     /// What the policy says about every backup, newest first. Reads only.
     public func plan(now: Double) -> [PlanEntry] {
-        let entries = BackupCatalog(backupDir: backupDir).list()
+        var entries = BackupCatalog(backupDir: backupDir).list()
         let decisions = policy.decide(entries.map {
             RetentionPolicy.Item(group: $0.kind.rawValue + "/" + $0.target, startedAt: $0.startedAt, isGood: $0.isGood)
         }, now: now)
-        return zip(entries, decisions).map { PlanEntry(entry: $0, decision: $1) }
+        // Each entry is moved (not copied: a copy retains every string of it and its .meta) into
+        // its plan entry; its slot is left holding an empty entry, which owns nothing.
+        let count = min(entries.count, decisions.count)
+        return entries.withUnsafeMutableBufferPointer { source in
+            [PlanEntry](unsafeUninitializedCapacity: count) { plan, initialized in
+                for i in 0..<count {
+                    let slot = source.baseAddress! + i
+                    (plan.baseAddress! + i).initialize(to: PlanEntry(entry: slot.move(), decision: decisions[i]))
+                    slot.initialize(to: Self.emptyEntry)
+                }
+                initialized = count
+            }
+        }
     }
+
+    private static let emptyEntry = CatalogEntry(path: "", name: "", kind: .redis, target: "", startedAt: 0, finishedAt: nil,
+                                                 sizeBytes: 0, meta: nil, state: .incomplete, isDirectory: false)
 
     /// Plans and, unless `dryRun`, deletes; then writes the inventory and updates the metrics.
     /// Holds `.state/cleanup.lock` (throws `FileLock.Held` when another cleanup runs).
@@ -80,7 +95,13 @@ public final class BackupCleanup: Sendable {
         }
         // Orphaned .meta files (their data is gone) older than the grace period.
         for folder in [backupDir + "/postgres", backupDir + "/redis"] {
-            for name in (try? FileSystem.list(folder)) ?? [] where name.hasSuffix(".meta") && !name.hasPrefix(".") {
+            let names = Self.listWithTypes(folder)
+            // Data files and folders the listing shows are there without a syscall each; any
+            // other name (a symbolic link, an unknown type) is checked as before.
+            var present = Set<String>(minimumCapacity: names.count)
+            for n in names where n.type == UInt8(DT_REG) || n.type == UInt8(DT_DIR) { present.insert(n.name) }
+            for (name, _) in names where name.hasSuffix(".meta") && !name.hasPrefix(".") {
+                if present.contains(String(name.dropLast(5))) { continue }
                 let path = folder + "/" + name
                 let data = String(path.dropLast(5))
                 guard !FileSystem.exists(data), let mtime = Self.modificationTime(path),
@@ -136,6 +157,20 @@ public final class BackupCleanup: Sendable {
             throw FileSystemError.errno(errno, "unlink", path)
         }
         FileSystem.syncDirectory(FileSystem.directory(of: path))
+    }
+
+    /// The names in a folder (none when it cannot be read) with their `d_type`.
+    static func listWithTypes(_ path: String) -> [(name: String, type: UInt8)] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [(name: String, type: UInt8)] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append((name, entry.pointee.d_type)) }
+        }
+        return names
     }
 
     static func modificationTime(_ path: String) -> Double? {

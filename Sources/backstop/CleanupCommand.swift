@@ -93,13 +93,21 @@ struct CleanupCommand: AsyncParsableCommand {
     }
 
     private func printTable(_ report: BackupCleanup.Report) {
-        var out = ""
         var rows = [["ACTION", "KIND", "TARGET", "FILE", "STARTED", "WHY"]]
-        for p in report.plan {
-            rows.append([p.decision.keep ? "keep" : (report.dryRun ? "would delete" : "deleted"), p.entry.kind.rawValue, p.entry.target,
-                         p.entry.name + (p.entry.isDirectory ? "/" : ""), WallClock.rfc3339(p.entry.startedAt), p.decision.summary])
+        rows.reserveCapacity(report.plan.count + 1)
+        // Read in place (a `for p in` copy of each plan entry retains all its strings).
+        report.plan.withUnsafeBufferPointer { plan in
+            for i in plan.indices {
+                let e = UnsafePointer(plan.baseAddress! + i)
+                rows.append([e.pointee.decision.keep ? "keep" : (report.dryRun ? "would delete" : "deleted"), e.pointee.entry.kind.rawValue,
+                             e.pointee.entry.target, e.pointee.entry.name + (e.pointee.entry.isDirectory ? "/" : ""),
+                             WallClock.rfc3339(e.pointee.entry.startedAt), e.pointee.decision.summary])
+            }
         }
-        out += TextTable.render(rows)
+        // The table as bytes, the lines after it appended: one buffer, one write.
+        var bytes = TextTable.renderBytes(rows)
+        rows = []
+        var out = ""
         let verb = report.dryRun ? "would remove" : "removed"
         for path in report.removedLogs { out += "\(verb) old log \(path)\n" }
         for path in report.removedOrphans { out += "\(verb) orphaned \(path)\n" }
@@ -109,7 +117,8 @@ struct CleanupCommand: AsyncParsableCommand {
         if let inventory = report.inventory {
             out += "inventory: \(inventory.backupDir)/backup_inventory_\(WallClock.dayStamp(WallClock.now())).txt\n"
         }
-        FileHandle.standardOutput.write(Data(out.utf8))
+        bytes.append(contentsOf: out.utf8)
+        FileHandle.standardOutput.write(Data(bytes))
     }
 
     private func printRemote(_ remote: RemoteCleanup.Report, outcome: CleanupRun.Outcome) {

@@ -9,6 +9,13 @@ import Testing
 @Suite struct CatalogTests {
     @Test func namesAreClassified() {
         #expect(BackupCatalog.classify("psscript_full_20260107_020000.sql.gz")! == (.postgresFull, "psscript", "20260107_020000"))
+        // The search for "_full_" agrees with Foundation's backwards range(of:).
+        for name in ["a_full_b_full_20260107_020000.sql.gz", "_full_", "_full_x", "x_full", "", "_ful", "caf\u{E9}_full_20260107_020000.sql.gz",
+                     "e\u{301}_full__full_.sql.gz", "\u{1F600}_full_\u{1F600}"] {
+            let expected = name.range(of: "_full_", options: .backwards)
+            #expect(BackupCatalog.lastRange(of: "_full_", in: name) == expected, "\(name)")
+        }
+        #expect(BackupCatalog.classify("my_full_app_full_20260107_020000.sql.gz")! == (.postgresFull, "my_full_app", "20260107_020000"))
         #expect(BackupCatalog.classify("my_app_full_20260107_020000.sql.gz")! == (.postgresFull, "my_app", "20260107_020000"))
         #expect(BackupCatalog.classify("globals_20260107_020000.sql.gz")! == (.postgresGlobals, "globals", "20260107_020000"))
         #expect(BackupCatalog.classify("wal_20260107_020000")! == (.postgresBase, "", "20260107_020000"))
