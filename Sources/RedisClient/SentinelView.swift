@@ -22,6 +22,11 @@ public struct SentinelView: Sendable, Equatable {
         public var state: SentinelMasterState?
         /// Why it is down or partly unanswered (never contains a password).
         public var error: String?
+        /// Replicas in `SENTINEL REPLICAS` that listen on a port: entries with port 0 are
+        /// RDB-only clients (`redis-cli --rdb`, Backstop's own replication snapshots) that
+        /// Sentinel saw in the master's INFO during a transfer and keeps until a
+        /// `SENTINEL RESET`; they were never replicas. Nil when the query failed.
+        public var listeningReplicas: Int?
 
         public init(sentinel: Endpoint, up: Bool, master: Endpoint? = nil, quorum: QuorumCheck? = nil,
                     state: SentinelMasterState? = nil, error: String? = nil) {
@@ -84,13 +89,14 @@ public struct SentinelView: Sendable, Equatable {
         upReports.compactMap { $0.state?.numOtherSentinels.map { $0 + 1 } }.max()
     }
 
-    /// Replicas known for this master (num-slaves), the largest any answering Sentinel reports.
+    /// Replicas known for this master, the largest any answering Sentinel reports: those in
+    /// `SENTINEL REPLICAS` with a listening port (num-slaves when that query failed).
     public var knownReplicas: Int? {
-        upReports.compactMap { $0.state?.numReplicas }.max()
+        upReports.compactMap { $0.listeningReplicas ?? $0.state?.numReplicas }.max()
     }
 
     /// Asks one Sentinel, blocking: connect (and AUTH when the Sentinels have a password),
-    /// GET-MASTER-ADDR-BY-NAME, CKQUORUM, SENTINEL MASTER. Never throws: failures become a
+    /// GET-MASTER-ADDR-BY-NAME, CKQUORUM, SENTINEL MASTER, SENTINEL REPLICAS. Never throws: failures become a
     /// report with `up == false` (or a nil field) and the reason.
     public static func ask(sentinel: Endpoint, masterName: String, username: String? = nil, password: Secret? = nil,
                            timeout: Double) -> Report {
@@ -108,6 +114,11 @@ public struct SentinelView: Sendable, Equatable {
         var problems: [String] = report.error.map { [$0] } ?? []
         do { report.quorum = try connection.sentinelCKQuorum(masterName) } catch { problems.append("\(error)") }
         do { report.state = try connection.sentinelMaster(masterName) } catch { problems.append("\(error)") }
+        do {
+            report.listeningReplicas = try connection.sentinelReplicas(masterName).filter { ($0["port"] ?? "0") != "0" }.count
+        } catch {
+            problems.append("\(error)")
+        }
         report.error = problems.isEmpty ? nil : problems.joined(separator: "; ")
         return report
     }
