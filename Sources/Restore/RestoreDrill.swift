@@ -44,6 +44,11 @@ public struct RestoreDrill: Sendable {
         self.metrics = metrics
     }
 
+    /// The scratch server program: `BACKUP_REDIS_SERVER`, or `redis-server` on PATH.
+    public static func redisServer(environment env: [String: String]) -> String {
+        env["BACKUP_REDIS_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "redis-server"
+    }
+
     /// Runs the drills asked for and records them.
     public func run(postgres: Bool = true, redis: Bool = true) -> [DrillResult] {
         var results: [DrillResult] = []

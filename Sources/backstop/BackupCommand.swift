@@ -73,7 +73,7 @@ struct BackupPostgresCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try options.postgresSettings()
-        let s3 = try OffsiteUploads.settings(environment: options.environment())
+        let s3 = try S3Config.optional(options.environment())
         let log = BackupLog(backupDir: settings.backupDir)
         let mode = self.mode
         let failed: Int

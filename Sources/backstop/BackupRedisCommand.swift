@@ -50,7 +50,7 @@ struct BackupRedisCommand: AsyncParsableCommand {
         if fromReplica { env["BACKUP_REDIS_SOURCE"] = "replica" }
         if let method { env["BACKUP_REDIS_METHOD"] = method }
         let settings = try validated { try RedisJobSettings(environment: env) }
-        let s3 = try OffsiteUploads.settings(environment: env)
+        let s3 = try S3Config.optional(env)
         let log = BackupLog(backupDir: settings.backupDir)
         let outcome: BackupOutcome
         do {

@@ -38,8 +38,7 @@ struct DrillCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try options.postgresSettings()
         let env = options.environment()
-        let redisServer = env["BACKUP_REDIS_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "redis-server"
-        let drill = RestoreDrill(settings: settings, redisServer: redisServer, log: BackupLog(backupDir: settings.backupDir))
+        let drill = RestoreDrill(settings: settings, redisServer: RestoreDrill.redisServer(environment: env), log: BackupLog(backupDir: settings.backupDir))
         let (doPostgres, doRedis) = (postgres || !redis, redis || !postgres)
         let results = await Blocking.run { drill.run(postgres: doPostgres, redis: doRedis) }
         if results.contains(where: { !$0.success }) { throw ExitCode(1) }

@@ -36,7 +36,7 @@ struct HealthCommand: AsyncParsableCommand {
         let env = common.environment(overrides: overrides)
         let alerting = try AlertingSetup(environment: env, backstop: config)
         let expected = try ScheduledJobs.expectedSeries(environment: env)
-        let s3 = try OffsiteUploads.settings(environment: env)
+        let s3 = try S3Config.optional(env)
         BackstopLogging.bootstrap(level: config.logLevel, toStderr: true)
         let report = await HealthChecker(config: config).check()
         let registry = MetricsRegistry()

@@ -28,7 +28,7 @@ struct HealthLoopService: Service {
                     // evaluation): hand back the memory and code pages only it needed.
                     first = false
                     let released = MemoryRelease.release()
-                    logger.debug("start-up settled: \(released) kB of start-up code and data unmapped, heap trimmed")
+                    logger.debug("start-up settled: heap trimmed, \(released) kB of clean start-up code and data handed to the kernel's reclaim")
                 }
                 try? await Task.sleep(for: interval)
             }

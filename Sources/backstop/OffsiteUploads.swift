@@ -27,12 +27,6 @@ final class OffsiteUploads: Sendable {
         self.metrics = metrics
     }
 
-    /// The S3 settings from the environment, checked (a bad value stops start-up naming the
-    /// variable, the value and what is accepted); nil when BACKUP_S3_BUCKET is unset.
-    static func settings(environment env: [String: String]) throws -> S3Settings? {
-        try validated { try S3Settings(environment: env) }
-    }
-
     /// Uploads what is pending; `job` names the job that just finished, for the log.
     func afterJob(_ job: String) async {
         await serial.run { await self.uploadOnce(after: job) }

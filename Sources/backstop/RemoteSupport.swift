@@ -27,11 +27,8 @@ enum S3Config {
 
 /// The location="s3" series of the catalog families, from the last remote listing.
 enum RemoteMetrics {
+    /// Every kind is in a snapshot (at 0 when the bucket holds none), so none goes stale.
     static func apply(_ snapshot: RemoteCatalogSnapshot, to registry: MetricsRegistry) {
-        // A kind the bucket no longer holds goes to 0, not stale.
-        for kind in Family.backupKinds where snapshot.kinds[kind] == nil {
-            RetentionMetrics.set(registry, kind: kind, location: "s3", count: 0, bytes: 0, oldest: 0)
-        }
         for (kind, totals) in snapshot.kinds {
             RetentionMetrics.set(registry, kind: kind, location: "s3", count: totals.count, bytes: totals.bytes, oldest: totals.oldest)
         }
@@ -39,11 +36,8 @@ enum RemoteMetrics {
 
     /// Serve start: the snapshot the last cleanup (or upload) saved; no S3 call.
     static func load(into registry: MetricsRegistry, backupDir: String) {
-        guard let snapshot = RemoteCatalogSnapshot.load(backupDir: backupDir) else {
-            for kind in Family.backupKinds { RetentionMetrics.set(registry, kind: kind, location: "s3", count: 0, bytes: 0, oldest: 0) }
-            return
-        }
-        apply(snapshot, to: registry)
+        apply(RemoteCatalogSnapshot.load(backupDir: backupDir) ?? RemoteCatalogSnapshot(backups: [], destination: "", listedAt: 0),
+              to: registry)
     }
 
     /// Lists the bucket, saves the snapshot and updates the series (after an upload).

@@ -46,8 +46,7 @@ enum ScheduledJobs {
                 if !errors.isEmpty { throw BackupJobError("cleanup could not remove: " + errors.joined(separator: "; ")) }
             },
             "drill": {
-                let server = env["BACKUP_REDIS_SERVER"].flatMap { $0.isEmpty ? nil : $0 } ?? "redis-server"
-                let drill = RestoreDrill(settings: postgres, redisServer: server, log: log, metrics: registry)
+                let drill = RestoreDrill(settings: postgres, redisServer: RestoreDrill.redisServer(environment: env), log: log, metrics: registry)
                 let results = await Blocking.run { drill.run() }
                 let failed = results.filter { !$0.success }
                 if !failed.isEmpty {

@@ -52,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
         let alerting = try AlertingSetup(environment: env, backstop: config)
         let expected = try ScheduledJobs.expectedSeries(environment: env)
         // S3 is checked here, not at the first upload: a bad BACKUP_S3_* value stops start-up.
-        let s3 = try OffsiteUploads.settings(environment: env)
+        let s3 = try S3Config.optional(env)
         try FileSystem.createDirectory(config.logsDir)
         BackstopLogging.bootstrap(level: config.logLevel, files: BackstopLogging.standardFiles(backupDir: config.backupDir))
         let logger = Logger(label: "backstop")
