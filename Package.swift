@@ -87,12 +87,30 @@ let package = Package(
             dependencies: ["BackstopCore", "BackstopMetrics", "PostgresClient", "RedisClient"],
             swiftSettings: strict
         ),
+        // The one typed state store: what jobs, probes, uploads and drills write and what the
+        // metrics, the alert evaluator, the scheduler's catch-up and `backstop health` read.
+        .target(
+            name: "BackstopState",
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupCatalog", "BackupJobs", "Alerting", "Health", "Restore", "S3", "Scheduling"],
+            swiftSettings: strict
+        ),
+        // serve's long-running parts as lifecycle services: /metrics, the health loop, the
+        // alert evaluator, the scheduler.
+        .target(
+            name: "BackstopServices",
+            dependencies: [
+                "BackstopCore", "BackstopMetrics", "BackstopState", "MetricsHTTPServer", "Health", "Alerting", "Scheduling",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "backstop",
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
-                "BackupCatalog", "BackupJobs", "Restore", "S3",
+                "BackupCatalog", "BackupJobs", "Restore", "S3", "BackstopState", "BackstopServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -104,6 +122,11 @@ let package = Package(
         .target(name: "BackstopTestSupport", dependencies: ["BackstopCore"], path: "Tests/BackstopTestSupport", swiftSettings: strict),
 
         .testTarget(name: "S3Tests", dependencies: ["S3", "HTTPClient", "BackupCatalog", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "BackstopStateTests",
+            dependencies: ["BackstopState", "BackstopServices", "Alerting", "BackupJobs", "BackupCatalog", "BackstopCore", "BackstopMetrics", "Health", "Restore", "S3", "Scheduling", "BackstopTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
         .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
         .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),

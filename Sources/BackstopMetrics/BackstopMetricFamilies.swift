@@ -63,7 +63,8 @@ public enum Family {
         registry.declare(redisUp, .gauge, help: "1 when the last probe of this Redis server succeeded.", labels: ["address", "role"])
         registry.declare(healthCheckLast, .gauge, help: "Unix time the last health check finished.")
         registry.declare(alertsFiring, .gauge, help: "1 while the alert fires, 0 once it has resolved.", labels: ["alertname", "severity"])
-        registry.declare(jobSkipped, .counter, help: "Scheduled runs skipped because the previous run of the job was still going.", labels: ["job"])
+        // `job_name`, not `job`: Prometheus's own `job` label would rename it to `exported_job`.
+        registry.declare(jobSkipped, .counter, help: "Scheduled runs skipped because the previous run of the job was still going.", labels: ["job_name"])
     }
 
     /// Declares the restore families (`backstop restore` records real restores in

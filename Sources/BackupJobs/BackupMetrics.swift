@@ -32,46 +32,33 @@ public enum BackupMetrics {
     /// Declares the families and sets last success/attempt/size/duration/run-success from the
     /// newest good backup in the catalog and the newest attempt in `.state/attempts.json`.
     public static func load(into registry: MetricsRegistry, backupDir: String, expected: [Expected] = []) {
+        publish(BackupStatus.load(backupDir: backupDir, expected: expected), into: registry)
+    }
+
+    /// Renders statuses into the `backstop_backup_last_*` gauges (0 = never) and makes sure
+    /// both `result` series of the runs counter exist. The registry is written, never read.
+    public static func publish(_ statuses: [BackupStatus], into registry: MetricsRegistry) {
         Family.declareStandard(in: registry)
-        let catalog = BackupCatalog(backupDir: backupDir)
-        let attempts = AttemptsRecord.load(backupDir: backupDir).attempts
-        var keys = Set(expected)
-        var newestGood: [Expected: CatalogEntry] = [:]
-        for entry in catalog.latestGood() {
-            let key = Expected(kind: entry.kind.metricKind, target: entry.target)
-            keys.insert(key)
-            if let existing = newestGood[key], existing.startedAt >= entry.startedAt { continue }
-            newestGood[key] = entry
-        }
-        for attempt in attempts.values {
-            keys.insert(Expected(kind: BackupKind(rawValue: attempt.kind)?.metricKind ?? attempt.kind, target: attempt.target))
-        }
-        for key in keys {
-            let labels = ["kind": key.kind, "target": key.target]
-            let good = newestGood[key]
-            let attempt = attempts.values.filter {
-                (BackupKind(rawValue: $0.kind)?.metricKind ?? $0.kind) == key.kind && $0.target == key.target
-            }.max { $0.startedAt < $1.startedAt }
-            let goodFinished = good.map { $0.finishedAt ?? $0.startedAt } ?? 0
-            registry.set(Family.backupLastSuccess, labels, goodFinished)
-            registry.set(Family.backupLastSize, labels, Double(good?.sizeBytes ?? 0))
-            if let attempt, attempt.startedAt >= (good?.startedAt ?? 0) {
-                registry.set(Family.backupLastAttempt, labels, attempt.startedAt)
-                registry.set(Family.backupLastRunSuccess, labels, attempt.success ? 1 : 0)
-                registry.set(Family.backupLastDuration, labels, attempt.durationSeconds)
-            } else if let good {
-                registry.set(Family.backupLastAttempt, labels, good.startedAt)
-                registry.set(Family.backupLastRunSuccess, labels, 1)
-                registry.set(Family.backupLastDuration, labels, good.meta?.durationSeconds ?? 0)
-            } else {
-                registry.set(Family.backupLastAttempt, labels, 0)
-                registry.set(Family.backupLastRunSuccess, labels, 0)
-                registry.set(Family.backupLastDuration, labels, 0)
-            }
+        for status in statuses {
+            let labels = ["kind": status.kind, "target": status.target]
+            registry.set(Family.backupLastSuccess, labels, status.lastSuccess)
+            registry.set(Family.backupLastSize, labels, Double(status.lastSizeBytes))
+            registry.set(Family.backupLastAttempt, labels, status.lastAttempt)
+            registry.set(Family.backupLastRunSuccess, labels, status.lastRunSucceeded ? 1 : 0)
+            registry.set(Family.backupLastDuration, labels, status.lastDurationSeconds)
             for result in ["success", "failure"] {
-                registry.touch(Family.backupRuns, ["kind": key.kind, "target": key.target, "result": result])
+                registry.touch(Family.backupRuns, ["kind": status.kind, "target": status.target, "result": result])
             }
         }
+    }
+
+    /// Counts a finished run: the runs counter and the duration histogram (the events a
+    /// status cannot carry).
+    public static func count(_ outcome: BackupOutcome, into registry: MetricsRegistry) {
+        Family.declareStandard(in: registry)
+        let kind = outcome.kind.metricKind
+        registry.add(Family.backupRuns, ["kind": kind, "target": outcome.target, "result": outcome.success ? "success" : "failure"])
+        registry.observe(Family.backupDuration, ["kind": kind], outcome.durationSeconds)
     }
 
     /// Records a finished run: runs counter, duration histogram, last attempt/duration/result

@@ -45,6 +45,9 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
 
     public static func path(backupDir: String) -> String { backupDir + "/.state/restores.json" }
 
+    /// The kinds `backstop drill` restores (their drill series always exist).
+    public static let drilledKinds = ["postgres_full", "redis"]
+
     /// The record on disk; empty when there is none or it cannot be read.
     public static func load(backupDir: String) -> RestoreRecord {
         guard let bytes = try? FileSystem.read(path(backupDir: backupDir)),
@@ -88,19 +91,22 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
         try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: RestoreRecord.path(backupDir: backupDir), mode: 0o640)
     }
 
-    /// Declares the restore families and sets them from the record (serve calls this at
-    /// start-up and may call it again after each scrape interval).
+    /// Declares the restore families and sets them from the record on disk.
     public static func loadMetrics(into registry: MetricsRegistry, backupDir: String) {
+        load(backupDir: backupDir).publish(into: registry)
+    }
+
+    /// Renders the record into the restore families (the registry is written, never read).
+    public func publish(into registry: MetricsRegistry) {
         Family.declareRestore(in: registry)
-        let record = load(backupDir: backupDir)
-        for (kind, time) in record.lastSuccess {
+        for (kind, time) in lastSuccess {
             registry.set(Family.restoreLastSuccess, ["kind": kind], time)
         }
-        for kind in ["postgres_full", "redis"] {
-            registry.set(Family.restoreDrillLastSuccess, ["kind": kind], record.drillLastSuccess[kind] ?? 0)
-            registry.set(Family.restoreDrillDuration, ["kind": kind], record.drillDuration[kind] ?? 0)
-            registry.set(Family.restoreDrillLastAttempt, ["kind": kind], record.drillLastAttempt[kind] ?? record.drillLastSuccess[kind] ?? 0)
-            registry.set(Family.restoreDrillLastRunSuccess, ["kind": kind], record.drillLastRunSucceeded(kind) == true ? 1 : 0)
+        for kind in Self.drilledKinds {
+            registry.set(Family.restoreDrillLastSuccess, ["kind": kind], drillLastSuccess[kind] ?? 0)
+            registry.set(Family.restoreDrillDuration, ["kind": kind], drillDuration[kind] ?? 0)
+            registry.set(Family.restoreDrillLastAttempt, ["kind": kind], drillLastAttempt[kind] ?? drillLastSuccess[kind] ?? 0)
+            registry.set(Family.restoreDrillLastRunSuccess, ["kind": kind], drillLastRunSucceeded(kind) == true ? 1 : 0)
         }
     }
 }

@@ -41,7 +41,7 @@ public enum LastSuccess: Sendable, Equatable {
     case at(Date)
 }
 
-/// What happened, for logs and metrics (`.skipped` → `backstop_job_skipped_total{job}`).
+/// What happened, for logs and metrics (`.skipped` → `backstop_job_skipped_total{job_name}`).
 public enum SchedulerEvent: Sendable {
     /// A run started; `catchUp` is true for the start-up run of a job that missed its slot.
     case started(job: String, at: Date, catchUp: Bool)

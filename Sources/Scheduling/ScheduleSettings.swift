@@ -10,7 +10,7 @@ import Foundation
 public struct ScheduleSettings: Sendable {
     /// One cron-scheduled job.
     public struct Entry: Sendable, Equatable {
-        /// The job name (the `job` label of `backstop_job_skipped_total`).
+        /// The job name (the `job_name` label of `backstop_job_skipped_total`).
         public var job: String
         /// The environment variable it comes from.
         public var variable: String

@@ -1,6 +1,7 @@
 import Alerting
 import BackstopCore
 import BackstopMetrics
+import BackstopState
 import Scheduling
 
 /// The alert rules and their configuration, built the same way for `serve` and `health` so
@@ -25,9 +26,8 @@ struct AlertingSetup {
     /// schedule (a weekdays-only schedule must not alert on a Sunday). A disabled schedule
     /// gets no default threshold.
     static func staleIntervals(_ schedules: ScheduleSettings) -> [String: Duration] {
-        let kinds = ["full": "postgres_full", "incremental": "postgres_base", "redis": "redis"]
         var out: [String: Duration] = [:]
-        for (job, kind) in kinds {
+        for (job, kind) in JobKinds.backupJobs {
             if let expression = schedules.expression(for: job) { out[kind] = expression.longestInterval }
         }
         return out

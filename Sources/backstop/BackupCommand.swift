@@ -75,27 +75,25 @@ struct BackupPostgresCommand: AsyncParsableCommand {
         let settings = try options.postgresSettings()
         let s3 = try S3Config.optional(options.environment())
         let log = BackupLog(backupDir: settings.backupDir)
-        let mode = self.mode
-        let failed: Int
+        let runner = BackupJobRunner(log: log)
+        var failure: String?
         do {
-            failed = try await Blocking.run { () throws -> Int in
-                switch mode {
-                case .full:
-                    return try PostgresFullBackup(settings: settings, log: log).run().filter { !$0.success }.count
-                case .incremental:
-                    return try PostgresBaseBackup(settings: settings, log: log).run().success ? 0 : 1
-                }
+            switch mode {
+            case .full: try await runner.postgresFull(settings: settings)
+            case .incremental: try await runner.postgresBase(settings: settings)
             }
         } catch let held as FileLock.Held {
             log.error("backup postgres \(mode.rawValue): not started: \(held)")
             throw ExitCode(75)
+        } catch let error as BackupJobError {
+            failure = error.description
         }
         // With BACKUP_S3_BUCKET set: upload what is pending. Its outcome never changes the exit status.
         if let s3 {
             await OffsiteUploads(settings: s3, backupDir: settings.backupDir, log: log, metrics: nil).afterJob("backup postgres \(mode.rawValue)")
         }
-        if failed > 0 {
-            FileHandle.standardError.write(Data("backstop: backup postgres \(mode.rawValue) failed (\(failed) file\(failed == 1 ? "" : "s")); see \(log.file)\n".utf8))
+        if let failure {
+            FileHandle.standardError.write(Data("backstop: \(failure); see \(log.file)\n".utf8))
             throw ExitCode(1)
         }
     }

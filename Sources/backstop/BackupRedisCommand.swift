@@ -52,19 +52,21 @@ struct BackupRedisCommand: AsyncParsableCommand {
         let settings = try validated { try RedisJobSettings(environment: env) }
         let s3 = try S3Config.optional(env)
         let log = BackupLog(backupDir: settings.backupDir)
-        let outcome: BackupOutcome
+        var failure: String?
         do {
-            outcome = try await Blocking.run { try RedisSnapshotBackup(settings: settings, log: log).run() }
+            try await BackupJobRunner(log: log).redis(settings: settings)
         } catch let held as FileLock.Held {
             log.error("backup redis: not started: \(held)")
             throw ExitCode(75)
+        } catch let error as BackupJobError {
+            failure = error.description
         }
         // With BACKUP_S3_BUCKET set: upload what is pending. Its outcome never changes the exit status.
         if let s3 {
             await OffsiteUploads(settings: s3, backupDir: settings.backupDir, log: log, metrics: nil).afterJob("backup redis")
         }
-        if !outcome.success {
-            FileHandle.standardError.write(Data("backstop: backup redis failed; see \(log.file)\n".utf8))
+        if let failure {
+            FileHandle.standardError.write(Data("backstop: \(failure); see \(log.file)\n".utf8))
             throw ExitCode(1)
         }
     }

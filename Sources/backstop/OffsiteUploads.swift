@@ -1,4 +1,3 @@
-import Alerting
 import BackstopCore
 import BackstopMetrics
 import BackupJobs
@@ -18,18 +17,24 @@ final class OffsiteUploads: Sendable {
     let backupDir: String
     let log: BackupLog
     let metrics: MetricsRegistry?
+    /// Called after every upload run, good or not (serve's state store re-reads the upload state).
+    let finished: (@Sendable () async -> Void)?
     private let serial = SerialRuns()
 
-    init(settings: S3Settings, backupDir: String, log: BackupLog, metrics: MetricsRegistry?) {
+    init(settings: S3Settings, backupDir: String, log: BackupLog, metrics: MetricsRegistry?, finished: (@Sendable () async -> Void)? = nil) {
         self.settings = settings
         self.backupDir = backupDir
         self.log = log
         self.metrics = metrics
+        self.finished = finished
     }
 
     /// Uploads what is pending; `job` names the job that just finished, for the log.
     func afterJob(_ job: String) async {
-        await serial.run { await self.uploadOnce(after: job) }
+        await serial.run {
+            await self.uploadOnce(after: job)
+            await self.finished?()
+        }
     }
 
     private func uploadOnce(after job: String) async {
@@ -81,19 +86,5 @@ actor SerialRuns {
             await body()
         } while again
         running = false
-    }
-}
-
-extension S3Facts {
-    /// What S3UploadFailing needs, from `.state/s3_uploads.json` (written by every upload run,
-    /// serve's and the CLI's alike).
-    init(state: S3UploadState, destination: String) {
-        self.init(consecutiveFailures: state.consecutiveFailures, lastFailure: state.lastFailure,
-                  lastSuccess: state.lastSuccess, lastError: state.lastError, destination: destination)
-    }
-
-    /// Reads the state file of `backupDir`.
-    static func load(backupDir: String, settings: S3Settings) -> S3Facts {
-        S3Facts(state: S3UploadState.load(backupDir: backupDir), destination: settings.destination)
     }
 }

@@ -2,6 +2,8 @@ import Alerting
 import ArgumentParser
 import BackstopCore
 import BackstopMetrics
+import BackstopServices
+import BackstopState
 import BackupJobs
 import Health
 import Scheduling
@@ -48,67 +50,47 @@ struct ServeCommand: AsyncParsableCommand {
         MemoryRelease.limitArenas(2)
         let overrides = ["METRICS_LISTEN": listen, "HEALTH_CHECK_INTERVAL": healthInterval]
         let config = try common.loadConfig(overrides: overrides)
-        let env = common.environment(overrides: overrides)
-        let alerting = try AlertingSetup(environment: env, backstop: config)
-        let expected = try ScheduledJobs.expectedSeries(environment: env)
-        // S3 is checked here, not at the first upload: a bad BACKUP_S3_* value stops start-up.
-        let s3 = try S3Config.optional(env)
+        let settings = try ServiceSettings(environment: common.environment(overrides: overrides), backstop: config)
         try FileSystem.createDirectory(config.logsDir)
         BackstopLogging.bootstrap(level: config.logLevel, files: BackstopLogging.standardFiles(backupDir: config.backupDir))
         let logger = Logger(label: "backstop")
+        // One writer of alerts.json at a time: `backstop health` beside serve leaves it to us.
+        let alertsLock = try await AlertsWriterLock.acquire(backupDir: config.backupDir, waiting: .seconds(10))
 
         let registry = MetricsRegistry()
         Family.declareStandard(in: registry)
         if config.redis.usesSentinel { Family.declareSentinel(in: registry) }
         ProcessMetrics.register(in: registry)
-        // Last success and attempt come from the catalog on disk, so a restart never makes a
-        // good backup look missing.
-        BackupMetrics.load(into: registry, backupDir: config.backupDir, expected: expected)
+        // The state comes from the disk (catalog, attempts, uploads, restores), so a restart
+        // never makes a good backup look missing; the metrics are its rendering.
+        let store = await StateStore.open(backupDir: config.backupDir, expected: settings.expected,
+                                          s3Destination: settings.s3?.destination, metrics: registry)
         RetentionMetrics.load(into: registry, backupDir: config.backupDir)
-        RestoreRecord.loadMetrics(into: registry, backupDir: config.backupDir)
-        // S3 families only when S3 is on; the gauges come from .state/s3_uploads.json.
-        if s3 != nil {
-            S3Uploader.declareMetrics(in: registry)
-            S3Uploader.publish(S3UploadState.load(backupDir: config.backupDir), in: registry)
-        }
         // location="s3" from the last remote listing saved by cleanup or upload (a scrape never calls S3).
-        if s3 != nil { RemoteMetrics.load(into: registry, backupDir: config.backupDir) }
+        if settings.s3 != nil { RemoteMetrics.load(into: registry, backupDir: config.backupDir) }
 
-        AlertMetrics.declare(in: registry, webhooks: !alerting.config.webhookURLs.isEmpty)
+        let alerting = settings.alerting
         let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,
                                      evaluationInterval: config.healthInterval, metrics: registry,
                                      logger: Logger(label: "backstop.alerting"))
-
         let metrics = MetricsService(listen: config.metricsListen, registry: registry, logger: logger)
-        let health = HealthLoopService(
-            checker: HealthChecker(config: config), registry: registry,
-            interval: config.healthInterval, logger: Logger(label: BackstopLogging.healthLabel),
-            onReport: { [registry, backupDir = config.backupDir] report in
-                // The upload state is re-read each time: `backstop backup …` run by hand
-                // uploads too, and its success must resolve S3UploadFailing here.
-                let s3Facts = s3.map { settings in
-                    let state = S3UploadState.load(backupDir: backupDir)
-                    S3Uploader.publish(state, in: registry)
-                    return S3Facts(state: state, destination: settings.destination)
-                }
-                let snapshot = HealthSnapshot(report: report, backups: BackupFacts.all(from: registry), s3: s3Facts,
-                                              walArchive: WalArchiveFacts.from(registry),
-                                              restoreDrills: RestoreDrills.facts(registry: registry, backupDir: backupDir))
-                _ = await pipeline.evaluate(snapshot)
-            })
+        let evaluator = AlertEvaluationService(store: store, pipeline: pipeline)
+        let health = HealthLoopService(checker: HealthChecker(config: config), store: store, interval: config.healthInterval,
+                                       logger: Logger(label: BackstopLogging.healthLabel))
         let scheduler = SchedulerService(
-            settings: alerting.schedules, actions: try ScheduledJobs.actions(environment: env, registry: registry, s3: s3),
-            lastSuccess: { job in ScheduledJobs.lastSuccess(job: job, registry: registry) },
+            settings: alerting.schedules, actions: ScheduledJobs.actions(settings: settings, store: store, registry: registry),
+            lastSuccess: { job in await store.lastSuccess(job: job) },
             registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
         // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running
-        // backup finish) while /metrics still answers.
+        // backup finish) while the evaluator still hears its outcome and /metrics still answers.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: metrics), .init(service: health), .init(service: scheduler)],
+            services: [.init(service: metrics), .init(service: evaluator), .init(service: health), .init(service: scheduler)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])
         try await group.run()
         await pipeline.shutdown(grace: .seconds(5))
+        alertsLock.release()
         logger.info("backstop stopped")
     }
 }

@@ -277,9 +277,9 @@ struct ServeTests {
         ])
         defer { _ = service.stop() }
         let body = try TestHTTP.waitFor(service.metricsURL, timeout: 150, "a skipped run of the full dump") {
-            metricValue($0, "backstop_job_skipped_total", "job=\"full\"") ?? 0 >= 1
+            metricValue($0, "backstop_job_skipped_total", "job_name=\"full\"") ?? 0 >= 1
         }
-        #expect(metricValue(body, "backstop_job_skipped_total", "job=\"redis\"") ?? 0 == 0)
+        #expect(metricValue(body, "backstop_job_skipped_total", "job_name=\"redis\"") ?? 0 == 0)
         #expect(childProcesses(of: service.pid, named: "pg_dump").count == 1, "exactly one pg_dump runs")
         let log = try String(contentsOfFile: service.backupDir + "/logs/backup.log", encoding: .utf8)
         #expect(log.contains("job full skipped"), "backup.log says why: \(log)")

@@ -7,10 +7,10 @@ import ServiceLifecycle
 /// The cron scheduler as a lifecycle service. On graceful shutdown no new run starts and a
 /// running job gets SHUTDOWN_GRACE_PERIOD to finish before it is cancelled (a cancelled job
 /// kills its child process and removes its temporary file).
-struct SchedulerService: Service {
+public struct SchedulerService: Service {
     let scheduler: JobScheduler
 
-    init(settings: ScheduleSettings, actions: [String: @Sendable () async throws -> Void],
+    public init(settings: ScheduleSettings, actions: [String: @Sendable () async throws -> Void],
          lastSuccess: @escaping @Sendable (String) async -> LastSuccess,
          registry: MetricsRegistry, logger: Logger) {
         scheduler = JobScheduler(
@@ -31,16 +31,16 @@ struct SchedulerService: Service {
                         logger.info("job \(job) finished in \(Int(seconds)) s")
                     }
                 case let .skipped(job, _):
-                    registry.add(Family.jobSkipped, ["job": job])
+                    registry.add(Family.jobSkipped, ["job_name": job])
                     logger.warning("job \(job) skipped: its previous run is still going")
                 case let .cancelledAtShutdown(job):
                     logger.warning("job \(job) cancelled at shutdown after the grace period")
                 }
             })
-        for job in actions.keys.sorted() { registry.touch(Family.jobSkipped, ["job": job]) }
+        for job in actions.keys.sorted() { registry.touch(Family.jobSkipped, ["job_name": job]) }
     }
 
-    func run() async throws {
+    public func run() async throws {
         let scheduler = self.scheduler
         await withGracefulShutdownHandler {
             await scheduler.run()

@@ -6,12 +6,18 @@ import ServiceLifecycle
 
 /// The /metrics and /healthz server as a lifecycle service: started on `run`, stopped on
 /// graceful shutdown. The request handler only renders the registry's snapshot.
-struct MetricsService: Service {
+public struct MetricsService: Service {
     let listen: Endpoint
     let registry: MetricsRegistry
     let logger: Logger
 
-    func run() async throws {
+    public init(listen: Endpoint, registry: MetricsRegistry, logger: Logger) {
+        self.listen = listen
+        self.registry = registry
+        self.logger = logger
+    }
+
+    public func run() async throws {
         let registry = self.registry
         let server = try HTTPServer(listen: listen, threads: 2) { method, path in
             Self.route(method: method, path: path, registry: registry)
@@ -22,7 +28,7 @@ struct MetricsService: Service {
         server.stop()
     }
 
-    static func route(method: String, path: String, registry: MetricsRegistry) -> HTTPResponse {
+    public static func route(method: String, path: String, registry: MetricsRegistry) -> HTTPResponse {
         guard method == "GET" || method == "HEAD" else {
             return HTTPResponse(status: 405, body: Array("method \(method) not allowed; use GET\n".utf8), headers: [("Allow", "GET, HEAD")])
         }

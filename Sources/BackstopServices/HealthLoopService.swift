@@ -1,28 +1,35 @@
 import BackstopCore
-import BackstopMetrics
+import BackstopState
 import Health
 import Logging
 import ServiceLifecycle
 
-/// The health loop: probes every interval, writes the metrics, and logs each change of state
-/// (to stdout and logs/health.log). Stops at once on graceful shutdown.
-struct HealthLoopService: Service {
+/// The health loop: probes every interval, re-reads what other processes changed on disk
+/// (backups, uploads, restores), writes both into the state store — which renders the
+/// metrics and wakes the alert evaluator — and logs each change of state (to stdout and
+/// logs/health.log). Stops at once on graceful shutdown.
+public struct HealthLoopService: Service {
     let checker: HealthChecker
-    let registry: MetricsRegistry
+    let store: StateStore
     let interval: Duration
     let logger: Logger
-    /// Called with every report (the alert evaluator hooks in here).
-    var onReport: (@Sendable (HealthReport) async -> Void)? = nil
 
-    func run() async throws {
+    public init(checker: HealthChecker, store: StateStore, interval: Duration, logger: Logger) {
+        self.checker = checker
+        self.store = store
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
         await cancelWhenGracefulShutdown {
             var previous: [String: String] = [:]
             var first = true
             while !Task.isCancelled {
                 let report = await checker.check()
-                report.apply(to: registry)
+                await store.refreshFromDisk()
+                await store.recordHealth(report)
                 previous = Self.logChanges(report, previous: previous, logger: logger)
-                await onReport?(report)
                 if first {
                     // Start-up is over (configuration, catalog, first probes and alert
                     // evaluation): hand back the memory and code pages only it needed.
@@ -35,8 +42,8 @@ struct HealthLoopService: Service {
         }
     }
 
-    /// Logs one line per check whose status changed since the last round; returns the new state.
-    static func logChanges(_ report: HealthReport, previous: [String: String], logger: Logger) -> [String: String] {
+    /// The state of each check as one short text, keyed by what was checked.
+    public static func states(_ report: HealthReport) -> [String: String] {
         var current: [String: String] = [:]
         current["postgres \(report.postgres.target)"] = report.postgres.up ? "up" : "down: \(report.postgres.error ?? "")"
         for r in report.redis {
@@ -48,6 +55,14 @@ struct HealthLoopService: Service {
             current["sentinel quorum \(s.masterName)"] = s.quorumOK ? "ok" : "lost: \(s.quorumMessage ?? "")"
         }
         current["disk \(report.disk.path)"] = report.disk.error ?? (report.disk.freePercent < 1 ? "almost full" : "ok")
+        return current
+    }
+
+    /// Logs one line per check whose status changed since `previous` (every check when
+    /// `previous` is empty); returns the new state.
+    @discardableResult
+    public static func logChanges(_ report: HealthReport, previous: [String: String], logger: Logger) -> [String: String] {
+        let current = states(report)
         for key in current.keys.sorted() where previous[key] != current[key] {
             let state = current[key]!
             if state.hasPrefix("down") || state.hasPrefix("lost") {
