@@ -56,7 +56,7 @@ let package = Package(
         // The backup jobs (pg_dump, pg_dumpall, pg_basebackup), verification, backup metrics.
         .target(
             name: "BackupJobs",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient"],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // S3 over libcurl (SigV4 by curl): uploads, multipart, listing, the upload state.

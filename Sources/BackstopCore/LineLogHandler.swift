@@ -33,11 +33,7 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        var line = "\(WallClock.rfc3339(WallClock.now(), fractional: true)) \(event.level) \(label): \(event.message)"
-        for key in merged.keys.sorted() {
-            line += " \(key)=\(Self.quote("\(merged[key]!)"))"
-        }
-        line += "\n"
+        let line = Self.format(level: event.level, label: label, message: "\(event.message)", metadata: merged)
         let bytes = Array(line.utf8)
         bytes.withUnsafeBytes { raw in
             _ = write(toStderr ? 2 : 1, raw.baseAddress, raw.count)
@@ -45,6 +41,18 @@ public struct LineLogHandler: LogHandler {
         if let filePath {
             try? FileSystem.appendLine(line, to: filePath)
         }
+    }
+
+    /// The one line format of Backstop's logs, `<RFC 3339 time> <level> <label>: <message>
+    /// key=value…` with a newline: the job lines (`BackupLog`) and swift-log's use it, so
+    /// `backup.log` reads the same whichever wrote a line.
+    public static func format(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata = [:],
+                              time: Double = WallClock.now()) -> String {
+        var line = "\(WallClock.rfc3339(time, fractional: true)) \(level) \(label): \(message)"
+        for key in metadata.keys.sorted() {
+            line += " \(key)=\(quote("\(metadata[key]!)"))"
+        }
+        return line + "\n"
     }
 
     private static func quote(_ value: String) -> String {

@@ -1,4 +1,5 @@
 import BackstopCore
+import Logging
 import Foundation
 
 /// The backup log: every line goes to `$BACKUP_DIR/logs/backup.log` (as the old scripts'
@@ -14,14 +15,16 @@ public final class BackupLog: Sendable {
         isTerminal = isatty(1) == 1
     }
 
-    public func info(_ message: String) { line("INFO", message) }
-    public func error(_ message: String) { line("ERROR", message) }
+    public func info(_ message: String) { line(.info, message) }
+    public func error(_ message: String) { line(.error, message) }
 
-    private func line(_ level: String, _ message: String) {
-        let text = "\(WallClock.rfc3339(WallClock.now())) [\(level)] \(message)"
+    /// In the format of serve's own log lines (`LineLogHandler.format`, label
+    /// `backstop.backup`), so a job's lines read the same from the CLI and from serve.
+    private func line(_ level: Logger.Level, _ message: String) {
+        let text = LineLogHandler.format(level: level, label: BackstopLogging.backupLabel, message: message)
         try? FileSystem.appendLine(text, to: file)
         if echo {
-            let out = (isTerminal ? "\r\u{1b}[K" : "") + text + "\n"
+            let out = (isTerminal ? "\r\u{1b}[K" : "") + text
             FileHandle.standardOutput.write(Data(out.utf8))
         }
     }
