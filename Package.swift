@@ -119,7 +119,7 @@ let package = Package(
         ),
 
         // Real servers for the tests: PostgreSQL, Redis + replica + Sentinels, HTTP receivers.
-        .target(name: "BackstopTestSupport", dependencies: ["BackstopCore"], path: "Tests/BackstopTestSupport", swiftSettings: strict),
+        .target(name: "BackstopTestSupport", dependencies: ["BackstopCore", "Scheduling"], path: "Tests/BackstopTestSupport", swiftSettings: strict),
 
         .testTarget(name: "S3Tests", dependencies: ["S3", "HTTPClient", "BackupCatalog", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(

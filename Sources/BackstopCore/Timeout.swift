@@ -1,22 +1,27 @@
-import Dispatch
 import Synchronization
 
-/// Runs blocking `work` on the blocking queue and answers `onTimeout()` if it has not
+/// Runs blocking `work` on the blocking pool and answers `onTimeout()` if it has not
 /// finished after `timeout`. A C call cannot be interrupted, so the work keeps its thread
 /// until the library's own timeout fires; its late result is dropped. The caller — a health
-/// probe, a scrape-adjacent task — is never held longer than `timeout`.
+/// probe, a scrape-adjacent task — is never held longer than `timeout`. The timer is a
+/// sleeping task, not a thread: nothing here blocks the cooperative pool.
 public func withTimeout<T: Sendable>(_ timeout: Duration, work: @escaping @Sendable () -> T, onTimeout: @escaping @Sendable () -> T) async -> T {
     let slot = ResumeOnce<T>()
-    return await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
+    let timer = Mutex<Task<Void, Never>?>(nil)
+    let value = await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
         slot.set(continuation)
-        DispatchQueue.global(qos: .utility).async {
-            slot.resume(work())
-        }
-        let nanos = UInt64(max(0, timeout.seconds) * 1e9)
-        DispatchQueue.global(qos: .utility).asyncAfter(deadline: .now() + .nanoseconds(Int(min(nanos, UInt64(Int.max))))) {
-            slot.resume(onTimeout())
+        Blocking.start { slot.resume(work()) }
+        timer.withLock {
+            $0 = Task {
+                do {
+                    try await Task.sleep(for: timeout)
+                    slot.resume(onTimeout())
+                } catch {}
+            }
         }
     }
+    timer.withLock { $0?.cancel() }
+    return value
 }
 
 /// A continuation resumed by whichever side comes first; later calls are ignored.

@@ -27,6 +27,9 @@ public struct AlertEvaluationService: Service {
                 await evaluate()
             }
         }
+        // The deliveries belong to this service: queued ones get a few seconds to go out,
+        // within the group's graceful shutdown.
+        await pipeline.shutdown(grace: .seconds(5))
     }
 
     private func evaluate() async {

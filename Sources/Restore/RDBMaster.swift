@@ -77,7 +77,10 @@ public final class RDBMaster: Sendable {
             defer { s = true }
             return s
         }
-        if !already { finished.wait() }
+        // Only the first call closes the socket: a second close could hit a descriptor the
+        // process has reused since.
+        guard !already else { return }
+        finished.wait()
         close(listenFD)
     }
 

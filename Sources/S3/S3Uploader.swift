@@ -88,8 +88,11 @@ public struct S3Uploader: Sendable {
         let lock = try FileLock(path: backupDir + "/.state/s3.lock", purpose: "S3 upload")
         defer { lock.release() }
         if let metrics { Self.declareMetrics(in: metrics) }
-        var state = S3UploadState.load(backupDir: backupDir)
-        let entries = BackupCatalog(backupDir: backupDir).list().filter(\.isGood)
+        // The state file and the catalog scan are disk reads: off the cooperative pool.
+        let backupDir = self.backupDir
+        var (state, entries) = await Blocking.run {
+            (S3UploadState.load(backupDir: backupDir), BackupCatalog(backupDir: backupDir).list().filter(\.isGood))
+        }
         let present = Set(entries.map { relative($0.path) })
         state.uploaded = state.uploaded.filter { present.contains($0.key) }  // forget backups retention removed
         var result = Result()
@@ -123,16 +126,21 @@ public struct S3Uploader: Sendable {
                 result.error = state.lastError
                 result.pending = pending.count - index
                 metrics?.add(Family.s3Uploads, ["result": "failure"])
-                try state.save(backupDir: backupDir)
+                try await Self.save(state, backupDir: backupDir)
                 if let metrics { Self.publish(state, in: metrics) }
                 return result
             }
-            try state.save(backupDir: backupDir)
+            try await Self.save(state, backupDir: backupDir)
             if let metrics { Self.publish(state, in: metrics) }
         }
-        try state.save(backupDir: backupDir)
+        try await Self.save(state, backupDir: backupDir)
         if let metrics { Self.publish(state, in: metrics) }
         return result
+    }
+
+    /// Writes the state (fsync, rename) on the blocking pool.
+    static func save(_ state: S3UploadState, backupDir: String) async throws {
+        try await Blocking.run { try state.save(backupDir: backupDir) }
     }
 
     /// The regular files under a base-backup folder, relative to it, sorted; hidden names skipped.

@@ -89,7 +89,6 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger))
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])
         try await group.run()
-        await pipeline.shutdown(grace: .seconds(5))
         alertsLock.release()
         logger.info("backstop stopped")
     }

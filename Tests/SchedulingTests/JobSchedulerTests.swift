@@ -1,5 +1,6 @@
 import BackstopCore
 import Foundation
+import BackstopTestSupport
 import Scheduling
 import Synchronization
 import Testing
