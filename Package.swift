@@ -56,7 +56,7 @@ let package = Package(
         // The backup jobs (pg_dump, pg_dumpall, pg_basebackup), verification, backup metrics.
         .target(
             name: "BackupJobs",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", "PostgresClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // S3 over libcurl (SigV4 by curl): uploads, multipart, listing, the upload state.
@@ -68,7 +68,7 @@ let package = Package(
         // Guarded restores: checks, in-process gunzip into psql, the database swap, Redis as a master.
         .target(
             name: "Restore",
-            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient"],
+            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "PostgresClient"],
             swiftSettings: strict
         ),
         // Cron expressions and the next-run arithmetic.

@@ -1,4 +1,5 @@
 import BackstopCore
+import PostgresClient
 import BackstopMetrics
 import BackupCatalog
 import BackupPipeline
@@ -166,11 +167,12 @@ enum StaleFiles {
     }
 }
 
-/// Facts about the server, asked through `psql` (a child process: argv only).
+/// Facts about the server, asked over libpq (the client programs' settings, never argv).
 enum ServerFacts {
     static func serverVersion(settings: PostgresJobSettings) -> String? {
-        try? ChildProcess.output(settings.program("psql"),
-                                 ["-X", "-A", "-t", "--no-password", "-d", settings.databases.first ?? "postgres", "-c", "SHOW server_version"],
-                                 environment: settings.childEnvironment, scratchDirectory: settings.stateDir)
+        guard let connection = try? PostgresConnection(database: settings.databases.first ?? "postgres", timeout: .seconds(10),
+                                                       applicationName: "backstop", extra: settings.libpqParameters) else { return nil }
+        defer { connection.close() }
+        return try? connection.scalar("SHOW server_version")
     }
 }

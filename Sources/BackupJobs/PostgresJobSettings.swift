@@ -55,3 +55,21 @@ public struct PostgresJobSettings: Sendable {
         return name // posix_spawnp searches PATH
     }
 }
+
+extension PostgresJobSettings {
+    /// The connection settings of `childEnvironment` as libpq keywords, for an in-process
+    /// connection that must reach the same server as the client programs (the rest comes
+    /// from libpq's own reading of the process environment, as for the programs).
+    public var libpqParameters: [String: String] {
+        let keywords = [
+            "PGHOST": "host", "PGHOSTADDR": "hostaddr", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password",
+            "PGPASSFILE": "passfile", "PGSSLMODE": "sslmode", "PGSSLROOTCERT": "sslrootcert", "PGSSLCERT": "sslcert",
+            "PGSSLKEY": "sslkey", "PGSERVICE": "service",
+        ]
+        var out: [String: String] = [:]
+        for (variable, keyword) in keywords {
+            if let value = childEnvironment[variable], !value.isEmpty { out[keyword] = value }
+        }
+        return out
+    }
+}

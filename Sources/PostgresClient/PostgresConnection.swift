@@ -31,13 +31,17 @@ public final class PostgresConnection {
 
     /// Connects (blocking). `timeout` bounds connection set-up (libpq's `connect_timeout`,
     /// whole seconds, at least 2) and, via `statement_timeout`, every statement.
-    public init(database: String, timeout: Duration, applicationName: String = "backstop", extra: [String: String] = [:]) throws {
+    /// `statementTimeout` overrides that bound for statements (`.zero`: none, for DDL such as
+    /// DROP DATABASE whose time depends on the database's size).
+    public init(database: String, timeout: Duration, statementTimeout: Duration? = nil, applicationName: String = "backstop",
+                extra: [String: String] = [:]) throws {
         let seconds = max(2, Int(timeout.seconds.rounded(.up)))
+        let statementMilliseconds = statementTimeout.map { Int(($0.seconds * 1000).rounded(.up)) } ?? seconds * 1000
         var params: [(String, String)] = [
             ("dbname", database),
             ("connect_timeout", String(seconds)),
             ("application_name", applicationName),
-            ("options", "-c statement_timeout=\(seconds * 1000)"),
+            ("options", "-c statement_timeout=\(statementMilliseconds)"),
         ]
         for (k, v) in extra.sorted(by: { $0.key < $1.key }) { params.append((k, v)) }
         let keywords = params.map { strdup($0.0) } + [nil]
@@ -75,11 +79,25 @@ public final class PostgresConnection {
         conn.map { Int(PQserverVersion($0)) } ?? 0
     }
 
-    /// Runs a statement and returns its rows as text (nil for SQL NULL).
+    /// Runs a statement and returns its rows as text (nil for SQL NULL). With `parameters`,
+    /// `$1`, `$2`… in `sql` are bound to them by `PQexecParams` (text format): values never
+    /// become SQL text, so no quoting can go wrong.
     @discardableResult
-    public func query(_ sql: String) throws -> [[String?]] {
+    public func query(_ sql: String, _ parameters: [String] = []) throws -> [[String?]] {
         guard let conn else { throw PostgresError(operation: "query", server: serverDescription, message: "connection closed") }
-        guard let result = PQexec(conn, sql) else {
+        let raw: OpaquePointer?
+        if parameters.isEmpty {
+            raw = PQexec(conn, sql)
+        } else {
+            let values = parameters.map { strdup($0) }
+            defer { values.forEach { free($0) } }
+            raw = values.withUnsafeBufferPointer { buffer in
+                buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { pointers in
+                    PQexecParams(conn, sql, Int32(values.count), nil, pointers, nil, nil, 0)
+                }
+            }
+        }
+        guard let result = raw else {
             throw PostgresError(operation: "query", server: serverDescription, message: Self.cleanMessage(PQerrorMessage(conn)))
         }
         defer { PQclear(result) }
@@ -108,8 +126,8 @@ public final class PostgresConnection {
     }
 
     /// The first column of the first row, or nil.
-    public func scalar(_ sql: String) throws -> String? {
-        try query(sql).first?.first ?? nil
+    public func scalar(_ sql: String, _ parameters: [String] = []) throws -> String? {
+        try query(sql, parameters).first?.first ?? nil
     }
 
     /// Quotes an identifier for SQL (`"my db"`), with libpq's own escaping.

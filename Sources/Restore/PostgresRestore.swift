@@ -125,10 +125,15 @@ public struct PostgresRestore: Sendable {
         let targetExists = try admin.databaseExists(t)
         var createClause = " TEMPLATE template0"
         if targetExists {
-            let facts = try admin.run(["SELECT pg_get_userbyid(datdba) || '|' || pg_encoding_to_char(encoding) || '|' || datcollate || '|' || datctype FROM pg_database WHERE datname = \(PostgresAdmin.literal(t))"])
-            let parts = facts.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            if parts.count == 4 {
-                createClause += " OWNER \(PostgresAdmin.identifier(parts[0])) ENCODING \(PostgresAdmin.literal(parts[1])) LC_COLLATE \(PostgresAdmin.literal(parts[2])) LC_CTYPE \(PostgresAdmin.literal(parts[3]))"
+            // The new database gets the old one's owner, encoding and collation.
+            createClause = try admin.session { db in
+                let sql = "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1"
+                guard let row = try db.query(sql, [t]).first, row.count == 4,
+                      let owner = row[0], let encoding = row[1], let collate = row[2], let ctype = row[3] else { return createClause }
+                // CREATE DATABASE takes no parameters: names through PQescapeIdentifier, values as
+                // literals from pg_database itself (encoding and locale names).
+                return createClause + " OWNER \(try db.identifier(owner)) ENCODING \(PostgresAdmin.literal(encoding))"
+                    + " LC_COLLATE \(PostgresAdmin.literal(collate)) LC_CTYPE \(PostgresAdmin.literal(ctype))"
             }
         }
         if let globals { try applyGlobals(globals, admin: admin) }
@@ -147,9 +152,12 @@ public struct PostgresRestore: Sendable {
                 result.safetyBackup = path
                 say("safety dump written: \(path)")
                 say("ending sessions on \(t) and dropping it …")
-                try admin.run([PostgresAdmin.terminateSessions(t), "DROP DATABASE \(q(t))"])
+                try admin.session { db in
+                    try db.terminateSessions(t)
+                    try db.execute("DROP DATABASE \(try db.identifier(t))")
+                }
             }
-            try admin.run(["CREATE DATABASE \(q(t))\(createClause)"])
+            try admin.session { db in try db.execute("CREATE DATABASE \(try db.identifier(t))\(createClause)") }
             say("loading \(source.entry.path) into \(t) …")
             do {
                 try load(into: t)
@@ -163,14 +171,17 @@ public struct PostgresRestore: Sendable {
         } else {
             let restore = restoreName
             say("creating \(restore) …")
-            try admin.run(["CREATE DATABASE \(q(restore))\(createClause)"])
+            try admin.session { db in try db.execute("CREATE DATABASE \(try db.identifier(restore))\(createClause)") }
             say("loading \(source.entry.path) into \(restore) …")
             do {
                 try load(into: restore)
             } catch {
                 var message = "loading the dump failed: \(error). \(t) was not touched"
                 do {
-                    try admin.run([PostgresAdmin.terminateSessions(restore), "DROP DATABASE IF EXISTS \(q(restore))"])
+                    try admin.session { db in
+                        try db.terminateSessions(restore)
+                        try db.execute("DROP DATABASE IF EXISTS \(try db.identifier(restore))")
+                    }
                     message += "; the half-loaded \(restore) was dropped"
                 } catch {
                     message += "; dropping the half-loaded \(restore) failed too (\(error)): drop it by hand"
@@ -182,18 +193,21 @@ public struct PostgresRestore: Sendable {
                 try renameTarget(admin: admin)
             }
             do {
-                try admin.run(["ALTER DATABASE \(q(restore)) RENAME TO \(q(t))"])
+                try admin.session { db in try db.execute("ALTER DATABASE \(try db.identifier(restore)) RENAME TO \(try db.identifier(t))") }
             } catch {
                 if targetExists {
                     // Put the original back under its name before reporting.
-                    _ = try? admin.run(["ALTER DATABASE \(q(preRestoreName)) RENAME TO \(q(t))"])
+                    _ = try? admin.session { db in try db.execute("ALTER DATABASE \(try db.identifier(preRestoreName)) RENAME TO \(try db.identifier(t))") }
                 }
                 throw RestoreError("renaming \(restore) to \(t) failed: \(error); \(t) was put back; the restored copy is \(restore)", nothingChanged: false)
             }
             if targetExists {
                 if options.dropPrevious {
                     say("dropping \(preRestoreName) (--drop-previous) …")
-                    try admin.run([PostgresAdmin.terminateSessions(preRestoreName), "DROP DATABASE \(q(preRestoreName))"])
+                    try admin.session { db in
+                        try db.terminateSessions(preRestoreName)
+                        try db.execute("DROP DATABASE \(try db.identifier(preRestoreName))")
+                    }
                 } else {
                     result.previousDatabase = preRestoreName
                     result.rollback = [
@@ -216,12 +230,14 @@ public struct PostgresRestore: Sendable {
     /// Ends the sessions on the target and renames it; a client that reconnects between the
     /// two statements makes the rename fail, so it is tried a few times.
     private func renameTarget(admin: PostgresAdmin) throws {
-        let q = PostgresAdmin.identifier
         var lastError: (any Error)?
         for attempt in 1...10 {
             do {
-                try admin.run([PostgresAdmin.terminateSessions(options.target),
-                               "ALTER DATABASE \(q(options.target)) RENAME TO \(q(preRestoreName))"])
+                // One connection: the rename follows the terminate at once.
+                try admin.session { db in
+                    try db.terminateSessions(options.target)
+                    try db.execute("ALTER DATABASE \(try db.identifier(options.target)) RENAME TO \(try db.identifier(preRestoreName))")
+                }
                 return
             } catch {
                 lastError = error

@@ -97,7 +97,6 @@ public struct RestoreDrill: Sendable {
         }
         let admin = PostgresAdmin(settings: settings)
         let scratch = "backstop_drill_\(WallClock.fileStamp(WallClock.now()))_\(getpid())"
-        let q = PostgresAdmin.identifier
         func fail(_ why: String) -> DrillResult {
             DrillResult(kind: kind, backup: entry.path, success: false, seconds: MonotonicClock.seconds() - started, details: why)
         }
@@ -107,21 +106,26 @@ public struct RestoreDrill: Sendable {
             return fail("\(error)")
         }
         do {
-            try admin.run(["CREATE DATABASE \(q(scratch)) TEMPLATE template0"])
+            try admin.session { db in try db.execute("CREATE DATABASE \(try db.identifier(scratch)) TEMPLATE template0") }
         } catch {
             return fail("creating the scratch database failed: \(error)")
         }
-        defer { _ = try? admin.run([PostgresAdmin.terminateSessions(scratch), "DROP DATABASE IF EXISTS \(q(scratch))"]) }
+        defer {
+            _ = try? admin.session { db in
+                try db.terminateSessions(scratch)
+                try db.execute("DROP DATABASE IF EXISTS \(try db.identifier(scratch))")
+            }
+        }
         do {
             try PostgresLoader.load(path: entry.path, into: scratch, settings: settings)
-            let counts = try admin.run(["""
+            let counts = try admin.session(database: scratch) { db in try db.query("""
                 SELECT n.nspname || '.' || c.relname || '=' ||
                        (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
                 ORDER BY 1
-                """], database: scratch)
-            let tables = counts.split(separator: "\n").map(String.init)
+                """) }
+            let tables = counts.compactMap { $0.first ?? nil }
             guard !tables.isEmpty else { return fail("the dump loaded but holds no tables") }
             let rows = tables.compactMap { $0.split(separator: "=").last.flatMap { Int($0) } }.reduce(0, +)
             return DrillResult(kind: kind, backup: entry.path, success: true, seconds: MonotonicClock.seconds() - started,
