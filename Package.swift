@@ -127,6 +127,8 @@ let package = Package(
             dependencies: ["BackstopState", "BackstopServices", "Alerting", "BackupJobs", "BackupCatalog", "BackstopCore", "BackstopMetrics", "Health", "Restore", "S3", "Scheduling", "BackstopTestSupport"],
             swiftSettings: strict
         ),
+        .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackstopCore"], swiftSettings: strict),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
         .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
         .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),
