@@ -9,6 +9,18 @@ import Darwin
 /// Wall-clock time as Unix seconds and the two text forms Backstop writes: RFC 3339 (UTC)
 /// in `.meta` and JSON, and the scripts' `YYYYMMDD_HHMMSS` stamp (UTC) in file names.
 public enum WallClock {
+    /// Unix seconds of a civil UTC time (`timegm`; fields as written, month 1–12).
+    static func utcSeconds(year: Int32, month: Int32, day: Int32, hour: Int32, minute: Int32, second: Int32) -> Double {
+        var parts = tm()
+        parts.tm_year = year - 1900
+        parts.tm_mon = month - 1
+        parts.tm_mday = day
+        parts.tm_hour = hour
+        parts.tm_min = minute
+        parts.tm_sec = second
+        return Double(timegm(&parts))
+    }
+
     /// Seconds since the Unix epoch, with sub-second precision.
     public static func now() -> Double {
         var ts = timespec()
@@ -60,14 +72,7 @@ public enum WallClock {
         guard let y = num(0..<4), let mo = num(4..<6), let d = num(6..<8),
               let h = num(9..<11), let mi = num(11..<13), let s = num(13..<15),
               (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
-        var parts = tm()
-        parts.tm_year = y - 1900
-        parts.tm_mon = mo - 1
-        parts.tm_mday = d
-        parts.tm_hour = h
-        parts.tm_min = mi
-        parts.tm_sec = s
-        return Double(timegm(&parts))
+        return utcSeconds(year: y, month: mo, day: d, hour: h, minute: mi, second: s)
     }
 
     /// Parses RFC 3339 (`2026-01-07T02:00:00Z`, `…+01:00`, optional fraction) to Unix seconds.
@@ -108,14 +113,7 @@ public enum WallClock {
             return nil
         }
         guard i == c.count else { return nil }
-        var parts = tm()
-        parts.tm_year = y - 1900
-        parts.tm_mon = mo - 1
-        parts.tm_mday = d
-        parts.tm_hour = h
-        parts.tm_min = mi
-        parts.tm_sec = s
-        return Double(timegm(&parts) - time_t(offset)) + fraction
+        return utcSeconds(year: y, month: mo, day: d, hour: h, minute: mi, second: s) - Double(offset) + fraction
     }
 
     private static func pad(_ value: Int, _ width: Int) -> String {

@@ -40,11 +40,9 @@ public struct BackupJobRunner: Sendable {
     @discardableResult
     public func postgresBase(settings: PostgresJobSettings) async throws -> BackupOutcome {
         let (log, metrics) = (self.log, self.metrics)
-        let outcome = try await run { cancellation in
-            [try PostgresBaseBackup(settings: settings, log: log, metrics: metrics, cancellation: cancellation).run()]
-        }[0]
-        if !outcome.success { throw BackupJobError("backup postgres incremental failed: \(outcome.message ?? "")") }
-        return outcome
+        return try await single("backup postgres incremental") { cancellation in
+            try PostgresBaseBackup(settings: settings, log: log, metrics: metrics, cancellation: cancellation).run()
+        }
     }
 
     /// `backup redis`; throws when it failed. The snapshot is read in-process (no child), so
@@ -52,10 +50,15 @@ public struct BackupJobRunner: Sendable {
     @discardableResult
     public func redis(settings: RedisJobSettings) async throws -> BackupOutcome {
         let (log, metrics) = (self.log, self.metrics)
-        let outcome = try await run { cancellation in
-            [try RedisSnapshotBackup(settings: settings, log: log, metrics: metrics, cancellation: cancellation).run()]
-        }[0]
-        if !outcome.success { throw BackupJobError("backup redis failed: \(outcome.message ?? "")") }
+        return try await single("backup redis") { cancellation in
+            try RedisSnapshotBackup(settings: settings, log: log, metrics: metrics, cancellation: cancellation).run()
+        }
+    }
+
+    /// A job with one outcome; throws `BackupJobError` naming `job` when it failed.
+    private func single(_ job: String, _ body: @escaping @Sendable (JobCancellation) throws -> BackupOutcome) async throws -> BackupOutcome {
+        let outcome = try await run { [try body($0)] }[0]
+        if !outcome.success { throw BackupJobError("\(job) failed: \(outcome.message ?? "")") }
         return outcome
     }
 

@@ -10,18 +10,10 @@ import Testing
 struct ServeStateTests {
     @Test("a failed scheduled dump reaches alerts.json and the webhook within 2 s, with a 5 min health interval")
     func failedJobAlertsAtOnce() throws {
-        let pg = try PostgresServer.start(name: "serve-fast-alert")
-        defer { try? pg.stop(mode: "immediate") }
-        _ = try pg.createDatabase("psscript")
-        try pg.psql("CREATE TABLE scripts (id int); INSERT INTO scripts VALUES (1)", database: "psscript")
-        let dir = try TestEnvironment.makeTempDirectory("fast-alert")
         // The lock keeps the catch-up pg_dump waiting until the test ends it.
-        let locker = try TestProcesses.spawn(pg.program("psql"), [
-            "-h", pg.host, "-p", String(pg.port), "-U", pg.superuser, "-d", "psscript", "-c",
-            "BEGIN; LOCK TABLE scripts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
-        ], logFile: dir + "/locker.log")
+        let (pg, locker) = try PostgresServer.startWithLockedTable(name: "serve-fast-alert", seconds: 120)
+        defer { try? pg.stop(mode: "immediate") }
         defer { kill(locker, SIGKILL) }
-        try pg.psqlWait(until: "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'scripts'::regclass", equals: "1", database: "psscript")
         let receiver = try HTTPReceiver()
         defer { receiver.stop() }
         let service = try ServeTests.Service(postgres: pg, redis: nil, interval: "5m", extra: [
@@ -78,12 +70,8 @@ struct ServeStateTests {
         let fromHealth = Set((object["alerts"] as? [[String: Any]] ?? []).map { Self.identity($0["labels"] as? [String: String] ?? [:]) })
         #expect(!FileManager.default.fileExists(atPath: backupDir + "/alerts.json"), "--no-write wrote alerts.json")
 
-        let port = try TestEnvironment.freePort()
-        var serveEnv = env
-        serveEnv["METRICS_LISTEN"] = "127.0.0.1:\(port)"
-        serveEnv["HEALTH_CHECK_INTERVAL"] = "1s"
-        let pid = try BackstopBinary.spawn(["serve"], environment: serveEnv, logFile: dir + "/serve.log")
-        defer { kill(pid, SIGTERM); var s: Int32 = 0; waitpid(pid, &s, 0); TestProcesses.unregister(pid: pid) }
+        let serve = try Self.serve(env, interval: "1s", logDir: dir)
+        defer { Self.stop(serve) }
         var fromServe = Set<String>()
         try TestEnvironment.waitUntil(timeout: 20, "serve's alerts.json") {
             guard let data = FileManager.default.contents(atPath: backupDir + "/alerts.json"),
@@ -185,17 +173,31 @@ struct ServeStateTests {
         #expect((try FileManager.default.attributesOfItem(atPath: backupDir + "/logs/health.log")[.size] as? Int) == size)
 
         // With serve on the same folder, serve keeps alerts.json: health does not fight it.
-        let port = try TestEnvironment.freePort()
-        var serveEnv = up
-        serveEnv["METRICS_LISTEN"] = "127.0.0.1:\(port)"
-        serveEnv["HEALTH_CHECK_INTERVAL"] = "5m"
-        let pid = try BackstopBinary.spawn(["serve"], environment: serveEnv, logFile: dir + "/serve.log")
-        defer { kill(pid, SIGTERM); var s: Int32 = 0; waitpid(pid, &s, 0); TestProcesses.unregister(pid: pid) }
-        try TestEnvironment.waitUntil(timeout: 20, "serve to listen") { TestEnvironment.isListening(port: port) }
+        let serve = try Self.serve(up, interval: "5m", logDir: dir)
+        defer { Self.stop(serve) }
         let beside = try BackstopBinary.run(["health"], environment: env)
         #expect(beside.status == 1)
         #expect(!FileManager.default.fileExists(atPath: backupDir + "/alerts.json"), "health wrote alerts.json while serve keeps it")
         #expect(beside.stderr.contains("alerts.json left to") || beside.stdout.contains("alerts.json left to"), "\(beside.stdout)\(beside.stderr)")
+    }
+
+    /// `backstop serve` on `env` (the caller's BACKUP_DIR and servers), listening on a free
+    /// port; returns its pid once it listens.
+    static func serve(_ env: [String: String], interval: String, logDir: String) throws -> Int32 {
+        let port = try TestEnvironment.freePort()
+        var serveEnv = env
+        serveEnv["METRICS_LISTEN"] = "127.0.0.1:\(port)"
+        serveEnv["HEALTH_CHECK_INTERVAL"] = interval
+        let pid = try BackstopBinary.spawn(["serve"], environment: serveEnv, logFile: logDir + "/serve.log")
+        try TestEnvironment.waitUntil(timeout: 20, "serve to listen") { TestEnvironment.isListening(port: port) }
+        return pid
+    }
+
+    static func stop(_ pid: Int32) {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        TestProcesses.unregister(pid: pid)
     }
 
     /// An alert's identity: its name and labels.

@@ -222,18 +222,10 @@ struct ServeTests {
 
     @Test("SIGTERM during a scheduled dump: nothing partial is left and no pg_dump outlives the service")
     func sigtermDuringDump() throws {
-        let pg = try PostgresServer.start(name: "serve-sigterm")
-        defer { try? pg.stop(mode: "immediate") }
-        _ = try pg.createDatabase("psscript")
-        try pg.psql("CREATE TABLE scripts (id int); INSERT INTO scripts VALUES (1)", database: "psscript")
         // Another session holds an exclusive lock, so pg_dump blocks on it: the dump is "running".
-        let dir = try TestEnvironment.makeTempDirectory("sigterm")
-        let locker = try TestProcesses.spawn(pg.program("psql"), [
-            "-h", pg.host, "-p", String(pg.port), "-U", pg.superuser, "-d", "psscript", "-c",
-            "BEGIN; LOCK TABLE scripts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);",
-        ], logFile: dir + "/locker.log")
+        let (pg, locker) = try PostgresServer.startWithLockedTable(name: "serve-sigterm", seconds: 120)
+        defer { try? pg.stop(mode: "immediate") }
         defer { kill(locker, SIGKILL) }
-        try pg.psqlWait(until: "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'scripts'::regclass", equals: "1", database: "psscript")
         let service = try Service(postgres: pg, redis: nil, interval: "5m", extra: [
             "PGDATABASE": "psscript", "BACKUP_SCHEDULE_FULL": "0 2 * * *", "SHUTDOWN_GRACE_PERIOD": "2s",
         ])
@@ -260,18 +252,10 @@ struct ServeTests {
 
     @Test("a dump due while the previous one still runs is skipped and counted")
     func overlappingRunIsSkipped() throws {
-        let pg = try PostgresServer.start(name: "serve-skip")
-        defer { try? pg.stop(mode: "immediate") }
-        _ = try pg.createDatabase("psscript")
-        try pg.psql("CREATE TABLE scripts (id int)", database: "psscript")
-        let dir = try TestEnvironment.makeTempDirectory("skip")
         // The lock keeps the first pg_dump waiting past the next minute's slot.
-        let locker = try TestProcesses.spawn(pg.program("psql"), [
-            "-h", pg.host, "-p", String(pg.port), "-U", pg.superuser, "-d", "psscript", "-c",
-            "BEGIN; LOCK TABLE scripts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(200);",
-        ], logFile: dir + "/locker.log")
+        let (pg, locker) = try PostgresServer.startWithLockedTable(name: "serve-skip", seconds: 200)
+        defer { try? pg.stop(mode: "immediate") }
         defer { kill(locker, SIGKILL) }
-        try pg.psqlWait(until: "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'scripts'::regclass", equals: "1", database: "psscript")
         let service = try Service(postgres: pg, redis: nil, interval: "5m", extra: [
             "PGDATABASE": "psscript", "BACKUP_SCHEDULE_FULL": "* * * * *", "SHUTDOWN_GRACE_PERIOD": "1s",
         ])
@@ -317,6 +301,28 @@ func childProcesses(of parent: Int32, named name: String) -> [Int32] {
 }
 
 extension PostgresServer {
+    /// A new server with database `psscript` and its table `scripts` (one row), locked by
+    /// `lockTable` for `seconds`: a dump of it blocks until the test ends it.
+    static func startWithLockedTable(name: String, seconds: Int) throws -> (PostgresServer, Int32) {
+        let pg = try PostgresServer.start(name: name)
+        _ = try pg.createDatabase("psscript")
+        try pg.psql("CREATE TABLE scripts (id int); INSERT INTO scripts VALUES (1)", database: "psscript")
+        return (pg, try pg.lockTable("scripts", database: "psscript", seconds: seconds))
+    }
+
+    /// A psql session holding an ACCESS EXCLUSIVE lock on `table` for `seconds` (so a pg_dump
+    /// of it blocks: the dump is "running"); returns once the lock is held. Kill the pid to end it.
+    func lockTable(_ table: String, database: String, seconds: Int) throws -> Int32 {
+        let dir = try TestEnvironment.makeTempDirectory("locker")
+        let locker = try TestProcesses.spawn(program("psql"), [
+            "-h", host, "-p", String(port), "-U", superuser, "-d", database, "-c",
+            "BEGIN; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(\(seconds));",
+        ], logFile: dir + "/locker.log")
+        try psqlWait(until: "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = '\(table)'::regclass",
+                     equals: "1", database: database)
+        return locker
+    }
+
     /// Polls a query until it returns `expected` (10 s at most).
     func psqlWait(until sql: String, equals expected: String, database: String) throws {
         try TestEnvironment.waitUntil(timeout: 10, "\(sql) = \(expected)") {
