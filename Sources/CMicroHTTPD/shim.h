@@ -7,22 +7,55 @@
 #include <stdarg.h>
 #include <microhttpd.h>
 
-/* MHD_start_daemon is variadic: this wrapper fixes the option list Backstop uses
-   (listen address, internal thread pool, connection timeout and limit). */
+/* MHD_start_daemon is variadic: this wrapper fixes the option list Backstop uses: listen
+   address, internal thread pool, the limits that keep hostile clients bounded (connections in
+   all and per IP, idle timeout, memory per connection) and, when `tlsKey` is not NULL, TLS
+   through GnuTLS (key and certificate as PEM text, GnuTLS priority string). */
 static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
                                                     const struct sockaddr *address,
                                                     MHD_AccessHandlerCallback handler,
                                                     void *context,
                                                     unsigned int threadPoolSize,
                                                     unsigned int connectionTimeoutSeconds,
-                                                    unsigned int connectionLimit) {
+                                                    unsigned int connectionLimit,
+                                                    unsigned int perIPConnectionLimit,
+                                                    size_t memoryLimitPerConnection,
+                                                    const char *tlsKey,
+                                                    const char *tlsCertificate,
+                                                    const char *tlsPriorities) {
+    if (tlsKey != NULL && tlsCertificate != NULL) {
+        return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, context,
+                                MHD_OPTION_SOCK_ADDR, address,
+                                MHD_OPTION_THREAD_POOL_SIZE, threadPoolSize,
+                                MHD_OPTION_CONNECTION_TIMEOUT, connectionTimeoutSeconds,
+                                MHD_OPTION_CONNECTION_LIMIT, connectionLimit,
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, perIPConnectionLimit,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, memoryLimitPerConnection,
+                                MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+                                MHD_OPTION_HTTPS_MEM_KEY, tlsKey,
+                                MHD_OPTION_HTTPS_MEM_CERT, tlsCertificate,
+                                MHD_OPTION_HTTPS_PRIORITIES, tlsPriorities,
+                                MHD_OPTION_END);
+    }
     return MHD_start_daemon(flags, 0, NULL, NULL, handler, context,
                             MHD_OPTION_SOCK_ADDR, address,
                             MHD_OPTION_THREAD_POOL_SIZE, threadPoolSize,
                             MHD_OPTION_CONNECTION_TIMEOUT, connectionTimeoutSeconds,
                             MHD_OPTION_CONNECTION_LIMIT, connectionLimit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, perIPConnectionLimit,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, memoryLimitPerConnection,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
                             MHD_OPTION_END);
+}
+
+/* 1 when this libmicrohttpd was built with TLS (Debian's is, with GnuTLS). */
+static inline int backstop_mhd_has_tls(void) {
+    return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
+
+/* The request's Authorization header, or NULL. */
+static inline const char *backstop_mhd_authorization(struct MHD_Connection *connection) {
+    return MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 }
 
 /* The port the daemon actually bound (for port 0 = "pick a free one"). */
