@@ -132,6 +132,12 @@ let package = Package(
         ),
         // The web config file, TLS and basic auth, hostile clients on the metrics port.
         .testTarget(name: "MetricsHTTPServerTests", dependencies: ["MetricsHTTPServer", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
+        // The built binary under faults: SIGKILL, leftovers, permissions, secrets in argv.
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: ["BackstopTestSupport", "BackstopCore", "BackupJobs", "BackupCatalog"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

@@ -9,7 +9,8 @@
 
 /* MHD_start_daemon is variadic: this wrapper fixes the option list Backstop uses: listen
    address, internal thread pool, the limits that keep hostile clients bounded (connections in
-   all and per IP, idle timeout, memory per connection) and, when `tlsKey` is not NULL, TLS
+   all and per IP, idle timeout, memory per connection), strict HTTP parsing (a request
+   without Host, or with bare LF line ends, is refused 400 rather than guessed at) and, when `tlsKey` is not NULL, TLS
    through GnuTLS (key and certificate as PEM text, GnuTLS priority string). */
 static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
                                                     const struct sockaddr *address,
@@ -32,6 +33,7 @@ static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, perIPConnectionLimit,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, memoryLimitPerConnection,
                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+                                MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
                                 MHD_OPTION_HTTPS_MEM_KEY, tlsKey,
                                 MHD_OPTION_HTTPS_MEM_CERT, tlsCertificate,
                                 MHD_OPTION_HTTPS_PRIORITIES, tlsPriorities,
@@ -45,6 +47,7 @@ static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, perIPConnectionLimit,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, memoryLimitPerConnection,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+                            MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
                             MHD_OPTION_END);
 }
 
@@ -81,4 +84,5 @@ static inline enum MHD_Result backstop_mhd_respond(struct MHD_Connection *connec
 }
 
 static inline enum MHD_Result backstop_mhd_no(void) { return MHD_NO; }
+static inline enum MHD_Result backstop_mhd_yes(void) { return MHD_YES; }
 #endif

@@ -58,6 +58,14 @@ private func accessHandler(
     guard let cls, let connection else { return backstop_mhd_no() }
     let box = Unmanaged<HandlerBox>.fromOpaque(cls).takeUnretainedValue()
     let methodText = method.map { String(cString: $0) } ?? "GET"
+    // A GET or HEAD is answered on the second call, once libmicrohttpd has the whole request:
+    // a response queued on the first call makes it close the connection afterwards, so no
+    // keep-alive (a new TCP and TLS handshake every scrape) and no pipelining. Any other
+    // method is answered at once (405), and the connection closes, body unread.
+    if let connectionContext, connectionContext.pointee == nil, methodText == "GET" || methodText == "HEAD" {
+        connectionContext.pointee = UnsafeMutableRawPointer(bitPattern: 1)
+        return backstop_mhd_yes()
+    }
     let path = url.map { String(cString: $0) } ?? "/"
     // /healthz stays open: it says only "ok", and container health checks have no password.
     let response: HTTPResponse

@@ -1,0 +1,154 @@
+import BackstopTestSupport
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The metrics port of the built `backstop serve` under hostile clients on loopback: bounded
+/// in count and time. Each test checks what an operator would notice — serve still up, its
+/// memory and descriptors bounded, a normal scrape from another address still fast.
+@Suite("metrics port under hostile clients", .serialized)
+struct HostileClientTests {
+    static let environment = ["METRICS_CONNECTION_TIMEOUT": "3s"]
+
+    /// A deterministic generator, so a failing case can be replayed.
+    struct SplitMix {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
+    }
+
+    /// Malformed and odd requests: (name, bytes, what a correct server must not do).
+    static func fuzzCases() -> [(String, [UInt8])] {
+        var cases: [(String, [UInt8])] = [
+            ("empty line", Array("\r\n\r\n".utf8)),
+            ("no version", Array("GET /metrics\r\n\r\n".utf8)),
+            ("version 9.9", Array("GET /metrics HTTP/9.9\r\nHost: a\r\n\r\n".utf8)),
+            ("no Host on 1.1", Array("GET /metrics HTTP/1.1\r\n\r\n".utf8)),
+            ("lower-case method", Array("get /metrics HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("invalid method", Array("FOO /metrics HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("CONNECT", Array("CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("TRACE", Array("TRACE / HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("path traversal", Array("GET /../../../etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("percent NUL", Array("GET /metrics%00.txt HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("asterisk", Array("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("absolute URI", Array("GET http://evil/metrics HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("NUL in request line", Array("GET /met\u{0}rics HTTP/1.1\r\nHost: a\r\n\r\n".utf8)),
+            ("header without colon", Array("GET /metrics HTTP/1.1\r\nHost a\r\n\r\n".utf8)),
+            ("folded header", Array("GET /metrics HTTP/1.1\r\nHost: a\r\n b\r\n\r\n".utf8)),
+            ("huge path", Array(("GET /" + String(repeating: "a", count: 200_000) + " HTTP/1.1\r\nHost: a\r\n\r\n").utf8)),
+            ("huge header", Array(("GET /metrics HTTP/1.1\r\nHost: a\r\nX: " + String(repeating: "b", count: 200_000) + "\r\n\r\n").utf8)),
+            ("10,000 headers", Array(("GET /metrics HTTP/1.1\r\nHost: a\r\n" + String(repeating: "X-A: b\r\n", count: 10_000) + "\r\n").utf8)),
+            ("body claims 1 TB", Array("POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 1099511627776\r\n\r\nabc".utf8)),
+            ("negative length", Array("POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n".utf8)),
+            ("bad chunked", Array("POST /metrics HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".utf8)),
+            ("bad basic auth", Array("GET /metrics HTTP/1.1\r\nHost: a\r\nAuthorization: Basic %%%%\r\n\r\n".utf8)),
+            ("TLS hello on plain port", [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03] + Array(repeating: 0, count: 64)),
+            ("HTTP/1.0", Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)),
+            ("HTTP/0.9", Array("GET /metrics\n".utf8)),
+        ]
+        var random = SplitMix(state: 16)
+        for i in 0..<60 { cases.append(("garbage \(i)", random.bytes(Int(random.next() % 4096) + 1))) }
+        for i in 0..<40 {
+            // Garbage after a valid start, and valid requests cut at a random byte.
+            let valid = Array("GET /metrics HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n".utf8)
+            let cut = Int(random.next() % UInt64(valid.count))
+            cases.append(("cut \(i)", Array(valid[0..<cut]) + (i % 2 == 0 ? random.bytes(32) : [])))
+        }
+        return cases
+    }
+
+    @Test func fuzzedRequestsNeverTakeTheServerDown() throws {
+        let serve = try ServeUnderTest(environment: Self.environment)
+        defer { serve.stop() }
+        _ = timedScrape(port: serve.port)
+        let rssBefore = serve.residentKiB
+        var answers: [String: Int] = [:]
+        for (name, bytes) in Self.fuzzCases() {
+            guard let connection = RawConnection(port: serve.port, receiveTimeout: 1) else {
+                Issue.record("connection refused before case \(name)")
+                continue
+            }
+            _ = connection.send(bytes)
+            shutdown(connection.fd, Int32(SHUT_WR))
+            let reply = String(decoding: connection.readAll(limit: 1 << 20), as: UTF8.self)
+            connection.close()
+            answers[name] = statusCode(reply)
+            #expect(serve.isRunning, "serve died on case \(name)")
+            if !serve.isRunning { break }
+        }
+        // What the answers must be where HTTP says what they are.
+        #expect(answers["invalid method"] == 405)
+        #expect(answers["CONNECT"] != 200 && answers["TRACE"] == 405)
+        #expect(answers["path traversal"] == 404)
+        #expect(answers["huge header"] != 200 && answers["huge path"] != 200 && answers["10,000 headers"] != 200)
+        #expect(answers["HTTP/1.0"] == 200)
+        #expect(answers["no Host on 1.1"] != 200)
+        for (name, status) in answers where name.hasPrefix("garbage") { #expect(status != 200, "\(name) got 200") }
+
+        // Pipelining: 20 requests in one write get 20 answers, in order.
+        let pipelined = try #require(RawConnection(port: serve.port, receiveTimeout: 2))
+        let one = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+        _ = pipelined.send(String(repeating: one, count: 19) + "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        let replies = String(decoding: pipelined.readAll(), as: UTF8.self)
+        pipelined.close()
+        #expect(replies.components(separatedBy: "HTTP/1.1 200").count - 1 == 20)
+
+        let scrape = timedScrape(port: serve.port)
+        #expect(scrape.status == 200 && scrape.body.contains("backstop_build_info"))
+        let rssAfter = serve.residentKiB
+        print("fuzz: \(answers.count) cases; serve RSS \(rssBefore) -> \(rssAfter) KiB, fds \(serve.openDescriptors)")
+        #expect(rssAfter - rssBefore < 32 * 1024, "RSS grew from \(rssBefore) to \(rssAfter) KiB")
+    }
+
+    @Test func slowlorisAndAThousandConnectionsLeaveScrapesFastAndResourcesBounded() throws {
+        let serve = try ServeUnderTest(environment: Self.environment)
+        defer { serve.stop() }
+        for _ in 0..<3 { _ = timedScrape(port: serve.port) }
+        let rssBefore = serve.residentKiB
+        let fdsBefore = serve.openDescriptors
+
+        // 1,000 connections from one address: half send a request head and stall (slowloris),
+        // half send a whole request and never read the answer.
+        var attackers: [RawConnection] = []
+        defer { attackers.forEach { $0.close() } }
+        for i in 0..<1000 {
+            guard let c = RawConnection(port: serve.port, source: "127.0.0.1", receiveTimeout: 0.2) else { continue }
+            if i % 2 == 0 {
+                _ = c.send("GET /metrics HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+            } else {
+                _ = c.send("GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")
+            }
+            attackers.append(c)
+        }
+        var during: [Double] = []
+        for _ in 0..<10 {
+            let scrape = timedScrape(port: serve.port)
+            #expect(scrape.status == 200, "scrape during the attack: \(scrape.body.prefix(200))")
+            during.append(scrape.seconds)
+        }
+        let fdsDuring = serve.openDescriptors
+        let rssDuring = serve.residentKiB
+        #expect(serve.isRunning)
+        print("attack: scrapes \(during.map { String(format: "%.1f ms", $0 * 1000) }.joined(separator: ", ")); fds \(fdsBefore) -> \(fdsDuring); RSS \(rssBefore) -> \(rssDuring) KiB")
+        #expect(during.allSatisfy { $0 < 0.1 }, "a scrape took over 100 ms: \(during)")
+        // At most 16 connections from the attacking address are held (METRICS_MAX_CONNECTIONS_PER_IP).
+        #expect(fdsDuring - fdsBefore <= 16 + 4, "fds \(fdsBefore) -> \(fdsDuring)")
+        #expect(rssDuring - rssBefore < 32 * 1024, "RSS \(rssBefore) -> \(rssDuring) KiB")
+
+        // The stalled connections are closed by the server after the idle timeout (3 s here).
+        usleep(5_000_000)
+        let stalledHeld = attackers.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+        #expect(stalledHeld.allSatisfy { $0.closedByPeer() }, "a stalled connection was still open after the timeout")
+        let fdsAfter = serve.openDescriptors
+        #expect(fdsAfter <= fdsBefore + 2, "fds after the timeout \(fdsAfter), before \(fdsBefore)")
+        #expect(timedScrape(port: serve.port, source: "127.0.0.1").status == 200, "the attacking address is served again once its connections are gone")
+    }
+}
