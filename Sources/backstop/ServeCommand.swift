@@ -120,6 +120,8 @@ struct ServeCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])
+        // What a killed run left (partial files, temporary files, lock text of a dead pid).
+        for action in LeftoverSweep.run(backupDir: config.backupDir) { logger.notice("start-up: \(action)") }
         try await group.run()
         await pipeline.shutdown(grace: .seconds(5))
         logger.info("backstop stopped")
