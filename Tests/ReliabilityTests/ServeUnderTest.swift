@@ -14,7 +14,8 @@ final class ServeUnderTest {
     private var reaped = false
 
     /// `environment` is added over a serve with no scheduled job and PostgreSQL unreachable.
-    init(environment: [String: String], backupDir: String? = nil) throws {
+    /// `umask000` starts it under umask 000 (through `sh -c 'umask 000 && exec …'`: the same pid).
+    init(environment: [String: String], backupDir: String? = nil, umask000: Bool = false) throws {
         let dir = try TestEnvironment.makeTempDirectory("reliability")
         self.backupDir = backupDir ?? dir + "/backups"
         log = dir + "/serve.log"
@@ -28,7 +29,12 @@ final class ServeUnderTest {
             "BACKUP_SCHEDULE_CLEANUP": "", "BACKUP_SCHEDULE_DRILL": "",
         ]
         env.merge(environment) { _, new in new }
-        pid = try BackstopBinary.spawn(["serve"], environment: env, logFile: log)
+        if umask000 {
+            pid = try TestProcesses.spawn("/bin/sh", ["-c", "umask 000 && exec \"$0\" serve", try BackstopBinary.path()],
+                                          logFile: log, environment: env)
+        } else {
+            pid = try BackstopBinary.spawn(["serve"], environment: env, logFile: log)
+        }
         let pid = self.pid, port = self.port, log = self.log
         try TestEnvironment.waitUntil(timeout: 30, "backstop serve to listen on \(port) (log \(log))") {
             var status: Int32 = 0
