@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  pkg-config libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev
+  pkg-config libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev libcrypt-dev
   postgresql postgresql-contrib postgresql-client
   redis-server redis-sentinel redis-tools
   prometheus prometheus-alertmanager

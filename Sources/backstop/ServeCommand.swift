@@ -122,6 +122,7 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])
         // What a killed run left (partial files, temporary files, lock text of a dead pid).
         for action in LeftoverSweep.run(backupDir: config.backupDir) { logger.notice("start-up: \(action)") }
+        for line in UnreadableFiles.report(backupDir: config.backupDir) { logger.warning("start-up: \(line)") }
         try await group.run()
         await pipeline.shutdown(grace: .seconds(5))
         logger.info("backstop stopped")
