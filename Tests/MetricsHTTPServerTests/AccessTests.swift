@@ -1,9 +1,6 @@
 import BackstopCore
 import BackstopTestSupport
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import MetricsHTTPServer
 import Testing
 
@@ -62,26 +59,6 @@ struct AccessTests {
         #expect(try access.curl(url, ["-u", "\(access.user):wrong"]).status == 401)
     }
 
-    @Test func repeatedScrapesAreNotSlowedByBcrypt() throws {
-        // Prometheus sends the same credentials every scrape: after the first, the verdict is
-        // cached and a scrape costs no bcrypt run (cost 10 is tens of ms each).
-        let access = try TestWebAccess(tls: false)
-        let server = try Self.server(try WebConfig.load(path: access.configFile))
-        defer { server.stop() }
-        let header = "Basic " + Data("\(access.user):\(access.password)".utf8).base64EncodedString()
-        func scrape() throws -> Double {
-            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(server.port)/metrics")!)
-            request.setValue(header, forHTTPHeaderField: "Authorization")
-            let started = Date()
-            let status = try TestHTTPAuth.status(request)
-            #expect(status == 200)
-            return Date().timeIntervalSince(started)
-        }
-        _ = try scrape()
-        let later = try (0..<20).map { _ in try scrape() }.sorted()
-        #expect(later[10] < 0.05, "median scrape \(later[10]) s")
-    }
-
     @Test func startFailsClearlyWhenTheKeyDoesNotMatchTheCertificate() throws {
         let one = try TestWebAccess()
         let other = try TestWebAccess()
@@ -93,26 +70,4 @@ struct AccessTests {
             "\(error)".contains("cannot start the metrics server with TLS") && "\(error)".contains(one.certFile)
         }
     }
-}
-
-/// One request with headers through URLSession; the status.
-enum TestHTTPAuth {
-    static func status(_ request: URLRequest) throws -> Int {
-        let semaphore = DispatchSemaphore(value: 0)
-        let box = StatusBox()
-        URLSession.shared.dataTask(with: request) { _, response, _ in
-            box.set((response as? HTTPURLResponse)?.statusCode ?? 0)
-            semaphore.signal()
-        }.resume()
-        semaphore.wait()
-        return box.get()
-    }
-}
-
-private final class StatusBox: @unchecked Sendable {
-    // Locked: written by URLSession's callback thread, read by the test after the semaphore.
-    private let lock = NSLock()
-    private var value = 0
-    func set(_ v: Int) { lock.withLock { value = v } }
-    func get() -> Int { lock.withLock { value } }
 }

@@ -104,6 +104,10 @@ struct HostileClientTests {
         let scrape = timedScrape(port: serve.port)
         #expect(scrape.status == 200 && scrape.body.contains("backstop_build_info"))
         let rssAfter = serve.residentKiB
+        var histogram: [Int: Int] = [:]
+        for status in answers.values { histogram[status, default: 0] += 1 }
+        print("fuzz answers (0 = closed without an answer): " + histogram.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
+        print("fuzz cases answered 200: \(answers.filter { $0.value == 200 }.keys.sorted())")
         print("fuzz: \(answers.count) cases; serve RSS \(rssBefore) -> \(rssAfter) KiB, fds \(serve.openDescriptors)")
         #expect(rssAfter - rssBefore < 32 * 1024, "RSS grew from \(rssBefore) to \(rssAfter) KiB")
     }
@@ -150,5 +154,44 @@ struct HostileClientTests {
         let fdsAfter = serve.openDescriptors
         #expect(fdsAfter <= fdsBefore + 2, "fds after the timeout \(fdsAfter), before \(fdsBefore)")
         #expect(timedScrape(port: serve.port, source: "127.0.0.1").status == 200, "the attacking address is served again once its connections are gone")
+    }
+
+    @Test func stalledTLSHandshakesLeaveTLSScrapesFast() throws {
+        let access = try TestWebAccess()
+        var env = Self.environment
+        env["WEB_CONFIG_FILE"] = access.configFile
+        let serve = try ServeUnderTest(environment: env)
+        defer { serve.stop() }
+        let url = "https://127.0.0.1:\(serve.port)/metrics"
+        let curl = try TestEnvironment.binary("curl", package: "curl")
+        func scrape() throws -> (status: String, seconds: Double) {
+            let result = try TestProcesses.run(curl, [
+                "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--max-time", "5", "--interface", "127.0.0.2",
+                "--cacert", access.caFile, "-u", "\(access.user):\(access.password)", url,
+            ], check: false)
+            let parts = result.stdout.split(separator: " ")
+            return (String(parts.first ?? ""), Double(parts.last ?? "") ?? 99)
+        }
+        #expect(try scrape().status == "200") // the first one pays the bcrypt run
+        let fdsBefore = serve.openDescriptors
+        // 300 connections that never start TLS, 100 that send half a ClientHello.
+        var attackers: [RawConnection] = []
+        defer { attackers.forEach { $0.close() } }
+        for i in 0..<400 {
+            guard let c = RawConnection(port: serve.port, receiveTimeout: 0.2) else { continue }
+            if i >= 300 { _ = c.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]) }
+            attackers.append(c)
+        }
+        var during: [Double] = []
+        for _ in 0..<5 {
+            let r = try scrape()
+            #expect(r.status == "200")
+            during.append(r.seconds)
+        }
+        let fdsDuring = serve.openDescriptors
+        print("TLS attack: scrapes \(during.map { String(format: "%.1f ms", $0 * 1000) }.joined(separator: ", ")) (each a new TLS handshake); fds \(fdsBefore) -> \(fdsDuring)")
+        #expect(during.allSatisfy { $0 < 0.1 }, "a TLS scrape took over 100 ms: \(during)")
+        #expect(fdsDuring - fdsBefore <= 16 + 4)
+        #expect(serve.isRunning)
     }
 }
