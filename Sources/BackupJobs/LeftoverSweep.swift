@@ -9,6 +9,8 @@ import Foundation
 ///   keeps its file in progress);
 /// - `.NAME.tmp-PID-N` files of atomic writes and `.stderr-PID-N` files of child processes
 ///   whose PID is no longer running;
+/// - the scratch folders (`$TMPDIR/backstop-drill-PID-XXXXXX`, with a copy of a Redis
+///   snapshot) of restore drills whose PID is no longer running;
 /// - the text of lock files left by a dead holder (the flock itself died with it; the text
 ///   would name a run that no longer exists).
 ///
@@ -53,6 +55,17 @@ public enum LeftoverSweep {
                 if unlink(path) == 0 {
                     actions.append(Action(path: path, what: "removed a temporary file of dead process \(pid)"))
                 }
+            }
+        }
+        let temporary = String(NSTemporaryDirectory().reversed().drop { $0 == "/" }.reversed())
+        for name in (try? FileSystem.list(temporary)) ?? [] where name.hasPrefix("backstop-drill-") {
+            let parts = name.dropFirst("backstop-drill-".count).split(separator: "-")
+            guard parts.count == 2, let pid = pid_t(parts[0]), pid > 0, !isRunning(pid) else { continue }
+            let path = temporary + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid() else { continue }
+            if (try? FileManager.default.removeItem(atPath: path)) != nil {
+                actions.append(Action(path: path, what: "removed the scratch folder of a restore drill of dead process \(pid)"))
             }
         }
         for name in (try? FileSystem.list(locks)) ?? [] where name.hasSuffix(".lock") {

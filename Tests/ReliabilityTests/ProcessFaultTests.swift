@@ -118,4 +118,47 @@ struct ProcessFaultTests {
         #expect(listed.stdout.contains(good) && !listed.stdout.contains(busy), "\(listed.stdout)")
         unlink(liveTemp)
     }
+
+    @Test func sigkillDuringARedisDrillLeavesNoRedisServer() throws {
+        // A cluster of its own (keys are added), one Redis snapshot, then a drill whose real
+        // redis-server loads it slowly (key-load-delay: 100 ms a key), killed while it loads.
+        let cluster = try RedisCluster.start(password: "drill-pw", withSentinels: false)
+        defer { cluster.shutdown() }
+        let cli = try TestEnvironment.binary("redis-cli", package: "redis-tools")
+        try TestProcesses.run(cli, ["-p", String(cluster.master.port), "-a", "drill-pw", "--no-auth-warning", "EVAL",
+                                    "for i = 1, 300 do redis.call('SET', KEYS[1] .. i, i) end", "1", "drill:"])
+        let dir = try TestEnvironment.makeTempDirectory("drill-kill")
+        let env = ["BACKUP_DIR": dir + "/backups", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(cluster.master.port),
+                   "REDIS_PASSWORD": "drill-pw"]
+        let made = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(made.status == 0, "\(made.stderr)")
+        let redisServer = try TestEnvironment.binary("redis-server", package: "redis-server")
+        let wrapper = dir + "/slow-redis-server"
+        try "#!/bin/sh\nexec \(redisServer) \"$@\" --key-load-delay 100000\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        var drillEnv = env
+        drillEnv["BACKUP_REDIS_SERVER"] = wrapper
+        let drill = try BackstopBinary.spawn(["drill", "--redis"], environment: drillEnv, logFile: dir + "/drill.log")
+        var serverPID: Int32 = 0
+        try TestEnvironment.waitUntil(timeout: 20, "the drill's redis-server (log \(dir)/drill.log)") {
+            serverPID = childProcesses(of: drill).first { $0.cmdline.first?.contains("redis-server") == true }?.pid ?? 0
+            return serverPID != 0
+        }
+        kill(drill, SIGKILL)
+        var status: Int32 = 0
+        waitpid(drill, &status, 0)
+        TestProcesses.unregister(pid: drill)
+        try TestEnvironment.waitUntil(timeout: 5, "the drill's redis-server \(serverPID) to die with the drill") { !processAlive(serverPID) }
+
+        // Its scratch folder (a copy of the snapshot) is removed by the next serve.
+        let temporary = NSTemporaryDirectory()
+        let scratch = try FileManager.default.contentsOfDirectory(atPath: temporary).filter { $0.hasPrefix("backstop-drill-\(drill)-") }
+        #expect(scratch.count == 1, "\(scratch)")
+        let serve = try ServeUnderTest(environment: env, backupDir: dir + "/backups")
+        defer { serve.stop() }
+        try TestEnvironment.waitUntil(timeout: 10, "the drill's scratch folder removed") {
+            serve.logText().contains("removed the scratch folder of a restore drill of dead process \(drill)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).allSatisfy { !$0.hasPrefix("backstop-drill-\(drill)-") })
+    }
 }
