@@ -24,20 +24,16 @@ static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
                                                     const char *tlsKey,
                                                     const char *tlsCertificate,
                                                     const char *tlsPriorities) {
+    /* The TLS options go through MHD_OPTION_ARRAY: empty without TLS, so one call serves both. */
+    struct MHD_OptionItem tls[4] = {
+        { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+        { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+    };
     if (tlsKey != NULL && tlsCertificate != NULL) {
-        return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, context,
-                                MHD_OPTION_SOCK_ADDR, address,
-                                MHD_OPTION_THREAD_POOL_SIZE, threadPoolSize,
-                                MHD_OPTION_CONNECTION_TIMEOUT, connectionTimeoutSeconds,
-                                MHD_OPTION_CONNECTION_LIMIT, connectionLimit,
-                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, perIPConnectionLimit,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, memoryLimitPerConnection,
-                                MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-                                MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-                                MHD_OPTION_HTTPS_MEM_KEY, tlsKey,
-                                MHD_OPTION_HTTPS_MEM_CERT, tlsCertificate,
-                                MHD_OPTION_HTTPS_PRIORITIES, tlsPriorities,
-                                MHD_OPTION_END);
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tlsKey };
+        tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tlsCertificate };
+        tls[2] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tlsPriorities };
     }
     return MHD_start_daemon(flags, 0, NULL, NULL, handler, context,
                             MHD_OPTION_SOCK_ADDR, address,
@@ -48,6 +44,7 @@ static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, memoryLimitPerConnection,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
                             MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                            MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
 }
 

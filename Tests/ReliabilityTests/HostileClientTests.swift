@@ -12,19 +12,6 @@ import Glibc
 struct HostileClientTests {
     static let environment = ["METRICS_CONNECTION_TIMEOUT": "3s"]
 
-    /// A deterministic generator, so a failing case can be replayed.
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
-    }
-
     /// Malformed and odd requests: (name, bytes, what a correct server must not do).
     static func fuzzCases() -> [(String, [UInt8])] {
         var cases: [(String, [UInt8])] = [
@@ -54,7 +41,7 @@ struct HostileClientTests {
             ("HTTP/1.0", Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)),
             ("HTTP/0.9", Array("GET /metrics\n".utf8)),
         ]
-        var random = SplitMix(state: 16)
+        var random = SeededGenerator(seed: 16)
         for i in 0..<60 { cases.append(("garbage \(i)", random.bytes(Int(random.next() % 4096) + 1))) }
         for i in 0..<40 {
             // Garbage after a valid start, and valid requests cut at a random byte.

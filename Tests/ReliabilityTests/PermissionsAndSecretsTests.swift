@@ -26,6 +26,15 @@ struct PermissionsAndSecretsTests {
         return out
     }
 
+    /// A new database on the shared server with a table `t` of 100 rows.
+    static func database(_ prefix: String) throws -> String {
+        let pg = try PostgresServer.shared
+        let database = PostgresServer.uniqueDatabaseName(prefix)
+        try pg.createDatabase(database)
+        try pg.psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g;", database: database)
+        return database
+    }
+
     /// `backstop ARGS` under umask 000.
     static func runUnderUmask000(_ arguments: [String], environment: [String: String]) throws -> CommandResult {
         try TestProcesses.run("/bin/sh", ["-c", "umask 000 && exec \"$0\" \"$@\"", try BackstopBinary.path()] + arguments,
@@ -48,10 +57,7 @@ struct PermissionsAndSecretsTests {
     @Test func backupsMetaStateLogsAndFoldersArePrivateUnderUmask000() async throws {
         let moto = try await MotoServer.start()
         defer { moto.stop() }
-        let pg = try PostgresServer.shared
-        let database = PostgresServer.uniqueDatabaseName("perm")
-        try pg.createDatabase(database)
-        try pg.psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g;", database: database)
+        let database = try Self.database("perm")
         let backupDir = try TestEnvironment.makeTempDirectory("umask") + "/backups"
         var env = try Self.environment(backupDir: backupDir, moto: moto, redisPassword: try RedisCluster.shared().password ?? "")
         env["BACKUP_POSTGRES_DATABASES"] = database
@@ -87,10 +93,7 @@ struct PermissionsAndSecretsTests {
     @Test func secretsNeverInChildArgvLogsMetricsOrAlerts() async throws {
         let moto = try await MotoServer.start()
         defer { moto.stop() }
-        let pg = try PostgresServer.shared
-        let database = PostgresServer.uniqueDatabaseName("secret")
-        try pg.createDatabase(database)
-        try pg.psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g;", database: database)
+        let database = try Self.database("secret")
         let backupDir = try TestEnvironment.makeTempDirectory("secrets") + "/backups"
         // A wrong Redis password: the Redis errors (health, backup, alert) are error text that
         // must not repeat it.
@@ -103,7 +106,7 @@ struct PermissionsAndSecretsTests {
         let secrets = [Self.pgSecret, redisSecret, MotoServer.secretKey]
 
         // The dump waits on a lock, so its children are alive while /proc is read.
-        let holder = try ProcessFaultTests.LockHolder(pg: pg, database: database, table: "t")
+        let holder = try ProcessFaultTests.LockHolder(pg: try PostgresServer.shared, database: database, table: "t")
         let serve = try ServeUnderTest(environment: env, backupDir: backupDir)
         defer { serve.stop() }
         var seen: [String: [String]] = [:]
