@@ -13,7 +13,7 @@ ARG SWIFT_VERSION=6.3
 FROM swift:${SWIFT_VERSION}-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev pkg-config \
+      libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so a source change does not fetch them again.
@@ -42,7 +42,7 @@ RUN set -eux; \
       apt-get update; \
     fi; \
     apt-get install -y --no-install-recommends \
-      libpq5 libhiredis0.14 libcurl4 zlib1g libmicrohttpd12 \
+      libpq5 libhiredis0.14 libcurl4 zlib1g libmicrohttpd12 libcrypt1 \
       "postgresql-client-${PG_MAJOR}" redis-tools ca-certificates tzdata; \
     rm -rf /var/lib/apt/lists/*; \
     useradd --system --uid 10001 --user-group --home-dir /backups --no-create-home --shell /usr/sbin/nologin backstop; \

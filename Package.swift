@@ -31,6 +31,10 @@ let package = Package(
 
         // malloc arenas, malloc_trim and dropping clean file pages (C: malloc.h, /proc/self/smaps).
         .target(name: "CMemoryRelease"),
+        // fork + PR_SET_PDEATHSIG + execve on one long-lived thread: children die with serve.
+        .target(name: "CChildSpawn"),
+        // bcrypt verification through libcrypt's crypt_rn, constant-time compare.
+        .target(name: "CPasswordHash", linkerSettings: [.linkedLibrary("crypt")]),
         // Configuration, files on disk, locks, logging, and the bridge for blocking C calls.
         .target(
             name: "BackstopCore",
@@ -40,7 +44,11 @@ let package = Package(
         // Metric families, the snapshot a scrape reads, and the Prometheus text format.
         .target(name: "BackstopMetrics", dependencies: ["BackstopCore"], swiftSettings: strict),
         // The /metrics HTTP server on libmicrohttpd.
-        .target(name: "MetricsHTTPServer", dependencies: ["CMicroHTTPD", "BackstopCore"], swiftSettings: strict),
+        .target(
+            name: "MetricsHTTPServer",
+            dependencies: ["CMicroHTTPD", "CPasswordHash", "BackstopCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // libpq: probes and server facts.
         .target(name: "PostgresClient", dependencies: ["CLibPQ", "BackstopCore"], swiftSettings: strict),
         // hiredis: Redis and Sentinel commands, the replication stream.
@@ -56,7 +64,7 @@ let package = Package(
         // The backup jobs (pg_dump, pg_dumpall, pg_basebackup), verification, backup metrics.
         .target(
             name: "BackupJobs",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", "PostgresClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", "PostgresClient", "CChildSpawn", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // S3 over libcurl (SigV4 by curl): uploads, multipart, listing, the upload state.
@@ -145,6 +153,14 @@ let package = Package(
         .testTarget(
             name: "RestoreTests",
             dependencies: ["Restore", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "RedisClient", "BackstopTestSupport"],
+            swiftSettings: strict
+        ),
+        // The web config file, TLS and basic auth, hostile clients on the metrics port.
+        .testTarget(name: "MetricsHTTPServerTests", dependencies: ["MetricsHTTPServer", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
+        // The built binary under faults: SIGKILL, leftovers, permissions, secrets in argv.
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: ["BackstopTestSupport", "BackstopCore", "BackupJobs", "BackupCatalog"],
             swiftSettings: strict
         ),
         .testTarget(

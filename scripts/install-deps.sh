@@ -4,11 +4,12 @@
 set -euo pipefail
 
 packages=(
-  pkg-config libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev
+  pkg-config libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev libcrypt-dev
   postgresql postgresql-contrib postgresql-client
   redis-server redis-sentinel redis-tools
   prometheus prometheus-alertmanager
   wrk curl ca-certificates gzip python3-pip
+  openssl apache2-utils
 )
 
 missing=()
@@ -24,6 +25,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# openssl makes the test certificates; apache2-utils gives htpasswd, the bcrypt hashes of the
+# web config tests (an implementation independent of the libcrypt Backstop verifies with).
 
 # Debian starts the packaged servers on their default ports; Backstop's scripts and tests
 # run their own throwaway servers, so the packaged ones are left alone (not stopped).

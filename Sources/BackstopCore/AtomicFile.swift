@@ -8,9 +8,11 @@ import Darwin
 
 /// Small files that must never be seen half-written (`.meta`, `alerts.json`, the inventory):
 /// written to a temporary name in the same folder, fsynced, renamed over the final name,
-/// and the folder fsynced so the rename survives a power cut.
+/// and the folder fsynced so the rename survives a power cut. Created 0640 by default: what
+/// Backstop writes (alerts, state, reports) tells about the databases and is nobody else's
+/// business; the mode is given to open(2), so a permissive umask (000) cannot widen it.
 public enum AtomicFile {
-    public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o644) throws {
+    public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o640) throws {
         let dir = FileSystem.directory(of: path)
         try FileSystem.createDirectory(dir)
         let temp = "\(dir)/.\(FileSystem.lastComponent(of: path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -33,7 +35,7 @@ public enum AtomicFile {
         FileSystem.syncDirectory(dir)
     }
 
-    public static func write(_ text: String, to path: String, mode: UInt32 = 0o644) throws {
+    public static func write(_ text: String, to path: String, mode: UInt32 = 0o640) throws {
         try write(Array(text.utf8), to: path, mode: mode)
     }
 }
@@ -67,8 +69,8 @@ public enum FileSystem {
         return String(path[path.index(after: slash)...])
     }
 
-    /// `mkdir -p`.
-    public static func createDirectory(_ path: String, mode: UInt32 = 0o755) throws {
+    /// `mkdir -p`; new folders 0750 (owner and group only, whatever the umask).
+    public static func createDirectory(_ path: String, mode: UInt32 = 0o750) throws {
         if isDirectory(path) { return }
         let parent = directory(of: path)
         if parent != path, parent != "/", parent != "." { try createDirectory(parent, mode: mode) }
@@ -127,7 +129,7 @@ public enum FileSystem {
     /// lines from concurrent writers whole.
     public static func appendLine(_ line: String, to path: String) throws {
         try createDirectory(directory(of: path))
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
         defer { close(fd) }
         var bytes = Array(line.utf8)

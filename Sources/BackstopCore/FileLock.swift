@@ -25,7 +25,7 @@ public final class FileLock {
     /// Takes the lock or throws `Held` at once (no waiting).
     public init(path: String, purpose: String) throws {
         try FileSystem.createDirectory(FileSystem.directory(of: path))
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let holder = (try? FileSystem.read(path)).map { String(decoding: $0, as: UTF8.self).trimmingSpaces() } ?? ""

@@ -8,22 +8,29 @@ import ServiceLifecycle
 /// graceful shutdown. The request handler only renders the registry's snapshot.
 public struct MetricsService: Service {
     let listen: Endpoint
+    /// TLS and basic auth from --web.config.file; nil serves plain HTTP to anyone.
+    let web: WebConfig?
+    let limits: HTTPServerLimits
     let registry: MetricsRegistry
     let logger: Logger
 
-    public init(listen: Endpoint, registry: MetricsRegistry, logger: Logger) {
+    public init(listen: Endpoint, web: WebConfig? = nil, limits: HTTPServerLimits, registry: MetricsRegistry, logger: Logger) {
         self.listen = listen
+        self.web = web
+        self.limits = limits
         self.registry = registry
         self.logger = logger
     }
 
     public func run() async throws {
         let registry = self.registry
-        let server = try HTTPServer(listen: listen, threads: 2) { method, path in
+        let server = try HTTPServer(listen: listen, web: web, limits: limits) { method, path in
             Self.route(method: method, path: path, registry: registry)
         }
         let shown = listen.host == "0.0.0.0" || listen.host == "::" ? "127.0.0.1" : listen.host
-        logger.info("metrics at http://\(Endpoint(host: shown, port: server.port))/metrics")
+        let scheme = web?.tls == nil ? "http" : "https"
+        let auth = web.map { $0.users.isEmpty ? "" : ", basic auth for \($0.users.count) user(s) from \($0.path)" } ?? ""
+        logger.info("metrics at \(scheme)://\(Endpoint(host: shown, port: server.port))/metrics\(auth)")
         try? await gracefulShutdown()
         server.stop()
     }

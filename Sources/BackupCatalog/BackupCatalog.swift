@@ -26,6 +26,10 @@ public struct CatalogEntry: Sendable, Equatable {
     public var meta: BackupMeta?
     public var state: State
     public var isDirectory: Bool
+    /// A `.meta` is there but could not be read (truncated, not JSON, a newer format). The
+    /// backup is not trusted (`state` is `.incomplete`), but it is never deleted for that:
+    /// the data may be fine, and only a person can tell.
+    public var metaUnreadable: Bool = false
 
     /// Counts as a good backup (for metrics, `--latest`, restore).
     public var isGood: Bool { state != .incomplete }
@@ -215,11 +219,15 @@ public struct BackupCatalog: Sendable {
             size = Self.fileSize(fileName, in: folder)
         }
         let state = Self.state(of: meta)
+        // Only when no .meta could be decoded: one existence check, on the rare bad entry.
+        let metaUnreadable = meta == nil && faccessat(folder, fileName + ".meta", F_OK, 0) == 0
         let started = meta?.startedAt.flatMap(WallClock.parseRFC3339) ?? WallClock.parseFileStamp(stamp) ?? 0
         let finished = meta?.finishedAt.flatMap(WallClock.parseRFC3339)
         let resolvedTarget = Self.target(kind: kind, nameTarget: target, meta: meta)
-        return CatalogEntry(path: path, name: name, kind: kind, target: resolvedTarget, startedAt: started, finishedAt: finished,
-                            sizeBytes: size, meta: meta, state: state, isDirectory: isDirectory)
+        var entry = CatalogEntry(path: path, name: name, kind: kind, target: resolvedTarget, startedAt: started, finishedAt: finished,
+                                 sizeBytes: size, meta: meta, state: state, isDirectory: isDirectory)
+        entry.metaUnreadable = metaUnreadable
+        return entry
     }
 
     /// How far a backup with this `.meta` (nil: none) can be trusted.

@@ -18,7 +18,9 @@ import BackstopCore
 ///
 /// Incomplete backups (no completed `.meta`: a failed or interrupted run, a partial copy) are
 /// removed once they are more than `incompleteGraceSeconds` (a day) old; younger ones are left
-/// alone because a run may still be writing them.
+/// alone because a run may still be writing them. A backup whose `.meta` exists but cannot be
+/// read (truncated, not JSON, a newer format) is always kept: an unreadable description is
+/// no proof that the data is bad.
 public struct RetentionPolicy: Sendable, Equatable {
     public var retentionDays: Int
     public var keepDaily: Int
@@ -53,7 +55,10 @@ public struct RetentionPolicy: Sendable, Equatable {
         public var group: String
         public var startedAt: Double
         public var isGood: Bool
-        public init(group: String, startedAt: Double, isGood: Bool) {
+        /// Its `.meta` is there but unreadable: kept, whatever its age.
+        public var metaUnreadable: Bool = false
+        public init(group: String, startedAt: Double, isGood: Bool, metaUnreadable: Bool = false) {
+            self.metaUnreadable = metaUnreadable
             self.group = group
             self.startedAt = startedAt
             self.isGood = isGood
@@ -70,6 +75,7 @@ public struct RetentionPolicy: Sendable, Equatable {
         case incompleteRecent
         case expired(days: Int)
         case incompleteLeftover
+        case metaUnreadable
 
         public var description: String {
             switch self {
@@ -81,6 +87,7 @@ public struct RetentionPolicy: Sendable, Equatable {
             case .incompleteRecent: "incomplete, less than a day old (may be in progress)"
             case .expired(let days): "older than \(days) days and not kept by the daily/weekly/monthly rules"
             case .incompleteLeftover: "incomplete (no completed .meta) and older than a day"
+            case .metaUnreadable: "its .meta cannot be read (kept: check or restore it by hand)"
             }
         }
     }
@@ -101,7 +108,9 @@ public struct RetentionPolicy: Sendable, Equatable {
         var decisions = [Decision](repeating: Decision(keep: false, reasons: []), count: items.count)
         var groups: [String: [Int]] = [:]
         for (index, item) in items.enumerated() {
-            if item.isGood {
+            if item.metaUnreadable {
+                decisions[index] = Decision(keep: true, reasons: [.metaUnreadable])
+            } else if item.isGood {
                 groups[item.group, default: []].append(index)
             } else if now - item.startedAt > incompleteGraceSeconds {
                 decisions[index] = Decision(keep: false, reasons: [.incompleteLeftover])

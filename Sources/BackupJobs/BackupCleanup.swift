@@ -50,7 +50,8 @@ public final class BackupCleanup: Sendable {
     public func plan(now: Double) -> [PlanEntry] {
         var entries = BackupCatalog(backupDir: backupDir).list()
         let decisions = policy.decide(entries.map {
-            RetentionPolicy.Item(group: $0.kind.rawValue + "/" + $0.target, startedAt: $0.startedAt, isGood: $0.isGood)
+            RetentionPolicy.Item(group: $0.kind.rawValue + "/" + $0.target, startedAt: $0.startedAt, isGood: $0.isGood,
+                                 metaUnreadable: $0.metaUnreadable)
         }, now: now)
         // Each entry is moved (not copied: a copy retains every string of it and its .meta) into
         // its plan entry; its slot is left holding an empty entry, which owns nothing.

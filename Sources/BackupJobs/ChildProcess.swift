@@ -1,9 +1,11 @@
 import BackstopCore
+import CChildSpawn
 import Foundation
 import Synchronization
 
-/// A child program (pg_dump, pg_dumpall, pg_basebackup, psql, pg_verifybackup) started with
-/// posix_spawn: argv only (no shell), the parent's environment plus `environment` (passwords
+/// A child program (pg_dump, pg_dumpall, pg_basebackup, psql, pg_verifybackup, the drill's
+/// redis-server) started by the CChildSpawn shim, which ties its life to this process
+/// (PR_SET_PDEATHSIG): argv only (no shell), the parent's environment plus `environment` (passwords
 /// travel there or in PGPASSFILE — never in argv), stdout on a pipe we read or /dev/null,
 /// stderr into a file so its last lines can explain a failure, every other descriptor closed.
 ///
@@ -50,22 +52,6 @@ public final class ChildProcess {
             _ = fcntl(inFDs[1], F_SETFD, FD_CLOEXEC)
             _ = fcntl(inFDs[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if stdinPipe {
-            posix_spawn_file_actions_adddup2(&actions, inFDs[0], 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        if captureStdout {
-            posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        }
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        Self.closeInheritedDescriptors(&actions)
-
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
@@ -74,21 +60,27 @@ public final class ChildProcess {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
-        // Default dispositions and an empty mask in the child: `serve` ignores SIGTERM/SIGINT
-        // itself (ServiceLifecycle handles them through Dispatch), and an ignored signal stays
-        // ignored across exec — a pg_dump that ignores SIGTERM could not be stopped at shutdown.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // The C shim forks on its own long-lived thread and, in the child, sets default signal
+        // dispositions and an empty mask (`serve` ignores SIGTERM/SIGINT itself, and an ignored
+        // signal stays ignored across exec), PR_SET_PDEATHSIG (a SIGKILLed serve leaves no
+        // pg_dump or drill redis-server behind), the three descriptors, closes all others.
         var child: pid_t = 0
-        let rc = posix_spawnp(&child, executable, &actions, &attributes, argv, envp)
+        let stderrFilePath = stderrPath
+        let childStdin = stdinPipe ? inFDs[0] : -1
+        let childStdout = captureStdout ? fds[1] : -1
+        let rc = argv.withUnsafeBufferPointer { argvBuffer in
+            envp.withUnsafeBufferPointer { envpBuffer in
+                executable.withCString { executablePath in
+                    stderrFilePath.withCString { stderrFile in
+                        var request = backstop_spawn_request(
+                            executable: executablePath, argv: argvBuffer.baseAddress, envp: envpBuffer.baseAddress,
+                            stdin_fd: childStdin, stdout_fd: childStdout,
+                            stderr_path: stderrFile, death_signal: Self.deathSignal)
+                        return backstop_spawn(&request, &child)
+                    }
+                }
+            }
+        }
         if captureStdout { close(fds[1]) }
         if stdinPipe { close(inFDs[0]) }
         guard rc == 0 else {
@@ -170,16 +162,7 @@ public final class ChildProcess {
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
-
-    /// glibc's posix_spawn_file_actions_addclosefrom_np (not visible through Swift's Glibc
-    /// module, so looked up at run time); without it, each descriptor in /proc/self/fd.
-    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
-        if let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np") {
-            let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
-            if closeFrom(&actions, 3) == 0 { return }
-        }
-        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap(Int32.init)
-        for fd in fds where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
-    }
+    /// What the kernel sends a child when this process dies: SIGKILL, because nobody is left
+    /// to read its output or wait for it, and a program that traps SIGTERM must still go.
+    public static let deathSignal = SIGKILL
 }

@@ -7,22 +7,55 @@
 #include <stdarg.h>
 #include <microhttpd.h>
 
-/* MHD_start_daemon is variadic: this wrapper fixes the option list Backstop uses
-   (listen address, internal thread pool, connection timeout and limit). */
+/* MHD_start_daemon is variadic: this wrapper fixes the option list Backstop uses: listen
+   address, internal thread pool, the limits that keep hostile clients bounded (connections in
+   all and per IP, idle timeout, memory per connection), strict HTTP parsing (a request
+   without Host, or with bare LF line ends, is refused 400 rather than guessed at) and, when `tlsKey` is not NULL, TLS
+   through GnuTLS (key and certificate as PEM text, GnuTLS priority string). */
 static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
                                                     const struct sockaddr *address,
                                                     MHD_AccessHandlerCallback handler,
                                                     void *context,
                                                     unsigned int threadPoolSize,
                                                     unsigned int connectionTimeoutSeconds,
-                                                    unsigned int connectionLimit) {
+                                                    unsigned int connectionLimit,
+                                                    unsigned int perIPConnectionLimit,
+                                                    size_t memoryLimitPerConnection,
+                                                    const char *tlsKey,
+                                                    const char *tlsCertificate,
+                                                    const char *tlsPriorities) {
+    /* The TLS options go through MHD_OPTION_ARRAY: empty without TLS, so one call serves both. */
+    struct MHD_OptionItem tls[4] = {
+        { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+        { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+    };
+    if (tlsKey != NULL && tlsCertificate != NULL) {
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tlsKey };
+        tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tlsCertificate };
+        tls[2] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)tlsPriorities };
+    }
     return MHD_start_daemon(flags, 0, NULL, NULL, handler, context,
                             MHD_OPTION_SOCK_ADDR, address,
                             MHD_OPTION_THREAD_POOL_SIZE, threadPoolSize,
                             MHD_OPTION_CONNECTION_TIMEOUT, connectionTimeoutSeconds,
                             MHD_OPTION_CONNECTION_LIMIT, connectionLimit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, perIPConnectionLimit,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, memoryLimitPerConnection,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+                            MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                            MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
+}
+
+/* 1 when this libmicrohttpd was built with TLS (Debian's is, with GnuTLS). */
+static inline int backstop_mhd_has_tls(void) {
+    return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
+
+/* The request's Authorization header, or NULL. */
+static inline const char *backstop_mhd_authorization(struct MHD_Connection *connection) {
+    return MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 }
 
 /* The port the daemon actually bound (for port 0 = "pick a free one"). */
@@ -48,4 +81,5 @@ static inline enum MHD_Result backstop_mhd_respond(struct MHD_Connection *connec
 }
 
 static inline enum MHD_Result backstop_mhd_no(void) { return MHD_NO; }
+static inline enum MHD_Result backstop_mhd_yes(void) { return MHD_YES; }
 #endif

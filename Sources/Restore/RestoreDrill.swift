@@ -152,7 +152,8 @@ public struct RestoreDrill: Sendable {
         } catch {
             return fail("\(error)")
         }
-        var template = Array((NSTemporaryDirectory() + "/backstop-drill-XXXXXX").utf8CString)
+        // The pid in the name lets the next serve remove it if this process is killed (LeftoverSweep).
+        var template = Array((NSTemporaryDirectory() + "/backstop-drill-\(getpid())-XXXXXX").utf8CString)
         guard let dirPointer = mkdtemp(&template) else { return fail("mkdtemp failed: \(String(cString: strerror(errno)))") }
         let dir = String(cString: dirPointer)
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -14,7 +14,8 @@ struct ListCommand: AsyncParsableCommand {
             Shows kind, target, file, size, start time, age and checksum state of every backup \
             under $BACKUP_DIR/postgres and $BACKUP_DIR/redis. CHECKSUM is `sha256` for backups \
             with a checksummed .meta, `legacy` for backups made by the old scripts, and \
-            `INCOMPLETE` for files without a completed .meta (not usable as backups).
+            `INCOMPLETE` for files without a completed .meta (not usable as backups), `META UNREADABLE` \
+            for a .meta that is truncated, not JSON or of a newer format (named on stderr; kept by cleanup).
 
             --remote lists the copies in the S3 bucket instead (BACKUP_S3_BUCKET, under \
             BACKUP_S3_PREFIX), with the same columns; FILE is the s3:// address that \
@@ -66,7 +67,8 @@ struct ListCommand: AsyncParsableCommand {
         if json {
             let objects: [[String: Any]] = entries.map { e in
                 var o: [String: Any] = ["path": e.path, "kind": e.kind.rawValue, "target": e.target, "size_bytes": e.sizeBytes,
-                                        "started_at": WallClock.rfc3339(e.startedAt), "state": e.state.rawValue]
+                                        "started_at": WallClock.rfc3339(e.startedAt),
+                                        "state": e.metaUnreadable ? "meta_unreadable" : e.state.rawValue]
                 o["sha256"] = e.meta?.sha256 ?? NSNull()
                 o["finished_at"] = e.finishedAt.map { WallClock.rfc3339($0) } ?? NSNull()
                 if remote { o["location"] = "s3" }
@@ -88,8 +90,13 @@ struct ListCommand: AsyncParsableCommand {
                 let e = UnsafePointer(buffer.baseAddress! + i)
                 rows.append([e.pointee.kind.rawValue, e.pointee.target, (remote ? e.pointee.path : e.pointee.name) + (e.pointee.isDirectory ? "/" : ""),
                              HumanBytes.format(e.pointee.sizeBytes), WallClock.rfc3339(e.pointee.startedAt), Age.format(now - e.pointee.startedAt),
-                             e.pointee.state == .complete ? "sha256" : (e.pointee.state == .legacy ? "legacy" : "INCOMPLETE")])
+                             e.pointee.metaUnreadable ? "META UNREADABLE"
+                                 : e.pointee.state == .complete ? "sha256" : (e.pointee.state == .legacy ? "legacy" : "INCOMPLETE")])
             }
+        }
+        // Named on stderr, so a person sees which file to look at (stdout stays the table).
+        for e in entries where e.metaUnreadable {
+            FileHandle.standardError.write(Data("backstop: \(e.path).meta cannot be read (truncated, not JSON or a newer format); the backup is kept and not used until it is fixed\n".utf8))
         }
         FileHandle.standardOutput.write(Data(TextTable.renderBytes(rows)))
     }

@@ -8,6 +8,7 @@ import BackupJobs
 import Health
 import Scheduling
 import Logging
+import MetricsHTTPServer
 import Restore
 import S3
 import ServiceLifecycle
@@ -30,9 +31,16 @@ struct ServeCommand: AsyncParsableCommand {
             S3UploadFailing). Stops gracefully on SIGTERM or SIGINT; a running job gets \
             SHUTDOWN_GRACE_PERIOD to finish.
 
+            With --web.config.file (or WEB_CONFIG_FILE), the metrics port speaks TLS and/or asks \
+            for HTTP basic auth, configured as for any Prometheus exporter (tls_server_config: \
+            cert_file, key_file; basic_auth_users: name: bcrypt hash); /healthz needs no password. \
+            METRICS_MAX_CONNECTIONS (256), METRICS_MAX_CONNECTIONS_PER_IP (16) and \
+            METRICS_CONNECTION_TIMEOUT (10s) bound what clients may hold.
+
             Examples:
               backstop serve
               backstop serve --listen 127.0.0.1:9847 --health-interval 30s
+              backstop serve --web.config.file /etc/backstop/web.yml
             """
     )
 
@@ -44,13 +52,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("health-interval"), help: ArgumentHelp("Time between health checks: 300, 300s, 5m (overrides HEALTH_CHECK_INTERVAL, default 5m).", valueName: "duration"))
     var healthInterval: String?
 
+    @Option(name: .customLong("web.config.file"), help: ArgumentHelp("Exporter-toolkit web config (TLS, basic auth) for the metrics port (overrides WEB_CONFIG_FILE).", valueName: "path"))
+    var webConfigFile: String?
+
     func run() async throws {
         // Before the service threads allocate: a long-running, mostly idle process needs no
         // per-thread malloc arenas (glibc's default is 8 per core, each keeping its free pages).
         MemoryRelease.limitArenas(2)
-        let overrides = ["METRICS_LISTEN": listen, "HEALTH_CHECK_INTERVAL": healthInterval]
+        let overrides = ["METRICS_LISTEN": listen, "HEALTH_CHECK_INTERVAL": healthInterval, "WEB_CONFIG_FILE": webConfigFile]
         let config = try common.loadConfig(overrides: overrides)
         let settings = try ServiceSettings(environment: common.environment(overrides: overrides), backstop: config)
+        let env = settings.environment
+        let web = try validated { try env["WEB_CONFIG_FILE"].flatMap { $0.isEmpty ? nil : try WebConfig.load(path: $0) } }
+        let limits = try validated { try HTTPServerLimits.load(environment: env) }
         try FileSystem.createDirectory(config.logsDir)
         BackstopLogging.bootstrap(level: config.logLevel, files: BackstopLogging.standardFiles(backupDir: config.backupDir))
         let logger = Logger(label: "backstop")
@@ -73,7 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
         let pipeline = AlertPipeline(rules: alerting.rules, config: alerting.config, backupDir: config.backupDir,
                                      evaluationInterval: config.healthInterval, metrics: registry,
                                      logger: Logger(label: "backstop.alerting"))
-        let metrics = MetricsService(listen: config.metricsListen, registry: registry, logger: logger)
+        let metrics = MetricsService(listen: config.metricsListen, web: web, limits: limits, registry: registry, logger: logger)
         let evaluator = AlertEvaluationService(store: store, pipeline: pipeline)
         let health = HealthLoopService(checker: HealthChecker(config: config), store: store, interval: config.healthInterval,
                                        logger: Logger(label: BackstopLogging.healthLabel))
@@ -88,6 +102,9 @@ struct ServeCommand: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])
+        // What a killed run left (partial files, temporary files, lock text of a dead pid).
+        for action in LeftoverSweep.run(backupDir: config.backupDir) { logger.notice("start-up: \(action)") }
+        for line in UnreadableFiles.report(backupDir: config.backupDir) { logger.warning("start-up: \(line)") }
         try await group.run()
         alertsLock.release()
         logger.info("backstop stopped")

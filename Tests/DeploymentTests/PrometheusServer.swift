@@ -14,7 +14,9 @@ final class PrometheusServer {
     var baseURL: String { "http://127.0.0.1:\(port)" }
     var log: String { directory + "/prometheus.log" }
 
-    init(job: String, targets: [String], ruleFiles: [String]) throws {
+    /// `scrapeOptions`: extra lines of the job's scrape config (scheme, tls_config, basic_auth),
+    /// indented as job keys (4 spaces).
+    init(job: String, targets: [String], ruleFiles: [String], scrapeOptions: String = "") throws {
         let binary = try TestEnvironment.binary("prometheus", package: "prometheus")
         port = try TestEnvironment.freePort()
         directory = try TestEnvironment.makeTempDirectory("prometheus")
@@ -28,6 +30,7 @@ final class PrometheusServer {
             \(rules)
             scrape_configs:
               - job_name: \(job)
+            \(scrapeOptions)
                 static_configs:
                   - targets: [\(targets.map { "\"\($0)\"" }.joined(separator: ", "))]
 

@@ -1,0 +1,164 @@
+import BackstopCore
+import BackstopTestSupport
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `backstop serve` SIGKILLed in the middle of a pg_dump: no child outlives it, and the next
+/// start removes what the killed run left, without touching the good backups beside it.
+@Suite("process faults", .serialized)
+struct ProcessFaultTests {
+    /// A session that holds ACCESS EXCLUSIVE on `table` for two minutes, so a pg_dump of its
+    /// database waits (running, with its partial file open) until the test is done.
+    final class LockHolder {
+        let pid: Int32
+        let pg: PostgresServer
+        let marker: String
+        init(pg: PostgresServer, database: String, table: String) throws {
+            self.pg = pg
+            marker = "backstop_lock_\(UInt32.random(in: 0...UInt32.max))"
+            let dir = try TestEnvironment.makeTempDirectory("lock-holder")
+            pid = try TestProcesses.spawn(pg.program("psql"), [
+                "-X", "-h", pg.host, "-p", String(pg.port), "-U", pg.superuser, "-d", database,
+                "-c", "BEGIN; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120) AS \(marker);",
+            ], logFile: dir + "/psql.log")
+            let pg = self.pg, marker = self.marker
+            try TestEnvironment.waitUntil(timeout: 20, "the lock holder's session") {
+                (try? pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%AS \(marker)%' AND pid <> pg_backend_pid()")) == "1"
+            }
+        }
+
+        func release() {
+            _ = try? pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%AS \(marker)%' AND pid <> pg_backend_pid()")
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            TestProcesses.unregister(pid: pid)
+        }
+    }
+
+    /// Name → SHA-256 of every file in `folder` (good backups and .meta files).
+    static func fingerprint(_ folder: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder) where !name.hasPrefix(".") {
+            let digest = try TestProcesses.run("/usr/bin/sha256sum", [folder + "/" + name]).stdout
+            out[name] = String(digest.prefix(64))
+        }
+        return out
+    }
+
+    @Test func sigkillDuringADumpLeavesNoChildAndTheNextStartCleansUp() throws {
+        let pg = try PostgresServer.shared
+        let good = PostgresServer.uniqueDatabaseName("good")
+        let busy = PostgresServer.uniqueDatabaseName("busy")
+        try pg.createDatabase(good)
+        try pg.createDatabase(busy)
+        try pg.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g;", database: good)
+        try pg.psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g;", database: busy)
+        let backupDir = try TestEnvironment.makeTempDirectory("sigkill") + "/backups"
+        var env = pg.environment
+        env["BACKUP_DIR"] = backupDir
+
+        // Good backups first, by the CLI.
+        var cli = env
+        cli["BACKUP_POSTGRES_DATABASES"] = good
+        let made = try BackstopBinary.run(["backup", "postgres", "full"], environment: cli)
+        #expect(made.status == 0, "\(made.stderr)")
+        let postgresDir = backupDir + "/postgres"
+        let before = try Self.fingerprint(postgresDir)
+        #expect(before.keys.contains { $0.hasPrefix(good) && $0.hasSuffix(".sql.gz") })
+        #expect(before.keys.contains { $0.hasPrefix(good) && $0.hasSuffix(".sql.gz.meta") })
+
+        let holder = try LockHolder(pg: pg, database: busy, table: "t")
+        defer { holder.release() }
+        var serveEnv = env
+        serveEnv["BACKUP_POSTGRES_DATABASES"] = busy
+        serveEnv["BACKUP_SCHEDULE_FULL"] = "0 0 1 1 *" // never due by the clock: catch-up runs it at start
+        let serve = try ServeUnderTest(environment: serveEnv, backupDir: backupDir)
+        var dumpPID: Int32 = 0
+        try TestEnvironment.waitUntil(timeout: 30, "pg_dump running under serve with its partial file (log \(serve.log))") {
+            let partial = ((try? FileManager.default.contentsOfDirectory(atPath: postgresDir)) ?? [])
+                .contains { $0.hasPrefix("." + busy) && $0.hasSuffix(".partial") }
+            if let dump = childProcesses(of: serve.pid).first(where: { $0.cmdline.first?.hasSuffix("pg_dump") == true }) {
+                dumpPID = dump.pid
+            }
+            return partial && dumpPID != 0
+        }
+        // Leftovers of the same run elsewhere: an atomic write's temp file and a child's
+        // stderr file, both of the serve pid that is about to die.
+        let killedPID = serve.pid
+        let tempFile = postgresDir + "/.\(good)_x.meta.tmp-\(killedPID)-42"
+        let stderrFile = backupDir + "/.state/.stderr-\(killedPID)-7"
+        let liveTemp = postgresDir + "/.other.meta.tmp-\(getpid())-9"
+        for path in [tempFile, stderrFile, liveTemp] { try "half".write(toFile: path, atomically: false, encoding: .utf8) }
+
+        serve.kill(SIGKILL)
+        try serve.waitForExit()
+        try TestEnvironment.waitUntil(timeout: 5, "pg_dump \(dumpPID) to die with its parent") { !processAlive(dumpPID) }
+        let lockText = try String(contentsOfFile: backupDir + "/.locks/postgres_full.lock", encoding: .utf8)
+        #expect(lockText.hasPrefix("pid \(killedPID) "), "lock text: \(lockText)")
+        let partials = try FileManager.default.contentsOfDirectory(atPath: postgresDir).filter { $0.hasSuffix(".partial") }
+        #expect(!partials.isEmpty, "the killed run left its partial file (what the restart must clean)")
+
+        // Restart with the job off: only the start-up sweep can remove anything.
+        serveEnv["BACKUP_SCHEDULE_FULL"] = ""
+        let again = try ServeUnderTest(environment: serveEnv, backupDir: backupDir)
+        defer { again.stop() }
+        try TestEnvironment.waitUntil(timeout: 10, "the start-up sweep in the log") { again.logText().contains("start-up: removed the partial file") }
+        let names = try FileManager.default.contentsOfDirectory(atPath: postgresDir)
+        #expect(!names.contains { $0.hasSuffix(".partial") }, "\(names)")
+        #expect(!FileManager.default.fileExists(atPath: tempFile))
+        #expect(!FileManager.default.fileExists(atPath: stderrFile))
+        #expect(FileManager.default.fileExists(atPath: liveTemp), "a live process's temporary file was removed")
+        #expect(try Self.fingerprint(postgresDir) == before, "a good backup or .meta changed")
+        #expect(try String(contentsOfFile: backupDir + "/.locks/postgres_full.lock", encoding: .utf8).isEmpty)
+        let listed = try BackstopBinary.run(["list", "--json"], environment: ["BACKUP_DIR": backupDir])
+        #expect(listed.stdout.contains(good) && !listed.stdout.contains(busy), "\(listed.stdout)")
+        unlink(liveTemp)
+    }
+
+    @Test func sigkillDuringARedisDrillLeavesNoRedisServer() throws {
+        // A cluster of its own (keys are added), one Redis snapshot, then a drill whose real
+        // redis-server loads it slowly (key-load-delay: 100 ms a key), killed while it loads.
+        let cluster = try RedisCluster.start(password: "drill-pw", withSentinels: false)
+        defer { cluster.shutdown() }
+        let cli = try TestEnvironment.binary("redis-cli", package: "redis-tools")
+        try TestProcesses.run(cli, ["-p", String(cluster.master.port), "-a", "drill-pw", "--no-auth-warning", "EVAL",
+                                    "for i = 1, 300 do redis.call('SET', KEYS[1] .. i, i) end", "1", "drill:"])
+        let dir = try TestEnvironment.makeTempDirectory("drill-kill")
+        let env = ["BACKUP_DIR": dir + "/backups", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(cluster.master.port),
+                   "REDIS_PASSWORD": "drill-pw"]
+        let made = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(made.status == 0, "\(made.stderr)")
+        let redisServer = try TestEnvironment.binary("redis-server", package: "redis-server")
+        let wrapper = dir + "/slow-redis-server"
+        try "#!/bin/sh\nexec \(redisServer) \"$@\" --key-load-delay 100000\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        var drillEnv = env
+        drillEnv["BACKUP_REDIS_SERVER"] = wrapper
+        let drill = try BackstopBinary.spawn(["drill", "--redis"], environment: drillEnv, logFile: dir + "/drill.log")
+        var serverPID: Int32 = 0
+        try TestEnvironment.waitUntil(timeout: 20, "the drill's redis-server (log \(dir)/drill.log)") {
+            serverPID = childProcesses(of: drill).first { $0.cmdline.first?.contains("redis-server") == true }?.pid ?? 0
+            return serverPID != 0
+        }
+        kill(drill, SIGKILL)
+        var status: Int32 = 0
+        waitpid(drill, &status, 0)
+        TestProcesses.unregister(pid: drill)
+        try TestEnvironment.waitUntil(timeout: 5, "the drill's redis-server \(serverPID) to die with the drill") { !processAlive(serverPID) }
+
+        // Its scratch folder (a copy of the snapshot) is removed by the next serve.
+        let temporary = NSTemporaryDirectory()
+        let scratch = try FileManager.default.contentsOfDirectory(atPath: temporary).filter { $0.hasPrefix("backstop-drill-\(drill)-") }
+        #expect(scratch.count == 1, "\(scratch)")
+        let serve = try ServeUnderTest(environment: env, backupDir: dir + "/backups")
+        defer { serve.stop() }
+        try TestEnvironment.waitUntil(timeout: 10, "the drill's scratch folder removed") {
+            serve.logText().contains("removed the scratch folder of a restore drill of dead process \(drill)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).allSatisfy { !$0.hasPrefix("backstop-drill-\(drill)-") })
+    }
+}
