@@ -23,6 +23,8 @@ public final class BackupCleanup: Sendable {
         /// Removed (or, in a dry run, to be removed) rotated log files and orphaned `.meta` files.
         public var removedLogs: [String]
         public var removedOrphans: [String]
+        /// Inventory reports (`backup_inventory_YYYYMMDD.txt`/`.json`) past the retention period.
+        public var removedInventories: [String] = []
         public var freedBytes: UInt64
         /// Paths that could not be removed, with the reason.
         public var errors: [String]
@@ -119,6 +121,13 @@ public final class BackupCleanup: Sendable {
             report.removedLogs.append(path)
             if !dryRun { remove(path, into: &report) }
         }
+        // Inventory reports of days past the retention period (by the day in the name: a copy
+        // or a touch does not make an old report young).
+        for name in (try? FileSystem.list(backupDir)) ?? [] {
+            guard let day = Self.inventoryDay(name), day + 86_400 <= cutoff else { continue }
+            report.removedInventories.append(backupDir + "/" + name)
+            if !dryRun { remove(backupDir + "/" + name, into: &report) }
+        }
         if !dryRun {
             let kept = BackupCatalog(backupDir: backupDir).list()
             let inventory = BackupInventory(entries: kept, backupDir: backupDir, now: now, backupDirBytes: Self.diskUsage(backupDir),
@@ -127,9 +136,18 @@ public final class BackupCleanup: Sendable {
             report.inventory = inventory
             if let metrics { RetentionMetrics.update(metrics, entries: kept) }
             log?.info("cleanup: kept \(plan.count(where: { $0.decision.keep })) backups, removed \(plan.count(where: { !$0.decision.keep })), "
-                      + "\(report.removedLogs.count) old logs; freed \(HumanBytes.format(report.freedBytes))")
+                      + "\(report.removedLogs.count) old logs, \(report.removedInventories.count) old inventories; freed \(HumanBytes.format(report.freedBytes))")
         }
         return report
+    }
+
+    /// The Unix start of the UTC day of an inventory file's name (`backup_inventory_20260107.txt`
+    /// or `.json`); nil for any other name.
+    public static func inventoryDay(_ name: String) -> Double? {
+        guard name.hasPrefix("backup_inventory_"), name.hasSuffix(".txt") || name.hasSuffix(".json") else { return nil }
+        let stamp = name.dropFirst(17).prefix { $0 != "." }
+        guard stamp.count == 8, stamp.allSatisfy(\.isNumber) else { return nil }
+        return WallClock.parseFileStamp(stamp + "_000000")
     }
 
     /// `backup_inventory_YYYYMMDD.txt` and `.json` (atomically); returns their paths.

@@ -19,7 +19,7 @@ public final class BackupLog: Sendable {
 
     private func line(_ level: String, _ message: String) {
         let text = "\(WallClock.rfc3339(WallClock.now())) [\(level)] \(message)"
-        try? FileSystem.appendLine(text, to: file)
+        try? LogFile.append(text, to: file)
         if echo {
             let out = (isTerminal ? "\r\u{1b}[K" : "") + text + "\n"
             FileHandle.standardOutput.write(Data(out.utf8))

@@ -132,18 +132,7 @@ public struct S3Settings: Sendable {
     static func encodePath(_ key: String) -> String { encode(key, keepSlash: true) }
 
     /// `8388608`, `8MiB`, `8M`, `64MB` (binary units), `1GiB`.
-    public static func parseBytes(_ raw: String) -> UInt64? {
-        let t = raw.trimmingCharacters(in: .whitespaces)
-        let digits = t.prefix { $0.isNumber }
-        guard let n = UInt64(digits) else { return nil }
-        switch t.dropFirst(digits.count).lowercased() {
-        case "", "b": return n
-        case "k", "kb", "kib": return n << 10
-        case "m", "mb", "mib": return n << 20
-        case "g", "gb", "gib": return n << 30
-        default: return nil
-        }
-    }
+    public static func parseBytes(_ raw: String) -> UInt64? { ValueParsers.byteSize(raw) }
 }
 
 extension String {

@@ -74,7 +74,7 @@ struct CleanupCommand: AsyncParsableCommand {
              "size_bytes": p.entry.sizeBytes, "action": p.decision.keep ? "keep" : "delete",
              "reasons": p.decision.reasons.map(\.description)]
         }
-        var object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs,
+        var object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs, "inventories_removed": report.removedInventories,
                                      "orphan_metas_removed": report.removedOrphans, "freed_bytes": report.freedBytes,
                                      "errors": report.errors]
         if let remote = outcome.remote {
@@ -110,6 +110,7 @@ struct CleanupCommand: AsyncParsableCommand {
         var out = ""
         let verb = report.dryRun ? "would remove" : "removed"
         for path in report.removedLogs { out += "\(verb) old log \(path)\n" }
+        for path in report.removedInventories { out += "\(verb) old inventory \(path)\n" }
         for path in report.removedOrphans { out += "\(verb) orphaned \(path)\n" }
         for error in report.errors { out += "ERROR \(error)\n" }
         let deleted = report.plan.count(where: { !$0.decision.keep })
