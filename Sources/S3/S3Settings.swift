@@ -19,6 +19,9 @@ public struct S3Settings: Sendable {
     /// Key prefix without leading or trailing slash ("" for none).
     public var prefix: String
     public var storageClass: String
+    /// `BACKUP_S3_ARCHIVE_STORAGE_CLASS`: the class a backup is copied into (in place) once it
+    /// is the yearly keeper of a finished year (nil: off).
+    public var archiveStorageClass: String?
     public var encryption: Encryption
     public var credentials: AWSSigV4
     public var multipartThreshold: UInt64
@@ -69,6 +72,12 @@ public struct S3Settings: Sendable {
         guard classes.contains(storageClass) else {
             throw ConfigError(variable: "BACKUP_S3_STORAGE_CLASS", value: storageClass, accepted: classes.joined(separator: ", "))
         }
+        let archive = text("BACKUP_S3_ARCHIVE_STORAGE_CLASS", "")
+        guard archive.isEmpty || classes.contains(archive) else {
+            throw ConfigError(variable: "BACKUP_S3_ARCHIVE_STORAGE_CLASS", value: archive,
+                              accepted: "GLACIER, DEEP_ARCHIVE or another of " + classes.joined(separator: ", ") + ", or empty for none")
+        }
+        archiveStorageClass = archive.isEmpty ? nil : archive
         switch text("BACKUP_S3_SSE", "") {
         case "": encryption = .none
         case "AES256": encryption = .aes256
@@ -93,6 +102,9 @@ public struct S3Settings: Sendable {
         connectTimeout = try duration("BACKUP_S3_CONNECT_TIMEOUT", .seconds(10))
         stallTimeout = try duration("BACKUP_S3_STALL_TIMEOUT", .seconds(60))
     }
+
+    /// Storage classes whose objects cannot be read before a RestoreObject (`backstop s3 thaw`).
+    public static let archiveClasses: Set<String> = ["GLACIER", "DEEP_ARCHIVE"]
 
     /// `s3://bucket/prefix` for messages (never credentials).
     public var destination: String { "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)") }
