@@ -70,7 +70,7 @@ public struct S3Client: Sendable {
         for attempt in 1...settings.maxAttempts {
             if attempt > 1 { try await Task.sleep(for: Self.backoff(attempt: attempt - 1, base: settings.retryBase)) }
             var request = try build()
-            request.awsSigV4 = settings.credentials
+            request.awsSigV4 = try await settings.credentials.signer()
             request.connectTimeout = settings.connectTimeout
             request.stallTimeout = settings.stallTimeout
             let response: HTTPClientResponse
@@ -94,7 +94,7 @@ public struct S3Client: Sendable {
 
     static func hint(_ status: Int) -> String {
         switch status {
-        case 403: return " (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket policy)"
+        case 403: return " (check the credentials — AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the role or profile — and the bucket policy)"
         case 404: return " (check BACKUP_S3_BUCKET and BACKUP_S3_REGION)"
         default: return ""
         }

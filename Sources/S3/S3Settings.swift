@@ -23,7 +23,9 @@ public struct S3Settings: Sendable {
     /// is the yearly keeper of a finished year (nil: off).
     public var archiveStorageClass: String?
     public var encryption: Encryption
-    public var credentials: AWSSigV4
+    /// Asked for the signing keys before every request (cached; temporary ones refreshed
+    /// before they expire).
+    public var credentials: CredentialProvider
     public var multipartThreshold: UInt64
     public var partSize: UInt64
     public var concurrency: Int
@@ -84,14 +86,7 @@ public struct S3Settings: Sendable {
         case "aws:kms": encryption = .kms(keyID: env["BACKUP_S3_SSE_KMS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 })
         case let other: throw ConfigError(variable: "BACKUP_S3_SSE", value: other, accepted: "AES256 or aws:kms (with BACKUP_S3_SSE_KMS_KEY_ID), or empty for none")
         }
-        let keyID = env["AWS_ACCESS_KEY_ID"] ?? ""
-        let secret = env["AWS_SECRET_ACCESS_KEY"] ?? ""
-        guard !keyID.isEmpty, !secret.isEmpty else {
-            throw ConfigError(variable: keyID.isEmpty ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY", value: "",
-                              accepted: "the credentials of an IAM user or role allowed s3:PutObject on the bucket (set both)")
-        }
-        let token = env["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : Secret($0) }
-        credentials = AWSSigV4(region: region, accessKeyID: keyID, secretAccessKey: Secret(secret), sessionToken: token)
+        credentials = try CredentialProvider(environment: env, region: region)
         multipartThreshold = try bytes("BACKUP_S3_MULTIPART_THRESHOLD", 64 << 20, minimum: 5 << 20)
         partSize = try bytes("BACKUP_S3_PART_SIZE", 16 << 20, minimum: 5 << 20)
         let concurrency = env["BACKUP_S3_CONCURRENCY"].flatMap { $0.isEmpty ? nil : $0 } ?? "4"
