@@ -70,6 +70,10 @@ import Testing
         let restore = try BackstopBinary.run(["restore", "redis", "s3://archive/" + key, "--dry-run"], environment: cli)
         #expect(restore.status != 0 && restore.stderr.contains("backstop s3 thaw"), "\(restore.stdout)\n\(restore.stderr)")
 
+        let listed = try BackstopBinary.run(["list", "--remote", "--json"], environment: cli)
+        let objects = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]])
+        #expect(objects.first { $0["path"] as? String == "s3://archive/" + key }?["storage_class"] as? String == "GLACIER")
+
         let bad = try BackstopBinary.run(["s3", "thaw", "s3://archive/" + key, "--tier", "Fast"], environment: cli)
         #expect(bad.status == 64 && bad.stderr.contains("--tier Fast") && bad.stderr.contains("Standard, Bulk or Expedited"))
         let thaw = try BackstopBinary.run(["s3", "thaw", "s3://archive/" + key, "--days", "2", "--json"], environment: cli)
