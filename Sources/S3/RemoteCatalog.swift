@@ -216,8 +216,9 @@ public struct RemoteCatalog: Sendable {
     /// Asks S3 (HEAD, eight at a time) about every single-object backup that has no `.meta`:
     /// without Backstop's marker it is an upload of the old scripts, a good legacy backup.
     func markLegacyUploads(_ found: inout [Found], client: S3Client) async throws {
-        let candidates = found.indices.filter { found[$0].metaKey == nil && !found[$0].isDirectory }
-        var legacy: [Int] = []
+        // Backstop never writes `_incremental_` tars: those need no question.
+        var legacy = found.indices.filter { found[$0].metaKey == nil && found[$0].isLegacyArchive }
+        let candidates = found.indices.filter { found[$0].metaKey == nil && !found[$0].isDirectory && !found[$0].isLegacyArchive }
         try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
             var next = 0
             func add() {

@@ -87,5 +87,8 @@ import Testing
         let error = #expect(throws: ConfigError.self) { try LogRotation(environment: ["BACKUP_LOG_MAX_BYTES": "lots"]) }
         #expect("\(error.map { "\($0)" } ?? "")".contains("BACKUP_LOG_MAX_BYTES"))
         #expect(throws: ConfigError.self) { try LogRotation(environment: ["BACKUP_LOG_KEEP": "-1"]) }
+        // Start-up refuses it like every other setting (serve, health, backup read BackstopConfig).
+        let startup = #expect(throws: ConfigError.self) { try BackstopConfig(environment: ["BACKUP_LOG_MAX_AGE": "soon"]) }
+        #expect(startup?.variable == "BACKUP_LOG_MAX_AGE")
     }
 }
