@@ -66,6 +66,8 @@ public final class CredentialProvider: Sendable {
     /// Shared-file credentials are read again after this long.
     public let fileRecheckSeconds: Double
     private let cache: Mutex<(credentials: AWSCredentials, fetchedAt: Double)?>
+    /// The fetch in progress: parts uploaded in parallel at expiry wait for one STS/IMDS call.
+    private let inflight = Mutex<Task<AWSCredentials, any Error>?>(nil)
     /// Every secret handed out so far, for `redact` (a rotated key may still echo in an old error).
     private let seenSecrets = Mutex<[String]>([])
 
@@ -138,7 +140,15 @@ public final class CredentialProvider: Sendable {
         if let cached = cache.withLock({ $0 }), isFresh(cached.credentials, fetchedAt: cached.fetchedAt, now: now) {
             return cached.credentials
         }
-        let fresh = try await fetch(now: now)
+        let task = inflight.withLock { current in
+            if let current { return current }
+            let started = Task { try await self.fetch(now: now) }
+            current = started
+            return started
+        }
+        let result = await task.result
+        inflight.withLock { if $0 == task { $0 = nil } }
+        let fresh = try result.get()
         cache.withLock { $0 = (fresh, now) }
         seenSecrets.withLock { seen in
             for s in [fresh.secretAccessKey.value, fresh.sessionToken?.value].compactMap({ $0 }) where !seen.contains(s) { seen.append(s) }

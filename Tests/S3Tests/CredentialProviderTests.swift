@@ -125,6 +125,15 @@ import Testing
         let second = try await settings.credentials.current(now: t0 + 70)  // 290 s before expiry: inside the 5-minute margin
         #expect(second.accessKeyID == "ASIAIMDSSECOND" && imds.credentialFetches == 2)
 
+        // Parts uploaded in parallel when the credentials are due share one fetch.
+        let parallel = try CredentialProvider(environment: ["HOME": home, "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint], region: "us-east-1")
+        let before = imds.credentialFetches
+        try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<8 { group.addTask { try await parallel.current(now: t0 + 100).accessKeyID } }
+            for try await key in group { #expect(key == "ASIAIMDSSECOND") }
+        }
+        #expect(imds.credentialFetches == before + 1)
+
         // An unreachable service: a clear error that names the source and carries no secret.
         imds.stop()
         let orphan = try CredentialProvider(environment: ["HOME": home, "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint], region: "us-east-1")
