@@ -59,18 +59,14 @@ public struct LogRotation: Sendable, Equatable {
 /// handler, the alerts log) in every process (serve and a CLI backup beside it).
 ///
 /// Each line is appended with one `write(2)` on an `O_APPEND` descriptor while holding an
-/// exclusive `flock` on `logs/.<name>.lock`. The rotation runs under the same lock, and a
-/// writer opens the live file only after taking it, so no process can write into a file that
-/// is being rotated: no line is lost, split or written twice. The rotation compresses the live
-/// file into a temporary `.gz` (fsynced), shifts the generations, renames the new `.1.gz` into
-/// place and only then removes the live file; a crash part-way leaves lines in two places at
-/// worst, never in none.
+/// exclusive `flock` on the live file itself; a writer that got the lock on a file that was
+/// rotated away meanwhile (its inode is no longer the path's) opens the path again. The
+/// rotation runs under the same lock, so no process can write into a file being rotated: no
+/// line is lost, split or written twice. The rotation compresses the live file into a
+/// temporary `.gz` (fsynced), shifts the generations, renames the new `.1.gz` into place and
+/// only then removes the live file; a crash part-way leaves lines in two places at worst,
+/// never in none.
 public enum LogFile {
-    /// The lock file beside a log (hidden, so cleanup and listings ignore it).
-    public static func lockPath(for path: String) -> String {
-        FileSystem.directory(of: path) + "/." + FileSystem.lastComponent(of: path) + ".lock"
-    }
-
     /// `backup.log.3.gz`.
     public static func generation(_ index: Int, of path: String) -> String { path + ".\(index).gz" }
 
@@ -80,15 +76,14 @@ public enum LogFile {
         var bytes = Array(line.utf8)
         if bytes.last != 10 { bytes.append(10) }
         try FileSystem.createDirectory(FileSystem.directory(of: path))
-        let lock = try takeLock(path)
-        defer { close(lock) }
-        var rotationError: (any Error)?
-        if isDue(path, adding: UInt64(bytes.count), rotation: rotation, now: now) {
-            do { try rotateLocked(path, keep: rotation.keep) } catch { rotationError = error }
-        }
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
+        var fd = try openLocked(path)
         defer { close(fd) }
+        var rotationError: (any Error)?
+        if isDue(fd: fd, path: path, adding: UInt64(bytes.count), rotation: rotation, now: now) {
+            do { try rotateLocked(path, keep: rotation.keep) } catch { rotationError = error }
+            close(fd)  // the rotated (or, on failure, the same) file; the lock goes with it
+            fd = try openLocked(path)
+        }
         try FileSystem.writeAll(fd: fd, bytes, path: path)
         if let rotationError { throw rotationError }
     }
@@ -96,29 +91,35 @@ public enum LogFile {
     /// Rotates `path` now (under its lock), whatever its size; nothing happens to an empty or
     /// missing file.
     public static func rotate(_ path: String, keep: Int) throws {
-        let lock = try takeLock(path)
-        defer { close(lock) }
+        let fd = try openLocked(path)
+        defer { close(fd) }
         try rotateLocked(path, keep: keep)
     }
 
-    static func takeLock(_ path: String) throws -> Int32 {
-        let lockFile = lockPath(for: path)
-        let fd = open(lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw FileSystemError.errno(errno, "open", lockFile) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno == EINTR { continue }
-            let code = errno
-            close(fd)
-            throw FileSystemError.errno(code, "flock", lockFile)
+    /// The live file opened for appending (created when missing) with its `flock` held, and
+    /// still the file the path names (not one a rotation removed while we waited).
+    static func openLocked(_ path: String) throws -> Int32 {
+        while true {
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
+            while flock(fd, LOCK_EX) != 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                close(fd)
+                throw FileSystemError.errno(code, "flock", path)
+            }
+            var held = stat(), named = stat()
+            if fstat(fd, &held) == 0, stat(path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
+                return fd
+            }
+            close(fd)  // rotated away while we waited: take the new file
         }
-        return fd
     }
 
-    /// Whether the live file must be rotated before `adding` more bytes (pure but for a stat
-    /// and a read of the first line's time stamp).
-    static func isDue(_ path: String, adding: UInt64, rotation: LogRotation, now: Double) -> Bool {
+    /// Whether the live file (`fd`, locked) must be rotated before `adding` more bytes.
+    static func isDue(fd: Int32, path: String, adding: UInt64, rotation: LogRotation, now: Double) -> Bool {
         var st = stat()
-        guard stat(path, &st) == 0, st.st_size > 0 else { return false }
+        guard fstat(fd, &st) == 0, st.st_size > 0 else { return false }
         let size = UInt64(st.st_size)
         if rotation.maxBytes > 0, size + adding > rotation.maxBytes { return true }
         guard rotation.maxAgeSeconds > 0 else { return false }

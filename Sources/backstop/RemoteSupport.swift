@@ -18,7 +18,7 @@ enum S3Config {
     /// The settings, or a clear message and exit 1 when S3 is not configured.
     static func required(_ env: [String: String], to what: String) throws -> S3Settings {
         guard let settings = try optional(env) else {
-            FileHandle.standardError.write(Data("backstop: S3 is not configured, so there is nothing to \(what): set BACKUP_S3_BUCKET (with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and BACKUP_S3_ENDPOINT for an S3-compatible store).\n".utf8))
+            FileHandle.standardError.write(Data("backstop: S3 is not configured, so there is nothing to \(what): set BACKUP_S3_BUCKET (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, AWS_PROFILE or the instance role; BACKUP_S3_ENDPOINT for an S3-compatible store).\n".utf8))
             throw ExitCode(1)
         }
         return settings
