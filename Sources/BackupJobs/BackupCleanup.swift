@@ -124,7 +124,7 @@ public final class BackupCleanup: Sendable {
         // Inventory reports of days past the retention period (by the day in the name: a copy
         // or a touch does not make an old report young).
         for name in (try? FileSystem.list(backupDir)) ?? [] {
-            guard let day = Self.inventoryDay(name), day + 86_400 <= cutoff else { continue }
+            guard let day = BackupInventory.day(ofFileName: name), day + 86_400 <= cutoff else { continue }
             report.removedInventories.append(backupDir + "/" + name)
             if !dryRun { remove(backupDir + "/" + name, into: &report) }
         }
@@ -139,15 +139,6 @@ public final class BackupCleanup: Sendable {
                       + "\(report.removedLogs.count) old logs, \(report.removedInventories.count) old inventories; freed \(HumanBytes.format(report.freedBytes))")
         }
         return report
-    }
-
-    /// The Unix start of the UTC day of an inventory file's name (`backup_inventory_20260107.txt`
-    /// or `.json`); nil for any other name.
-    public static func inventoryDay(_ name: String) -> Double? {
-        guard name.hasPrefix("backup_inventory_"), name.hasSuffix(".txt") || name.hasSuffix(".json") else { return nil }
-        let stamp = name.dropFirst(17).prefix { $0 != "." }
-        guard stamp.count == 8, stamp.allSatisfy(\.isNumber) else { return nil }
-        return WallClock.parseFileStamp(stamp + "_000000")
     }
 
     /// `backup_inventory_YYYYMMDD.txt` and `.json` (atomically); returns their paths.

@@ -36,6 +36,8 @@ public struct RemoteListing: Sendable {
     public var backups: [RemoteBackup]
     /// `.meta` objects whose data is gone, with their upload time.
     public var orphanMetas: [(key: String, lastModified: Double)]
+    /// `reports/backup_inventory_YYYYMMDD.txt`/`.json` keys with the day in their names.
+    public var inventoryReports: [(key: String, day: Double)] = []
 }
 
 /// The backups in the bucket under `BACKUP_S3_PREFIX`: `postgres/` and `redis/` (`reports/`
@@ -193,7 +195,13 @@ public struct RemoteCatalog: Sendable {
             backups.append(backup(f, meta: metaResult))
         }
         backups.sort { ($0.entry.startedAt, $0.entry.name) > ($1.entry.startedAt, $1.entry.name) }
-        return RemoteListing(backups: backups, orphanMetas: orphans)
+        var listing = RemoteListing(backups: backups, orphanMetas: orphans)
+        let reports = settings.key(for: "reports/")
+        for object in objects where object.key.hasPrefix(reports) {
+            let name = String(object.key.dropFirst(reports.count))
+            if !name.contains("/"), let day = BackupInventory.day(ofFileName: name) { listing.inventoryReports.append((object.key, day)) }
+        }
+        return listing
     }
 
     /// A backup from its objects and its decoded `.meta` (nil: missing or unreadable).

@@ -24,6 +24,8 @@ public struct RemoteCleanup: Sendable {
         public var plan: [PlanEntry] = []
         /// Orphaned `.meta` objects (s3:// addresses) removed (or, in a dry run, to be removed).
         public var removedOrphans: [String] = []
+        /// `reports/backup_inventory_*` objects of days past the retention period.
+        public var removedReports: [String] = []
         /// Backups (s3:// addresses) copied (or, in a dry run, to be copied) into
         /// `BACKUP_S3_ARCHIVE_STORAGE_CLASS` as the yearly keeper of a finished year.
         public var archived: [String] = []
@@ -101,6 +103,14 @@ public struct RemoteCleanup: Sendable {
             report.removedOrphans.append("s3://\(settings.bucket)/\(orphan.key)")
             if dryRun { continue }
             do { try await client.delete(key: orphan.key) } catch { report.errors.append("s3://\(settings.bucket)/\(orphan.key): \(error)") }
+        }
+        // Inventory reports the old scripts (and earlier cleanups) left under reports/, by the day
+        // in the name; today's upload comes after this and is never one of them.
+        let cutoff = now - Double(policy.retentionDays) * 86_400
+        for (key, day) in listing.inventoryReports where day + 86_400 <= cutoff {
+            report.removedReports.append("s3://\(settings.bucket)/\(key)")
+            if dryRun { continue }
+            do { try await client.delete(key: key) } catch { report.errors.append("s3://\(settings.bucket)/\(key): \(error)") }
         }
         report.kept = kept
         return report

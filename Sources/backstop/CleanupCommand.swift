@@ -84,7 +84,7 @@ struct CleanupCommand: AsyncParsableCommand {
                  "size_bytes": p.backup.storedBytes, "action": p.decision.keep ? "keep" : "delete",
                  "reasons": p.decision.reasons.map(\.description)]
             }
-            object["remote"] = ["location": remote.destination, "backups": remoteBackups, "orphan_metas_removed": remote.removedOrphans, "archived": remote.archived,
+            object["remote"] = ["location": remote.destination, "backups": remoteBackups, "orphan_metas_removed": remote.removedOrphans, "archived": remote.archived, "reports_removed": remote.removedReports,
                                 "freed_bytes": remote.freedBytes, "errors": outcome.remoteErrors,
                                 "inventory_uploaded": outcome.uploadedReports] as [String: Any]
         }
@@ -137,6 +137,7 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         let verb = remote.dryRun ? "would remove" : "removed"
         for address in remote.removedOrphans { out += "\(verb) orphaned \(address)\n" }
+        for address in remote.removedReports { out += "\(verb) old inventory \(address)\n" }
         for address in remote.archived { out += "\(remote.dryRun ? "would archive" : "archived") \(address) to BACKUP_S3_ARCHIVE_STORAGE_CLASS (yearly keeper of a finished year)\n" }
         for error in outcome.remoteErrors { out += "ERROR \(error)\n" }
         let deleted = remote.plan.count(where: { !$0.decision.keep })
