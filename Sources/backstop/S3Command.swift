@@ -19,9 +19,9 @@ struct S3ThawCommand: AsyncParsableCommand {
         commandName: "thaw",
         abstract: "Ask S3 to restore an archived backup (GLACIER, DEEP_ARCHIVE) to a readable copy.",
         discussion: """
-            Issues RestoreObject for the object (or, for a base backup folder such as \
-            s3://bucket/postgres/wal_20250101_030000, every object under it and its .meta is left \
-            alone). S3 makes the copy readable after hours (GLACIER Standard 3-5 h, Bulk 5-12 h, \
+            Issues RestoreObject for the object, or, given a base-backup folder such as \
+            s3://bucket/postgres/wal_20250101_030000, for every object under it (.meta objects are \
+            never archived and need no thaw). S3 makes the copy readable after hours (GLACIER Standard 3-5 h, Bulk 5-12 h, \
             Expedited 1-5 min; DEEP_ARCHIVE Standard up to 12 h, Bulk up to 48 h, no Expedited); \
             run the same command again to see whether it is ready, then restore as usual. The \
             archived object stays where it is; the readable copy expires after --days.
