@@ -38,7 +38,7 @@ let package = Package(
         // Configuration, files on disk, locks, logging, and the bridge for blocking C calls.
         .target(
             name: "BackstopCore",
-            dependencies: ["CMemoryRelease", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CMemoryRelease", "CZlib", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Metric families, the snapshot a scrape reads, and the Prometheus text format.

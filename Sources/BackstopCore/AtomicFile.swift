@@ -125,16 +125,10 @@ public enum FileSystem {
         return out
     }
 
-    /// Appends one line to a log file, creating folder and file as needed. `O_APPEND` keeps
-    /// lines from concurrent writers whole.
+    /// Appends one line to a log file, creating folder and file as needed, rotated like every
+    /// Backstop log (`LogFile.append`: one locked `O_APPEND` write per line).
     public static func appendLine(_ line: String, to path: String) throws {
-        try createDirectory(directory(of: path))
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
-        defer { close(fd) }
-        var bytes = Array(line.utf8)
-        if bytes.last != 10 { bytes.append(10) }
-        try writeAll(fd: fd, bytes, path: path)
+        try LogFile.append(line, to: path)
     }
 
     /// fsync on a folder, so a rename inside it is durable. Errors are ignored: some file

@@ -18,6 +18,8 @@ public struct BackstopConfig: Sendable {
     public var diskFreeWarningPercent: Double
     public var diskFreeCriticalPercent: Double
     public var logLevel: String
+    /// When `logs/*.log` rotate (`BACKUP_LOG_MAX_BYTES`, `BACKUP_LOG_KEEP`, `BACKUP_LOG_MAX_AGE`).
+    public var logRotation: LogRotation
 
     public static let defaultMetricsPort = 9847
 
@@ -59,6 +61,7 @@ public struct BackstopConfig: Sendable {
             throw ConfigError(variable: "LOG_LEVEL", value: env["LOG_LEVEL"] ?? "", accepted: "one of \(levels.joined(separator: ", "))")
         }
         logLevel = level
+        logRotation = try LogRotation(environment: env)
     }
 
     public var logsDir: String { backupDir + "/logs" }

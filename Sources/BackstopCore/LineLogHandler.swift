@@ -9,8 +9,8 @@ public import Logging
 
 /// A swift-log handler that writes one line per event to stdout (or stderr) and, when a file
 /// is given, appends the same line to it (`logs/backup.log`, `logs/health.log`, the files the
-/// old scripts wrote). Each line is one `write(2)` with `O_APPEND`, so lines from concurrent
-/// jobs never interleave.
+/// old scripts wrote) through `LogFile`, which rotates it and keeps lines from concurrent jobs
+/// and processes whole.
 public struct LineLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
@@ -39,7 +39,7 @@ public struct LineLogHandler: LogHandler {
             _ = write(toStderr ? 2 : 1, raw.baseAddress, raw.count)
         }
         if let filePath {
-            try? FileSystem.appendLine(line, to: filePath)
+            try? LogFile.append(line, to: filePath)
         }
     }
 

@@ -49,6 +49,21 @@ public enum ValueParsers {
         return total
     }
 
+    /// A byte size: `8388608`, `8K`/`8KiB`, `10M`/`10MiB`/`10MB`, `1G`/`1GiB` (binary units
+    /// whatever the spelling, as `ls -h` and the old scripts' `150M` mean them); nil otherwise.
+    public static func byteSize(_ raw: String) -> UInt64? {
+        let t = raw.trimmingSpaces()
+        let digits = t.prefix { $0.isNumber }
+        guard let n = UInt64(digits) else { return nil }
+        switch t.dropFirst(digits.count).lowercased() {
+        case "", "b": return n
+        case "k", "kb", "kib": return n << 10
+        case "m", "mb", "mib": return n << 20
+        case "g", "gb", "gib": return n << 30
+        default: return nil
+        }
+    }
+
     /// A whole number within `range`.
     public static func integer(_ raw: String, variable: String, in range: ClosedRange<Int>) throws -> Int {
         guard let value = Int(raw.trimmingSpaces()), range.contains(value) else {

@@ -57,6 +57,16 @@ public struct BackupInventory: Sendable, Equatable, Codable {
     }
 
     /// Groups the good entries by kind and target (incomplete ones are not backups).
+    /// The Unix start of the UTC day of an inventory file's name (`backup_inventory_20260107.txt`
+    /// or `.json`, on disk or under `reports/` in the bucket); nil for any other name. Cleanup
+    /// removes the ones whose day is past the retention period.
+    public static func day(ofFileName name: String) -> Double? {
+        guard name.hasPrefix("backup_inventory_"), name.hasSuffix(".txt") || name.hasSuffix(".json") else { return nil }
+        let stamp = name.dropFirst(17).prefix { $0 != "." }
+        guard stamp.count == 8, stamp.allSatisfy(\.isNumber) else { return nil }
+        return WallClock.parseFileStamp(stamp + "_000000")
+    }
+
     public init(entries: [CatalogEntry], backupDir: String, now: Double, backupDirBytes: UInt64,
                 filesystem: (total: UInt64, free: UInt64)) {
         groups = Self.groups(of: entries)

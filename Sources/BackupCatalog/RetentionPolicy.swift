@@ -15,6 +15,9 @@ import BackstopCore
 ///   (Monday to Sunday) that have a good backup.
 /// - **monthly**: the newest backup of each of the `keepMonthly` most recent calendar months
 ///   that have a good backup.
+/// - **yearly**: the newest backup of each of the `keepYearly` most recent calendar years that
+///   have a good backup (off by default; the old best practices' "archive yearly backups",
+///   which S3 can move to an archive storage class: `RemoteArchive`).
 ///
 /// Incomplete backups (no completed `.meta`: a failed or interrupted run, a partial copy) are
 /// removed once they are more than `incompleteGraceSeconds` (a day) old; younger ones are left
@@ -26,18 +29,20 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var keepDaily: Int
     public var keepWeekly: Int
     public var keepMonthly: Int
+    public var keepYearly: Int
     /// Incomplete leftovers younger than this are left alone.
     public var incompleteGraceSeconds: Double = 86_400
 
-    public init(retentionDays: Int = 30, keepDaily: Int = 7, keepWeekly: Int = 4, keepMonthly: Int = 12) {
+    public init(retentionDays: Int = 30, keepDaily: Int = 7, keepWeekly: Int = 4, keepMonthly: Int = 12, keepYearly: Int = 0) {
         self.retentionDays = retentionDays
         self.keepDaily = keepDaily
         self.keepWeekly = keepWeekly
         self.keepMonthly = keepMonthly
+        self.keepYearly = keepYearly
     }
 
     /// `BACKUP_RETENTION_DAYS` (30), `BACKUP_KEEP_DAILY` (7), `BACKUP_KEEP_WEEKLY` (4),
-    /// `BACKUP_KEEP_MONTHLY` (12); 0 turns a count rule off.
+    /// `BACKUP_KEEP_MONTHLY` (12), `BACKUP_KEEP_YEARLY` (0); 0 turns a count rule off.
     public init(environment env: [String: String]) throws {
         func value(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
             guard let raw = env[name], !raw.isEmpty else { return fallback }
@@ -46,7 +51,8 @@ public struct RetentionPolicy: Sendable, Equatable {
         self.init(retentionDays: try value("BACKUP_RETENTION_DAYS", 30, 1...36_500),
                   keepDaily: try value("BACKUP_KEEP_DAILY", 7, 0...100_000),
                   keepWeekly: try value("BACKUP_KEEP_WEEKLY", 4, 0...100_000),
-                  keepMonthly: try value("BACKUP_KEEP_MONTHLY", 12, 0...100_000))
+                  keepMonthly: try value("BACKUP_KEEP_MONTHLY", 12, 0...100_000),
+                  keepYearly: try value("BACKUP_KEEP_YEARLY", 0, 0...1000))
     }
 
     /// One backup as the policy sees it.
@@ -72,6 +78,7 @@ public struct RetentionPolicy: Sendable, Equatable {
         case daily(String)
         case weekly(String)
         case monthly(String)
+        case yearly(String)
         case incompleteRecent
         case expired(days: Int)
         case incompleteLeftover
@@ -84,8 +91,9 @@ public struct RetentionPolicy: Sendable, Equatable {
             case .daily(let day): "daily \(day)"
             case .weekly(let week): "weekly \(week)"
             case .monthly(let month): "monthly \(month)"
+            case .yearly(let year): "yearly \(year)"
             case .incompleteRecent: "incomplete, less than a day old (may be in progress)"
-            case .expired(let days): "older than \(days) days and not kept by the daily/weekly/monthly rules"
+            case .expired(let days): "older than \(days) days and not kept by the daily/weekly/monthly/yearly rules"
             case .incompleteLeftover: "incomplete (no completed .meta) and older than a day"
             case .metaUnreadable: "its .meta cannot be read (kept: check or restore it by hand)"
             }
@@ -97,6 +105,8 @@ public struct RetentionPolicy: Sendable, Equatable {
         /// Every rule that keeps it, or the one reason it goes.
         public var reasons: [Reason]
         public var summary: String { reasons.map(\.description).joined(separator: ", ") }
+        /// Kept by the yearly rule (the backup an archive storage class applies to).
+        public var isYearly: Bool { reasons.contains { if case .yearly = $0 { true } else { false } } }
         public init(keep: Bool, reasons: [Reason]) {
             self.keep = keep
             self.reasons = reasons
@@ -121,7 +131,7 @@ public struct RetentionPolicy: Sendable, Equatable {
         let cutoff = now - Double(retentionDays) * 86_400
         for indices in groups.values {
             let newestFirst = indices.sorted { items[$0].startedAt > items[$1].startedAt }
-            var days = Set<Int>(), weeks = Set<Int>(), months = Set<Int>()
+            var days = Set<Int>(), weeks = Set<Int>(), months = Set<Int>(), years = Set<Int>()
             for (position, index) in newestFirst.enumerated() {
                 let t = items[index].startedAt
                 var reasons: [Reason] = []
@@ -133,6 +143,8 @@ public struct RetentionPolicy: Sendable, Equatable {
                 if weeks.count < keepWeekly, weeks.insert(week).inserted { reasons.append(.weekly(UTCCalendar.isoWeekLabel(week))) }
                 let month = UTCCalendar.month(day)
                 if months.count < keepMonthly, months.insert(month).inserted { reasons.append(.monthly(UTCCalendar.monthLabel(month))) }
+                let year = month / 12
+                if years.count < keepYearly, years.insert(year).inserted { reasons.append(.yearly(String(year))) }
                 decisions[index] = reasons.isEmpty ? Decision(keep: false, reasons: [.expired(days: retentionDays)])
                                                    : Decision(keep: true, reasons: reasons)
             }

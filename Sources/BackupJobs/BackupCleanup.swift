@@ -23,6 +23,8 @@ public final class BackupCleanup: Sendable {
         /// Removed (or, in a dry run, to be removed) rotated log files and orphaned `.meta` files.
         public var removedLogs: [String]
         public var removedOrphans: [String]
+        /// Inventory reports (`backup_inventory_YYYYMMDD.txt`/`.json`) past the retention period.
+        public var removedInventories: [String] = []
         public var freedBytes: UInt64
         /// Paths that could not be removed, with the reason.
         public var errors: [String]
@@ -120,6 +122,13 @@ public final class BackupCleanup: Sendable {
             report.removedLogs.append(path)
             if !dryRun { remove(path, into: &report) }
         }
+        // Inventory reports of days past the retention period (by the day in the name: a copy
+        // or a touch does not make an old report young).
+        for name in (try? FileSystem.list(backupDir)) ?? [] {
+            guard let day = BackupInventory.day(ofFileName: name), day + 86_400 <= cutoff else { continue }
+            report.removedInventories.append(backupDir + "/" + name)
+            if !dryRun { remove(backupDir + "/" + name, into: &report) }
+        }
         if !dryRun {
             let kept = BackupCatalog(backupDir: backupDir).list()
             let inventory = BackupInventory(entries: kept, backupDir: backupDir, now: now, backupDirBytes: Self.diskUsage(backupDir),
@@ -128,7 +137,7 @@ public final class BackupCleanup: Sendable {
             report.inventory = inventory
             if let metrics { RetentionMetrics.update(metrics, entries: kept) }
             log?.info("cleanup: kept \(plan.count(where: { $0.decision.keep })) backups, removed \(plan.count(where: { !$0.decision.keep })), "
-                      + "\(report.removedLogs.count) old logs; freed \(HumanBytes.format(report.freedBytes))")
+                      + "\(report.removedLogs.count) old logs, \(report.removedInventories.count) old inventories; freed \(HumanBytes.format(report.freedBytes))")
         }
         return report
     }

@@ -22,7 +22,7 @@ public final class BackupLog: Sendable {
     /// `backstop.backup`), so a job's lines read the same from the CLI and from serve.
     private func line(_ level: Logger.Level, _ message: String) {
         let text = LineLogHandler.format(level: level, label: BackstopLogging.backupLabel, message: message)
-        try? FileSystem.appendLine(text, to: file)
+        try? LogFile.append(text, to: file)
         if echo {
             let out = (isTerminal ? "\r\u{1b}[K" : "") + text
             FileHandle.standardOutput.write(Data(out.utf8))

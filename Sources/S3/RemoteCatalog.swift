@@ -19,6 +19,15 @@ public struct RemoteBackup: Sendable {
     public var lastModified: Double
     /// The object key of the data (single file) or of the folder (base backup).
     public var key: String
+    /// The data object's storage class as the listing reports it (`STANDARD_IA`, `GLACIER`…).
+    public var storageClass: String?
+    /// An object the old scripts uploaded (`aws s3 cp`, no `.meta`, no Backstop marker).
+    public var isLegacyUpload: Bool = false
+    /// A `<db>_incremental_STAMP.tar.gz`: the old scripts' base backup, one tar of `wal_STAMP/`.
+    public var isLegacyArchive: Bool = false
+
+    /// A GLACIER / DEEP_ARCHIVE object: not readable until restored from the archive.
+    public var isArchived: Bool { S3Settings.archiveClasses.contains(storageClass ?? "") }
 }
 
 /// What a listing of the bucket found.
@@ -27,12 +36,17 @@ public struct RemoteListing: Sendable {
     public var backups: [RemoteBackup]
     /// `.meta` objects whose data is gone, with their upload time.
     public var orphanMetas: [(key: String, lastModified: Double)]
+    /// `reports/backup_inventory_YYYYMMDD.txt`/`.json` keys with the day in their names.
+    public var inventoryReports: [(key: String, day: Double)] = []
 }
 
 /// The backups in the bucket under `BACKUP_S3_PREFIX`: `postgres/` and `redis/` (`reports/`
 /// and anything that is not a backup name are ignored). A data object is paired with its
-/// `.meta`; one without it is incomplete (never counted as good, removed by retention once
-/// older than a day like a local leftover).
+/// `.meta`. One without it is either an interrupted Backstop upload (Backstop marks every
+/// object it uploads with `x-amz-meta-backstop`), which is incomplete (never counted as good,
+/// removed by retention once older than a day like a local leftover), or an upload of the old
+/// scripts (`aws s3 cp` of the file alone, no marker), which is a good legacy backup dated by
+/// its name — as is the old scripts' `postgres/<db>_incremental_STAMP.tar.gz` base backup.
 public struct RemoteCatalog: Sendable {
     public let settings: S3Settings
     /// Where the local `.meta` copies are looked up first (they are the files uploaded).
@@ -59,6 +73,11 @@ public struct RemoteCatalog: Sendable {
         public var dataBytes: UInt64
         public var metaBytes: UInt64
         public var lastModified: Double
+        public var storageClass: String? = nil
+        /// The old scripts' `<db>_incremental_STAMP.tar.gz`.
+        public var isLegacyArchive = false
+        /// Set by `list()` for a data object without `.meta` and without Backstop's marker.
+        public var isLegacyUpload = false
 
         public init(relativePath: String, name: String, kind: BackupKind, nameTarget: String, stamp: String, isDirectory: Bool,
                     dataKeys: [String], metaKey: String?, dataBytes: UInt64, metaBytes: UInt64, lastModified: Double) {
@@ -93,8 +112,9 @@ public struct RemoteCatalog: Sendable {
                 metas[folder + "/" + String(name.dropLast(5))] = object
                 continue
             }
-            guard let (kind, target, stamp) = BackupCatalog.classify(name), kind.folder == folder else { continue }
-            let isDirectory = kind == .postgresBase
+            let legacyArchive = Self.classifyLegacyArchive(name)
+            guard let (kind, target, stamp) = BackupCatalog.classify(name) ?? legacyArchive, kind.folder == folder else { continue }
+            let isDirectory = kind == .postgresBase && legacyArchive == nil
             // A base backup is a folder of objects; every other backup is one object.
             guard isDirectory ? parts.count == 3 && !parts[2].isEmpty : parts.count == 2 else { continue }
             let path = folder + "/" + name
@@ -102,6 +122,8 @@ public struct RemoteCatalog: Sendable {
                                           isDirectory: isDirectory, dataKeys: [], metaKey: nil, dataBytes: 0, metaBytes: 0, lastModified: 0)
             f.dataKeys.append(object.key)
             f.dataBytes += object.size
+            f.isLegacyArchive = legacyArchive != nil
+            f.storageClass = f.storageClass ?? object.storageClass
             f.lastModified = max(f.lastModified, WallClock.parseRFC3339(object.lastModified) ?? 0)
             byPath[path] = f
         }
@@ -123,6 +145,40 @@ public struct RemoteCatalog: Sendable {
         return (found, orphans.sorted { $0.key < $1.key })
     }
 
+    /// `psscript_incremental_20260107_080000.tar.gz` → (postgres_base, `psscript`, stamp): the
+    /// old scripts' upload of a base backup (the local `wal_STAMP/` folder in one tar).
+    public static func classifyLegacyArchive(_ name: String) -> (BackupKind, String, String)? {
+        guard name.hasSuffix(".tar.gz"), let range = BackupCatalog.lastRange(of: "_incremental_", in: name) else { return nil }
+        let db = String(name[..<range.lowerBound])
+        let stamp = String(name[range.upperBound...].dropLast(7))
+        guard !db.isEmpty, stamp.count == 15, WallClock.parseFileStamp(stamp) != nil else { return nil }
+        return (.postgresBase, db, stamp)
+    }
+
+    /// For an object the old scripts uploaded without a `.meta`: the `.meta` they would have
+    /// written beside it locally (`timestamp`, `type`, `database`, `size`, `file`,
+    /// `status: completed`; no checksum, so a restore checks the gzip stream only). nil when the
+    /// object is missing or carries Backstop's marker (then a missing `.meta` is an interrupted
+    /// upload, not a backup).
+    public func legacyMeta(forKey key: String) async throws -> [UInt8]? {
+        let name = FileSystem.lastComponent(of: key)
+        guard let (kind, target, stamp) = BackupCatalog.classify(name) ?? Self.classifyLegacyArchive(name),
+              let head = try await S3Client(settings: settings).head(key: key), head.header(S3Client.markerHeader) == nil else { return nil }
+        let size = head.header("Content-Length").flatMap { UInt64($0) } ?? 0
+        func quoted(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        let json = "{\"timestamp\": \(quoted(stamp)), \"type\": \(quoted(kind.legacyType)), \"database\": \(quoted(target)), "
+            + "\"size\": \(quoted(HumanSize.format(size))), \"file\": \(quoted(name)), \"status\": \"completed\"}\n"
+        return Array(json.utf8)
+    }
+
+    /// How to restore the old scripts' base-backup archive, which Backstop does not unpack itself.
+    public func legacyArchiveAdvice(key: String) -> String {
+        let address = "s3://\(settings.bucket)/\(key)"
+        return "\(address) is a base backup uploaded by the old scripts (one tar.gz of their wal_STAMP/ folder, no .meta). "
+            + "To use it: `aws s3 cp \(address) - | tar -xzf - -C /backups/postgres` (check the top folder first with `tar -tzf`), "
+            + "then `backstop list` shows it as postgres/wal_STAMP/ and pg_basebackup's base.tar.gz inside restores as a physical base backup"
+    }
+
     /// Lists the bucket and reads every backup's `.meta` (the local copy when BACKUP_DIR still
     /// has the same backup, else a small GET, eight at a time). Throws when S3 cannot be read:
     /// a partial picture must never drive retention.
@@ -132,13 +188,20 @@ public struct RemoteCatalog: Sendable {
         var (found, orphans) = Self.group(objects, prefix: settings.prefix)
         if let kinds { found = found.filter { kinds.contains($0.kind) } }
         let metas = try await readMetas(found, client: client)
+        try await markLegacyUploads(&found, client: client)
         var backups: [RemoteBackup] = []
         backups.reserveCapacity(found.count)
         for (f, metaResult) in zip(found, metas) {
             backups.append(backup(f, meta: metaResult))
         }
         backups.sort { ($0.entry.startedAt, $0.entry.name) > ($1.entry.startedAt, $1.entry.name) }
-        return RemoteListing(backups: backups, orphanMetas: orphans)
+        var listing = RemoteListing(backups: backups, orphanMetas: orphans)
+        let reports = settings.key(for: "reports/")
+        for object in objects where object.key.hasPrefix(reports) {
+            let name = String(object.key.dropFirst(reports.count))
+            if !name.contains("/"), let day = BackupInventory.day(ofFileName: name) { listing.inventoryReports.append((object.key, day)) }
+        }
+        return listing
     }
 
     /// A backup from its objects and its decoded `.meta` (nil: missing or unreadable).
@@ -146,12 +209,39 @@ public struct RemoteCatalog: Sendable {
         let dataKey = f.isDirectory ? (settings.key(for: f.relativePath)) : f.dataKeys[0]
         let started = meta?.startedAt.flatMap(WallClock.parseRFC3339) ?? WallClock.parseFileStamp(f.stamp) ?? 0
         let entry = CatalogEntry(path: address(dataKey), name: f.name, kind: f.kind,
-                                 target: BackupCatalog.target(kind: f.kind, nameTarget: f.nameTarget, meta: meta),
+                                 // The old scripts' base-backup tar names its database, as Backstop's
+                                 // base backups' `.meta` does (the cluster target is PGDATABASE).
+                                 target: f.isLegacyArchive ? f.nameTarget : BackupCatalog.target(kind: f.kind, nameTarget: f.nameTarget, meta: meta),
                                  startedAt: started, finishedAt: meta?.finishedAt.flatMap(WallClock.parseRFC3339),
-                                 sizeBytes: f.dataBytes, meta: meta, state: BackupCatalog.state(of: f.metaKey == nil ? nil : meta),
+                                 sizeBytes: f.dataBytes, meta: meta,
+                                 state: f.isLegacyUpload ? .legacy : BackupCatalog.state(of: f.metaKey == nil ? nil : meta),
                                  isDirectory: f.isDirectory)
         return RemoteBackup(entry: entry, relativePath: f.relativePath, dataKeys: f.dataKeys, metaKey: f.metaKey,
-                            storedBytes: f.dataBytes + f.metaBytes, lastModified: f.lastModified, key: dataKey)
+                            storedBytes: f.dataBytes + f.metaBytes, lastModified: f.lastModified, key: dataKey,
+                            storageClass: f.storageClass, isLegacyUpload: f.isLegacyUpload, isLegacyArchive: f.isLegacyArchive)
+    }
+
+    /// Asks S3 (HEAD, eight at a time) about every single-object backup that has no `.meta`:
+    /// without Backstop's marker it is an upload of the old scripts, a good legacy backup.
+    func markLegacyUploads(_ found: inout [Found], client: S3Client) async throws {
+        // Backstop never writes `_incremental_` tars: those need no question.
+        var legacy = found.indices.filter { found[$0].metaKey == nil && found[$0].isLegacyArchive }
+        let candidates = found.indices.filter { found[$0].metaKey == nil && !found[$0].isDirectory && !found[$0].isLegacyArchive }
+        try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            var next = 0
+            func add() {
+                let index = candidates[next]
+                next += 1
+                let key = found[index].dataKeys[0]
+                group.addTask { (index, try await client.head(key: key)?.header(S3Client.markerHeader) == nil) }
+            }
+            for _ in 0..<min(8, candidates.count) { add() }
+            while let (index, isLegacy) = try await group.next() {
+                if isLegacy { legacy.append(index) }
+                if next < candidates.count { add() }
+            }
+        }
+        for index in legacy { found[index].isLegacyUpload = true }
     }
 
     /// The `.meta` of each found backup, in order; nil where there is none or it does not decode.

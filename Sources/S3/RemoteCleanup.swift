@@ -24,6 +24,11 @@ public struct RemoteCleanup: Sendable {
         public var plan: [PlanEntry] = []
         /// Orphaned `.meta` objects (s3:// addresses) removed (or, in a dry run, to be removed).
         public var removedOrphans: [String] = []
+        /// `reports/backup_inventory_*` objects of days past the retention period.
+        public var removedReports: [String] = []
+        /// Backups (s3:// addresses) copied (or, in a dry run, to be copied) into
+        /// `BACKUP_S3_ARCHIVE_STORAGE_CLASS` as the yearly keeper of a finished year.
+        public var archived: [String] = []
         public var freedBytes: UInt64 = 0
         public var errors: [String] = []
         /// The good backups left in the bucket afterwards (nil when the listing failed).
@@ -63,9 +68,22 @@ public struct RemoteCleanup: Sendable {
         report.plan = decide(listing.backups, now: now)
         let client = S3Client(settings: settings)
         var kept: [RemoteBackup] = []
+        let archive = RemoteArchive(settings: settings)
         for item in report.plan {
             if item.decision.keep {
-                kept.append(item.backup)
+                var backup = item.backup
+                if archive.shouldArchive(backup, decision: item.decision, now: now) {
+                    report.archived.append(backup.entry.path)
+                    if !dryRun {
+                        do {
+                            for key in backup.dataKeys { try await archive.archive(key: key) }
+                            backup.storageClass = settings.archiveStorageClass
+                        } catch {
+                            report.errors.append("archiving \(backup.entry.path): \(error)")
+                        }
+                    }
+                }
+                kept.append(backup)
                 continue
             }
             if dryRun {
@@ -85,6 +103,14 @@ public struct RemoteCleanup: Sendable {
             report.removedOrphans.append("s3://\(settings.bucket)/\(orphan.key)")
             if dryRun { continue }
             do { try await client.delete(key: orphan.key) } catch { report.errors.append("s3://\(settings.bucket)/\(orphan.key): \(error)") }
+        }
+        // Inventory reports the old scripts (and earlier cleanups) left under reports/, by the day
+        // in the name; today's upload comes after this and is never one of them.
+        let cutoff = now - Double(policy.retentionDays) * 86_400
+        for (key, day) in listing.inventoryReports where day + 86_400 <= cutoff {
+            report.removedReports.append("s3://\(settings.bucket)/\(key)")
+            if dryRun { continue }
+            do { try await client.delete(key: key) } catch { report.errors.append("s3://\(settings.bucket)/\(key): \(error)") }
         }
         report.kept = kept
         return report

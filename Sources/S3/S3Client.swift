@@ -70,7 +70,7 @@ public struct S3Client: Sendable {
         for attempt in 1...settings.maxAttempts {
             if attempt > 1 { try await Task.sleep(for: Self.backoff(attempt: attempt - 1, base: settings.retryBase)) }
             var request = try build()
-            request.awsSigV4 = settings.credentials
+            request.awsSigV4 = try await settings.credentials.signer()
             request.connectTimeout = settings.connectTimeout
             request.stallTimeout = settings.stallTimeout
             let response: HTTPClientResponse
@@ -94,14 +94,20 @@ public struct S3Client: Sendable {
 
     static func hint(_ status: Int) -> String {
         switch status {
-        case 403: return " (check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket policy)"
+        case 403: return " (check the credentials — AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the role or profile — and the bucket policy)"
         case 404: return " (check BACKUP_S3_BUCKET and BACKUP_S3_REGION)"
         default: return ""
         }
     }
 
+    /// The user-metadata header every object Backstop uploads carries (its version), so a data
+    /// object without `.meta` can be told apart: Backstop's interrupted upload, or the old
+    /// scripts' `aws s3 cp` of a finished backup.
+    public static let markerHeader = "x-amz-meta-backstop"
+
     var objectHeaders: [HTTPHeader] {
-        var h = [HTTPHeader("x-amz-storage-class", settings.storageClass), HTTPHeader("Content-Type", "application/octet-stream")]
+        var h = [HTTPHeader("x-amz-storage-class", settings.storageClass), HTTPHeader("Content-Type", "application/octet-stream"),
+                 HTTPHeader(Self.markerHeader, BuildInfo.version)]
         switch settings.encryption {
         case .none: break
         case .aes256: h.append(HTTPHeader("x-amz-server-side-encryption", "AES256"))
@@ -211,6 +217,17 @@ public struct S3Client: Sendable {
             token = Self.xmlValue(text, "IsTruncated") == "true" ? Self.xmlValue(text, "NextContinuationToken").map(Self.xmlUnescape) : nil
         } while token != nil
         return objects
+    }
+
+    /// The headers of an object (HEAD), nil when it does not exist.
+    public func head(key: String) async throws -> HTTPClientResponse? {
+        do {
+            return try await send("HEAD", key: key) {
+                HTTPRequest(method: "HEAD", url: settings.url(key: key), headers: [Self.unsignedPayload])
+            }
+        } catch let error as S3Error where error.message.hasPrefix("HTTP 404") {
+            return nil
+        }
     }
 
     /// Deletes one object (absent is fine).

@@ -19,8 +19,13 @@ public struct S3Settings: Sendable {
     /// Key prefix without leading or trailing slash ("" for none).
     public var prefix: String
     public var storageClass: String
+    /// `BACKUP_S3_ARCHIVE_STORAGE_CLASS`: the class a backup is copied into (in place) once it
+    /// is the yearly keeper of a finished year (nil: off).
+    public var archiveStorageClass: String?
     public var encryption: Encryption
-    public var credentials: AWSSigV4
+    /// Asked for the signing keys before every request (cached; temporary ones refreshed
+    /// before they expire).
+    public var credentials: CredentialProvider
     public var multipartThreshold: UInt64
     public var partSize: UInt64
     public var concurrency: Int
@@ -69,20 +74,19 @@ public struct S3Settings: Sendable {
         guard classes.contains(storageClass) else {
             throw ConfigError(variable: "BACKUP_S3_STORAGE_CLASS", value: storageClass, accepted: classes.joined(separator: ", "))
         }
+        let archive = text("BACKUP_S3_ARCHIVE_STORAGE_CLASS", "")
+        guard archive.isEmpty || classes.contains(archive) else {
+            throw ConfigError(variable: "BACKUP_S3_ARCHIVE_STORAGE_CLASS", value: archive,
+                              accepted: "GLACIER, DEEP_ARCHIVE or another of " + classes.joined(separator: ", ") + ", or empty for none")
+        }
+        archiveStorageClass = archive.isEmpty ? nil : archive
         switch text("BACKUP_S3_SSE", "") {
         case "": encryption = .none
         case "AES256": encryption = .aes256
         case "aws:kms": encryption = .kms(keyID: env["BACKUP_S3_SSE_KMS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 })
         case let other: throw ConfigError(variable: "BACKUP_S3_SSE", value: other, accepted: "AES256 or aws:kms (with BACKUP_S3_SSE_KMS_KEY_ID), or empty for none")
         }
-        let keyID = env["AWS_ACCESS_KEY_ID"] ?? ""
-        let secret = env["AWS_SECRET_ACCESS_KEY"] ?? ""
-        guard !keyID.isEmpty, !secret.isEmpty else {
-            throw ConfigError(variable: keyID.isEmpty ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY", value: "",
-                              accepted: "the credentials of an IAM user or role allowed s3:PutObject on the bucket (set both)")
-        }
-        let token = env["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : Secret($0) }
-        credentials = AWSSigV4(region: region, accessKeyID: keyID, secretAccessKey: Secret(secret), sessionToken: token)
+        credentials = try CredentialProvider(environment: env, region: region)
         multipartThreshold = try bytes("BACKUP_S3_MULTIPART_THRESHOLD", 64 << 20, minimum: 5 << 20)
         partSize = try bytes("BACKUP_S3_PART_SIZE", 16 << 20, minimum: 5 << 20)
         let concurrency = env["BACKUP_S3_CONCURRENCY"].flatMap { $0.isEmpty ? nil : $0 } ?? "4"
@@ -93,6 +97,9 @@ public struct S3Settings: Sendable {
         connectTimeout = try duration("BACKUP_S3_CONNECT_TIMEOUT", .seconds(10))
         stallTimeout = try duration("BACKUP_S3_STALL_TIMEOUT", .seconds(60))
     }
+
+    /// Storage classes whose objects cannot be read before a RestoreObject (`backstop s3 thaw`).
+    public static let archiveClasses: Set<String> = ["GLACIER", "DEEP_ARCHIVE"]
 
     /// `s3://bucket/prefix` for messages (never credentials).
     public var destination: String { "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)") }
@@ -132,18 +139,7 @@ public struct S3Settings: Sendable {
     static func encodePath(_ key: String) -> String { encode(key, keepSlash: true) }
 
     /// `8388608`, `8MiB`, `8M`, `64MB` (binary units), `1GiB`.
-    public static func parseBytes(_ raw: String) -> UInt64? {
-        let t = raw.trimmingCharacters(in: .whitespaces)
-        let digits = t.prefix { $0.isNumber }
-        guard let n = UInt64(digits) else { return nil }
-        switch t.dropFirst(digits.count).lowercased() {
-        case "", "b": return n
-        case "k", "kb", "kib": return n << 10
-        case "m", "mb", "mib": return n << 20
-        case "g", "gb", "gib": return n << 30
-        default: return nil
-        }
-    }
+    public static func parseBytes(_ raw: String) -> UInt64? { ValueParsers.byteSize(raw) }
 }
 
 extension String {

@@ -163,11 +163,7 @@ public struct S3Uploader: Sendable {
     /// An error text with the secret key and session token blanked, should a layer below ever
     /// echo one (none is known to; this is the last line of defence before logs and alerts).
     public func redacted(_ text: String) -> String {
-        var out = text
-        for secret in [settings.credentials.secretAccessKey.value, settings.credentials.sessionToken?.value ?? ""] where secret.count >= 4 {
-            out = out.replacingAll(secret, with: "<redacted>")
-        }
-        return out
+        settings.credentials.redact(text)
     }
 
     func relative(_ path: String) -> String {

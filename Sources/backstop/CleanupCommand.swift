@@ -74,7 +74,7 @@ struct CleanupCommand: AsyncParsableCommand {
              "size_bytes": p.entry.sizeBytes, "action": p.decision.keep ? "keep" : "delete",
              "reasons": p.decision.reasons.map(\.description)]
         }
-        var object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs,
+        var object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs, "inventories_removed": report.removedInventories,
                                      "orphan_metas_removed": report.removedOrphans, "freed_bytes": report.freedBytes,
                                      "errors": report.errors]
         if let remote = outcome.remote {
@@ -84,7 +84,7 @@ struct CleanupCommand: AsyncParsableCommand {
                  "size_bytes": p.backup.storedBytes, "action": p.decision.keep ? "keep" : "delete",
                  "reasons": p.decision.reasons.map(\.description)]
             }
-            object["remote"] = ["location": remote.destination, "backups": remoteBackups, "orphan_metas_removed": remote.removedOrphans,
+            object["remote"] = ["location": remote.destination, "backups": remoteBackups, "orphan_metas_removed": remote.removedOrphans, "archived": remote.archived, "reports_removed": remote.removedReports,
                                 "freed_bytes": remote.freedBytes, "errors": outcome.remoteErrors,
                                 "inventory_uploaded": outcome.uploadedReports] as [String: Any]
         }
@@ -110,6 +110,7 @@ struct CleanupCommand: AsyncParsableCommand {
         var out = ""
         let verb = report.dryRun ? "would remove" : "removed"
         for path in report.removedLogs { out += "\(verb) old log \(path)\n" }
+        for path in report.removedInventories { out += "\(verb) old inventory \(path)\n" }
         for path in report.removedOrphans { out += "\(verb) orphaned \(path)\n" }
         for error in report.errors { out += "ERROR \(error)\n" }
         let deleted = report.plan.count(where: { !$0.decision.keep })
@@ -136,6 +137,8 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         let verb = remote.dryRun ? "would remove" : "removed"
         for address in remote.removedOrphans { out += "\(verb) orphaned \(address)\n" }
+        for address in remote.removedReports { out += "\(verb) old inventory \(address)\n" }
+        for address in remote.archived { out += "\(remote.dryRun ? "would archive" : "archived") \(address) to BACKUP_S3_ARCHIVE_STORAGE_CLASS (yearly keeper of a finished year)\n" }
         for error in outcome.remoteErrors { out += "ERROR \(error)\n" }
         let deleted = remote.plan.count(where: { !$0.decision.keep })
         out += "remote: \(remote.plan.count - deleted) kept, \(deleted) \(verb), \(HumanBytes.format(remote.freedBytes)) \(remote.dryRun ? "to free" : "freed")\n"

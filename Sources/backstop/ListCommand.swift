@@ -51,11 +51,14 @@ struct ListCommand: AsyncParsableCommand {
         let kinds: Set<BackupKind>? = scope.map { $0 == .redis ? [.redis] : [.postgresFull, .postgresGlobals, .postgresBase] }
         let entries: [CatalogEntry]
         var location = settings.backupDir
+        var storageClasses: [String: String] = [:]
         if remote {
             let s3 = try S3Config.required(options.environment(), to: "list remotely")
             location = s3.destination
             do {
-                entries = try await RemoteCatalog(settings: s3, backupDir: settings.backupDir).list(kinds: kinds).backups.map(\.entry)
+                let backups = try await RemoteCatalog(settings: s3, backupDir: settings.backupDir).list(kinds: kinds).backups
+                entries = backups.map(\.entry)
+                if json { for b in backups { storageClasses[b.entry.path] = b.storageClass } }
             } catch {
                 FileHandle.standardError.write(Data("backstop: cannot list \(s3.destination): \(error)\n".utf8))
                 throw ExitCode(1)
@@ -71,7 +74,10 @@ struct ListCommand: AsyncParsableCommand {
                                         "state": e.metaUnreadable ? "meta_unreadable" : e.state.rawValue]
                 o["sha256"] = e.meta?.sha256 ?? NSNull()
                 o["finished_at"] = e.finishedAt.map { WallClock.rfc3339($0) } ?? NSNull()
-                if remote { o["location"] = "s3" }
+                if remote {
+                    o["location"] = "s3"
+                    o["storage_class"] = storageClasses[e.path] ?? NSNull()
+                }
                 return o
             }
             let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])

@@ -18,7 +18,7 @@ enum S3Config {
     /// The settings, or a clear message and exit 1 when S3 is not configured.
     static func required(_ env: [String: String], to what: String) throws -> S3Settings {
         guard let settings = try optional(env) else {
-            FileHandle.standardError.write(Data("backstop: S3 is not configured, so there is nothing to \(what): set BACKUP_S3_BUCKET (with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and BACKUP_S3_ENDPOINT for an S3-compatible store).\n".utf8))
+            FileHandle.standardError.write(Data("backstop: S3 is not configured, so there is nothing to \(what): set BACKUP_S3_BUCKET (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, AWS_PROFILE or the instance role; BACKUP_S3_ENDPOINT for an S3-compatible store).\n".utf8))
             throw ExitCode(1)
         }
         return settings
@@ -145,6 +145,10 @@ final class RemoteRestoreSource: Sendable {
             FileHandle.standardError.write(Data("backstop: refusing \(address.description): the bucket \(address.bucket) is not BACKUP_S3_BUCKET (\(settings.bucket)); only backups in the configured bucket are restored. Nothing was changed.\n".utf8))
             throw ExitCode(1)
         }
+        if RemoteCatalog.classifyLegacyArchive(address.name) != nil {
+            FileHandle.standardError.write(Data("backstop: \(RemoteCatalog(settings: settings, backupDir: nil).legacyArchiveAdvice(key: address.key)). Nothing was changed.\n".utf8))
+            throw ExitCode(1)
+        }
         guard let (found, _, _) = BackupCatalog.classify(address.name), found == kind else {
             FileHandle.standardError.write(Data("backstop: \(address.description) is not a \(kind.rawValue) backup (expected \(kind == .redis ? "redis_YYYYMMDD_HHMMSS.rdb.gz" : "<db>_full_YYYYMMDD_HHMMSS.sql.gz")). Nothing was changed.\n".utf8))
             throw ExitCode(1)
@@ -167,8 +171,12 @@ final class RemoteRestoreSource: Sendable {
             do {
                 try await client.download(key: key + ".meta", to: folder + "/" + name + ".meta")
             } catch let error as S3Error where error.message.hasPrefix("HTTP 404") {
-                throw RestoreError("s3://\(settings.bucket)/\(key) has no .meta in the bucket (an incomplete upload, not a backup to restore)", nothingChanged: true)
+                guard let legacy = try await RemoteCatalog(settings: settings, backupDir: nil).legacyMeta(forKey: key) else {
+                    throw RestoreError("s3://\(settings.bucket)/\(key) has no .meta in the bucket (an incomplete upload, not a backup to restore)", nothingChanged: true)
+                }
+                try AtomicFile.write(legacy, to: folder + "/" + name + ".meta", mode: 0o600)
             }
+            if let refusal = try await RemoteArchive(settings: settings).refusal(key: key) { throw RestoreError(refusal, nothingChanged: true) }
             try await client.download(key: key, to: folder + "/" + name)
         }
         return localPath
@@ -192,8 +200,12 @@ final class RemoteRestoreSource: Sendable {
         do {
             bytes = try await S3Client(settings: settings).get(key: key + ".meta")
         } catch let error as S3Error where error.message.hasPrefix("HTTP 404") {
-            throw RestoreError("s3://\(settings.bucket)/\(key) has no .meta in the bucket (not uploaded, or an incomplete upload: not a backup to restore)", nothingChanged: true)
+            guard let legacy = try await RemoteCatalog(settings: settings, backupDir: nil).legacyMeta(forKey: key) else {
+                throw RestoreError("s3://\(settings.bucket)/\(key) has no .meta in the bucket (not uploaded, or an incomplete upload: not a backup to restore)", nothingChanged: true)
+            }
+            bytes = legacy
         }
+        if let refusal = try await RemoteArchive(settings: settings).refusal(key: key) { throw RestoreError(refusal, nothingChanged: true) }
         let meta = try BackupMeta.decode(bytes)
         guard meta.isCompleted else {
             throw RestoreError("\(address.description): its .meta does not say completed; not a backup to restore", nothingChanged: true)

@@ -38,6 +38,7 @@ public final class HTTPReceiver: @unchecked Sendable {
     private var hang = false
     private var stopped = false
     private var responseBody: [UInt8] = Array("ok\n".utf8)
+    private var router: (@Sendable (Request) -> (status: Int, body: [UInt8])?)?
 
     /// Listens on 127.0.0.1 on a port from `TestEnvironment.freePort()`, so the port ledger
     /// knows it and no other server of the run is handed the same one.
@@ -84,6 +85,12 @@ public final class HTTPReceiver: @unchecked Sendable {
         lock.withLock { responseBody = body }
     }
 
+    /// Answers each request with what `handler` returns for it (nil: the usual answer), so a
+    /// test server can behave like a small API (the instance metadata service).
+    public func route(_ handler: @escaping @Sendable (Request) -> (status: Int, body: [UInt8])?) {
+        lock.withLock { router = handler }
+    }
+
     /// While true, requests are read and recorded but never answered (the connection stays
     /// open until `stop`).
     public func neverAnswer(_ value: Bool = true) {
@@ -127,7 +134,7 @@ public final class HTTPReceiver: @unchecked Sendable {
     private func serve(_ fd: Int32) {
         defer { close(fd) }
         guard var request = readRequest(fd) else { return }
-        let (status, hangNow) = lock.withLock { () -> (Int, Bool) in
+        let (firstStatus, hangNow) = lock.withLock { () -> (Int, Bool) in
             if hang { return (0, true) }
             if failuresLeft > 0 {
                 failuresLeft -= 1
@@ -140,9 +147,12 @@ public final class HTTPReceiver: @unchecked Sendable {
             while !isStopped { usleep(20_000) }
             return
         }
+        var status = firstStatus
+        var routed: [UInt8]?
+        if status == 200, let answer = lock.withLock({ router })?(request) { (status, routed) = (answer.status, answer.body) }
         request.answered = status
         lock.withLock { recorded.append(request) }
-        let body = status == 200 ? lock.withLock { responseBody } : Array("failing on purpose\n".utf8)
+        let body = routed ?? (status == 200 ? lock.withLock { responseBody } : Array("failing on purpose\n".utf8))
         let head = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Error")\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         writeAll(fd, Array(head.utf8) + body)
     }

@@ -109,7 +109,9 @@ struct RemoteRetentionTests {
         try FileSystem.createDirectory(dir + "/reports")
         try AtomicFile.write("not a backup\n", to: dir + "/reports/keep.txt")
         for folder in ["postgres", "redis", "reports"] {
-            try moto.aws(["s3", "sync", "--only-show-errors", dir + "/" + folder, "s3://\(bucket)/prod/\(folder)"])
+            // Backstop's uploads carry its marker (x-amz-meta-backstop): the partial one is an
+            // interrupted Backstop upload, not an old script's `aws s3 cp`.
+            try moto.aws(["s3", "sync", "--only-show-errors", "--metadata", "backstop=test", dir + "/" + folder, "s3://\(bucket)/prod/\(folder)"])
         }
         try FileManager.default.removeItem(atPath: dir + "/" + partial)
         try FileManager.default.removeItem(atPath: dir + "/" + remoteOnly.relative)
@@ -225,11 +227,11 @@ struct RemoteRetentionTests {
                  t: now - days * 86_400, isDirectory: false)
         }
         for item in old { try Self.write(dir, item) }
-        try moto.aws(["s3", "sync", "--only-show-errors", dir + "/postgres", "s3://\(bucket)/postgres"])
+        try moto.aws(["s3", "sync", "--only-show-errors", "--metadata", "backstop=test", dir + "/postgres", "s3://\(bucket)/postgres"])
         // A newer data object without .meta does not count as the newest good one.
         try AtomicFile.write(Array(repeating: 1, count: 10), to: dir + "/x")
         let newerPartial = "postgres/legacy_full_\(WallClock.fileStamp(now - 3.3 * 86_400)).sql.gz"
-        try moto.aws(["s3", "cp", "--only-show-errors", dir + "/x", "s3://\(bucket)/\(newerPartial)"])
+        try moto.aws(["s3", "cp", "--only-show-errors", "--metadata", "backstop=test", dir + "/x", "s3://\(bucket)/\(newerPartial)"])
         // Locally only the oldest is left, so the disk and the bucket disagree on "newest".
         for item in old.prefix(2) {
             try FileManager.default.removeItem(atPath: dir + "/" + item.relative)
