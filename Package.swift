@@ -48,15 +48,17 @@ let package = Package(
         // gzip (zlib) + SHA-256 + temp file, fsync, rename: the one pipeline every backup goes through.
         .target(
             name: "BackupPipeline",
-            dependencies: ["CZlib", "BackstopCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CZlib", "BackstopCore", "AgeEncryption", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // age v1 encryption at rest (X25519 recipients, STREAM of ChaCha20-Poly1305), streaming.
+        .target(name: "AgeEncryption", dependencies: ["BackstopCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // The backups on disk: names, `.meta` files, the record of attempts.
         .target(name: "BackupCatalog", dependencies: ["BackstopCore"], swiftSettings: strict),
         // The backup jobs (pg_dump, pg_dumpall, pg_basebackup), verification, backup metrics.
         .target(
             name: "BackupJobs",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient"],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", "AgeEncryption"],
             swiftSettings: strict
         ),
         // S3 over libcurl (SigV4 by curl): uploads, multipart, listing, the upload state.
@@ -68,7 +70,7 @@ let package = Package(
         // Guarded restores: checks, in-process gunzip into psql, the database swap, Redis as a master.
         .target(
             name: "Restore",
-            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient"],
+            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "AgeEncryption"],
             swiftSettings: strict
         ),
         // Cron expressions and the next-run arithmetic.
@@ -92,7 +94,7 @@ let package = Package(
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
-                "BackupCatalog", "BackupJobs", "Restore", "S3",
+                "BackupCatalog", "BackupJobs", "Restore", "S3", "AgeEncryption",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -104,9 +106,10 @@ let package = Package(
         .target(name: "BackstopTestSupport", dependencies: ["BackstopCore"], path: "Tests/BackstopTestSupport", swiftSettings: strict),
 
         .testTarget(name: "S3Tests", dependencies: ["S3", "HTTPClient", "BackupCatalog", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "AgeEncryptionTests", dependencies: ["AgeEncryption", "BackstopCore", "CZlib", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
         .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
-        .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "AgeEncryption", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "AlertingTests", dependencies: ["Alerting", "HTTPClient", "BackstopMetrics", "Health", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "BackstopTestSupport", "BackstopCore"], swiftSettings: strict),
@@ -119,7 +122,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RestoreTests",
-            dependencies: ["Restore", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "RedisClient", "BackstopTestSupport"],
+            dependencies: ["Restore", "AgeEncryption", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "RedisClient", "BackstopTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

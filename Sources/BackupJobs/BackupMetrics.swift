@@ -55,6 +55,7 @@ public enum BackupMetrics {
             let goodFinished = good.map { $0.finishedAt ?? $0.startedAt } ?? 0
             registry.set(Family.backupLastSuccess, labels, goodFinished)
             registry.set(Family.backupLastSize, labels, Double(good?.sizeBytes ?? 0))
+            if let good { registry.set(Family.backupEncrypted, ["kind": key.kind], good.path.hasSuffix(".age") ? 1 : 0) }
             if let attempt, attempt.startedAt >= (good?.startedAt ?? 0) {
                 registry.set(Family.backupLastAttempt, labels, attempt.startedAt)
                 registry.set(Family.backupLastRunSuccess, labels, attempt.success ? 1 : 0)
@@ -88,6 +89,7 @@ public enum BackupMetrics {
         if outcome.success {
             registry.set(Family.backupLastSuccess, labels, outcome.finishedAt)
             registry.set(Family.backupLastSize, labels, Double(outcome.sizeBytes))
+            registry.set(Family.backupEncrypted, ["kind": kind], (outcome.path ?? "").hasSuffix(".age") ? 1 : 0)
         }
     }
 }
