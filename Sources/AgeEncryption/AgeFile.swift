@@ -1,17 +1,29 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BackstopCore
 import Foundation
 
 /// age files on disk: streaming decryption of a whole file, to a sink or atomically to a new
 /// file. Blocking (read/write/fsync): call from a dedicated thread or through `Blocking`.
 public enum AgeFile {
-    /// Whether `path` starts like an age v1 file (its name may not say so).
-    public static func looksEncrypted(_ path: String) -> Bool {
+    /// Calls `body` with each read of `path`, 1 MiB at a time, to its end.
+    public static func read(path: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
         defer { close(fd) }
-        var start = [UInt8](repeating: 0, count: 22)
-        let n = start.withUnsafeMutableBytes { read(fd, $0.baseAddress, 22) }
-        return n == 22 && start == Array((AgeHeader.versionLine + "\n").utf8)
+        let size = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, size)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileSystemError.errno(errno, "read", path)
+            }
+            if n == 0 { return }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
     }
 
     /// Decrypts `path` into `sink` in authenticated 64 KiB chunks; returns the plaintext size.
@@ -19,22 +31,8 @@ public enum AgeFile {
     /// that must not keep it (a restore) undo what the sink did.
     @discardableResult
     public static func decrypt(path: String, identities: [AgeIdentity], into sink: AgeDecryptor.Sink) throws -> UInt64 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
-        defer { close(fd) }
         let decryptor = AgeDecryptor(identities: identities)
-        let size = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer.baseAddress, size)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileSystemError.errno(errno, "read", path)
-            }
-            if n == 0 { break }
-            try decryptor.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), into: sink)
-        }
+        try read(path: path) { try decryptor.update($0, into: sink) }
         try decryptor.finish(into: sink)
         return decryptor.plaintextBytes
     }

@@ -25,9 +25,6 @@ public struct EncryptedGzipVerification: Sendable {
 /// Blocking: call from a thread that may block.
 public enum EncryptedGzipVerifier {
     public static func verify(path: String, identities: [AgeIdentity]?) throws -> EncryptedGzipVerification {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
-        defer { close(fd) }
         var hasher = SHA256()
         let decryptor = identities.map { AgeDecryptor(identities: $0) }
         let inflater = GzipInflater()
@@ -35,24 +32,14 @@ public enum EncryptedGzipVerifier {
         var head: [UInt8] = []
         var stored: UInt64 = 0
         var plain: UInt64 = 0
-        let size = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-        defer { buffer.deallocate() }
         let sink: AgeDecryptor.Sink = { bytes in
             if let problem = inflater.feed(bytes, offset: plain) { throw GzipVerificationError(path: path, reason: "decrypted, but " + problem) }
             plain += UInt64(bytes.count)
         }
         do {
-            while true {
-                let n = read(fd, buffer.baseAddress, size)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileSystemError.errno(errno, "read", path)
-                }
-                if n == 0 { break }
-                let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            try AgeFile.read(path: path) { bytes in
                 hasher.update(bufferPointer: bytes)
-                stored += UInt64(n)
+                stored += UInt64(bytes.count)
                 if head.count < 64 * 1024 { head += bytes.prefix(64 * 1024 - head.count) }
                 try decryptor?.update(bytes, into: sink)
             }

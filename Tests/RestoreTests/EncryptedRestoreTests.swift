@@ -95,6 +95,17 @@ import Testing
         let full = try scene.run(["verify", scene.dump], identityFile: scene.keyFile)
         #expect(full.status == 0, "\(full.stdout)\(full.stderr)")
         #expect(full.stdout.contains("every age chunk authenticated"))
+        // backstop decrypt: atomic -o, the same bytes stock age gives; a wrong key leaves no file.
+        let outDir = try TestEnvironment.makeTempDirectory("decrypt-out")
+        let decrypted = try scene.run(["decrypt", scene.dump, "-o", outDir + "/dump.sql.gz"], identityFile: scene.keyFile)
+        #expect(decrypted.status == 0, "\(decrypted.stderr)")
+        let viaAge = try TestProcesses.run("/bin/sh", ["-c", "'\(age)' -d -i '\(scene.keyFile)' '\(scene.dump)' | cmp - '\(outDir)/dump.sql.gz' && echo same"])
+        #expect(viaAge.stdout == "same\n")
+        let otherKey = try Self.writeKey(AgeIdentity.generate(), in: outDir, name: "other.txt")
+        let refused = try scene.run(["decrypt", scene.dump, "-o", outDir + "/wrong.sql.gz"], identityFile: otherKey)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("another key"), "\(refused.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outDir).sorted() == ["dump.sql.gz", "other.txt"])
         // restore reads through the decrypter.
         let restored = try scene.run(["restore", "postgres", scene.dump, "--yes", "--drop-previous"], identityFile: scene.keyFile)
         #expect(restored.status == 0, "\(restored.stderr)\n\(restored.stdout)")
