@@ -56,15 +56,17 @@ let package = Package(
         // gzip (zlib) + SHA-256 + temp file, fsync, rename: the one pipeline every backup goes through.
         .target(
             name: "BackupPipeline",
-            dependencies: ["CZlib", "BackstopCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CZlib", "BackstopCore", "AgeEncryption", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // age v1 encryption at rest (X25519 recipients, STREAM of ChaCha20-Poly1305), streaming.
+        .target(name: "AgeEncryption", dependencies: ["BackstopCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // The backups on disk: names, `.meta` files, the record of attempts.
         .target(name: "BackupCatalog", dependencies: ["BackstopCore"], swiftSettings: strict),
         // The backup jobs (pg_dump, pg_dumpall, pg_basebackup), verification, backup metrics.
         .target(
             name: "BackupJobs",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", "PostgresClient", "CChildSpawn", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", "PostgresClient", "CChildSpawn", "AgeEncryption", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // S3 over libcurl (SigV4 by curl): uploads, multipart, listing, the upload state.
@@ -76,7 +78,7 @@ let package = Package(
         // Guarded restores: checks, in-process gunzip into psql, the database swap, Redis as a master.
         .target(
             name: "Restore",
-            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "PostgresClient"],
+            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "PostgresClient", "AgeEncryption"],
             swiftSettings: strict
         ),
         // Cron expressions and the next-run arithmetic.
@@ -118,7 +120,7 @@ let package = Package(
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
-                "BackupCatalog", "BackupJobs", "Restore", "S3", "BackstopState", "BackstopServices",
+                "BackupCatalog", "BackupJobs", "Restore", "S3", "BackstopState", "BackstopServices", "AgeEncryption",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -137,9 +139,10 @@ let package = Package(
         ),
         .testTarget(name: "BackupCatalogTests", dependencies: ["BackupCatalog", "BackstopCore"], swiftSettings: strict),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "AgeEncryptionTests", dependencies: ["AgeEncryption", "BackstopCore", "CZlib", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "BackstopCoreTests", dependencies: ["BackstopCore"], swiftSettings: strict),
         .testTarget(name: "BackstopMetricsTests", dependencies: ["BackstopMetrics"], swiftSettings: strict),
-        .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "BackupPipelineTests", dependencies: ["BackupPipeline", "AgeEncryption", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "AlertingTests", dependencies: ["Alerting", "HTTPClient", "BackstopMetrics", "Health", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling", "BackstopCore", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "BackstopTestSupport", "BackstopCore"], swiftSettings: strict),
@@ -152,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RestoreTests",
-            dependencies: ["Restore", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "RedisClient", "BackstopTestSupport"],
+            dependencies: ["Restore", "AgeEncryption", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "RedisClient", "BackstopTestSupport"],
             swiftSettings: strict
         ),
         // The web config file, TLS and basic auth, hostile clients on the metrics port.

@@ -157,7 +157,13 @@ public struct BackupCatalog: Sendable {
     }
 
     /// Kind, target and time stamp from a backup's name; nil for names that are not backups.
+    /// An age-encrypted backup is its plain name plus `.age` (base-backup folders are not).
     public static func classify(_ name: String) -> (BackupKind, String, String)? {
+        if name.hasSuffix(".age") {
+            let plain = String(name.dropLast(4))
+            guard !plain.hasPrefix("wal_"), let found = classify(plain) else { return nil }
+            return found
+        }
         func stamp(_ s: Substring) -> String? {
             let t = String(s)
             return WallClock.parseFileStamp(t) != nil && t.count == 15 ? t : nil

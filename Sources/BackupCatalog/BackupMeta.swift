@@ -63,6 +63,11 @@ public struct BackupMeta: Codable, Sendable, Equatable {
     public var method: String?
     /// `verified` (the RDB's CRC-64 matched while streaming) or `disabled` (`rdbchecksum no`).
     public var rdbChecksum: String?
+    /// `age` when the file is age-encrypted (gzip inside age); nil for a plain gzip file.
+    public var encryption: String?
+    /// Fingerprints of the age recipients (SHA-256 of the `age1…` string, 16 hex digits),
+    /// comma-separated: which key restores this backup. One string keeps the fast decoder flat.
+    public var recipients: String?
 
     enum CodingKeys: String, CodingKey {
         case timestamp, type, database, size, file, status, kind, target, sha256, compression, timeline, files
@@ -80,6 +85,7 @@ public struct BackupMeta: Codable, Sendable, Equatable {
         case master, source, keys, expires, method
         case sourceRole = "source_role"
         case rdbChecksum = "rdb_checksum"
+        case encryption, recipients
     }
 
     public init(kind: BackupKind, target: String, file: String, startedAt: Double, finishedAt: Double,

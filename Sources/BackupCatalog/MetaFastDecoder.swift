@@ -24,6 +24,7 @@ enum MetaFastDecoder {
         case timestamp, type, database, size, file, status, kind, target, sizeBytes, uncompressedBytes, sha256, durationSeconds
         case startedAt, finishedAt, compression, serverVersion, toolVersion, startLSN, endLSN, timeline, files
         case redisVersion, rdbVersion, master, source, sourceRole, keys, expires, method, rdbChecksum
+        case encryption, recipients
 
         /// The field a key names; nil for keys `BackupMeta` does not have.
         static func named(_ k: UnsafeBufferPointer<UInt8>) -> Field? {
@@ -58,6 +59,8 @@ enum MetaFastDecoder {
                 if eq("start_lsn") { return .startLSN }
             case 10:
                 if eq("size_bytes") { return .sizeBytes }
+                if eq("encryption") { return .encryption }
+                if eq("recipients") { return .recipients }
                 if eq("started_at") { return .startedAt }
             case 11:
                 if eq("finished_at") { return .finishedAt }
@@ -175,6 +178,8 @@ enum MetaFastDecoder {
             if field == .keys { meta.keys = counts } else { meta.expires = counts }
         case .method: guard let s = optionalString(v) else { return false }; meta.method = s
         case .rdbChecksum: guard let s = optionalString(v) else { return false }; meta.rdbChecksum = s
+        case .encryption: guard let s = optionalString(v) else { return false }; meta.encryption = s
+        case .recipients: guard let s = optionalString(v) else { return false }; meta.recipients = s
         }
         return true
     }

@@ -46,6 +46,7 @@ public enum BackupMetrics {
             registry.set(Family.backupLastAttempt, labels, status.lastAttempt)
             registry.set(Family.backupLastRunSuccess, labels, status.lastRunSucceeded ? 1 : 0)
             registry.set(Family.backupLastDuration, labels, status.lastDurationSeconds)
+            registry.set(Family.backupEncrypted, ["kind": status.kind], status.encrypted ? 1 : 0)
             for result in ["success", "failure"] {
                 registry.touch(Family.backupRuns, ["kind": status.kind, "target": status.target, "result": result])
             }
@@ -75,6 +76,7 @@ public enum BackupMetrics {
         if outcome.success {
             registry.set(Family.backupLastSuccess, labels, outcome.finishedAt)
             registry.set(Family.backupLastSize, labels, Double(outcome.sizeBytes))
+            registry.set(Family.backupEncrypted, ["kind": kind], (outcome.path ?? "").hasSuffix(".age") ? 1 : 0)
         }
     }
 }

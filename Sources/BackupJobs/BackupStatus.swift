@@ -20,6 +20,8 @@ public struct BackupStatus: Sendable, Equatable {
     public var lastDurationSeconds: Double = 0
     /// Why the newest attempt failed, when it did.
     public var lastError: String?
+    /// Whether the newest good backup is encrypted (age); false when there is none.
+    public var encrypted = false
 
     public init(kind: String, target: String) {
         self.kind = kind
@@ -35,6 +37,7 @@ public struct BackupStatus: Sendable, Equatable {
         if outcome.success {
             lastSuccess = outcome.finishedAt
             lastSizeBytes = outcome.sizeBytes
+            encrypted = outcome.path?.hasSuffix(".age") ?? false
         }
     }
 
@@ -64,6 +67,7 @@ public struct BackupStatus: Sendable, Equatable {
             if let good {
                 status.lastSuccess = good.finishedAt ?? good.startedAt
                 status.lastSizeBytes = good.sizeBytes
+                status.encrypted = good.path.hasSuffix(".age")
             }
             if let attempt = newestAttempt[key], attempt.startedAt >= (good?.startedAt ?? 0) {
                 status.lastAttempt = attempt.startedAt

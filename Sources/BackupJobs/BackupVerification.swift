@@ -28,6 +28,8 @@ public struct BackupVerification: Sendable {
         }
         if entry.isDirectory {
             verifyBase(entry, &result)
+        } else if entry.path.hasSuffix(".age") {
+            verifyEncrypted(entry, &result)
         } else {
             do {
                 let v = try GzipVerifier.verify(path: entry.path)

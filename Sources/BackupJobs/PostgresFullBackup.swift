@@ -39,19 +39,19 @@ public struct PostgresFullBackup: Sendable {
         }
         let started = WallClock.now()
         let stamp = StaleFiles.freeStamp(startingAt: started, in: settings.postgresDir) { stamp in
-            settings.databases.map { "\($0)_full_\(stamp).sql.gz" } + ["globals_\(stamp).sql.gz"]
+            settings.databases.map { "\($0)_full_\(stamp).sql.gz\(settings.encryptedSuffix)" } + ["globals_\(stamp).sql.gz\(settings.encryptedSuffix)"]
         }
-        log.info("backup postgres full: started (databases \(settings.databases.joined(separator: ", ")) on \(settings.displayHost), gzip level \(settings.compressionLevel))")
+        log.info("backup postgres full: started (databases \(settings.databases.joined(separator: ", ")) on \(settings.displayHost), gzip level \(settings.compressionLevel)\(settings.encryption.isEnabled ? ", age-encrypted to \(settings.encryption.recipients.count) recipient(s)" : ""))")
         let version = ServerFacts.serverVersion(settings: settings)
         var outcomes: [BackupOutcome] = []
         for database in settings.databases {
-            let outcome = dump(kind: .postgresFull, target: database, file: "\(database)_full_\(stamp).sql.gz",
+            let outcome = dump(kind: .postgresFull, target: database, file: "\(database)_full_\(stamp).sql.gz\(settings.encryptedSuffix)",
                                program: settings.program("pg_dump"),
                                arguments: ["--format=plain", "--no-password", "--dbname", database],
                                serverVersion: version)
             outcomes.append(outcome)
         }
-        outcomes.append(dump(kind: .postgresGlobals, target: "globals", file: "globals_\(stamp).sql.gz",
+        outcomes.append(dump(kind: .postgresGlobals, target: "globals", file: "globals_\(stamp).sql.gz\(settings.encryptedSuffix)",
                              program: settings.program("pg_dumpall"),
                              arguments: ["--globals-only", "--no-password"],
                              serverVersion: version))
@@ -75,6 +75,7 @@ public struct PostgresFullBackup: Sendable {
                                   sizeBytes: written.sizeBytes, sha256: written.sha256,
                                   compression: "gzip-\(settings.compressionLevel)", serverVersion: serverVersion)
             meta.uncompressedBytes = written.uncompressedBytes
+            meta.markEncryption(of: written)
             do {
                 try meta.write(forData: destination)
             } catch {
@@ -100,7 +101,8 @@ public struct PostgresFullBackup: Sendable {
 enum StreamedDump {
     static func run(program: String, arguments: [String], destination: String, settings: PostgresJobSettings,
                     log: BackupLog, label: String, cancellation: JobCancellation?) throws -> WrittenFile {
-        let writer = try BackupFileWriter(destination: destination, compressionLevel: settings.compressionLevel)
+        let writer = try BackupFileWriter(destination: destination, compressionLevel: settings.compressionLevel,
+                                          recipients: settings.encryption.recipients)
         let child: ChildProcess
         do {
             child = try ChildProcess(executable: program, arguments: arguments, environment: settings.childEnvironment,

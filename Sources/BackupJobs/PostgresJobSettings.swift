@@ -1,3 +1,4 @@
+import AgeEncryption
 import BackstopCore
 import BackupPipeline
 import Foundation
@@ -20,6 +21,8 @@ public struct PostgresJobSettings: Sendable {
     public var displayHost: String
     /// Extra variables for the child programs (tests; normally empty: they inherit ours).
     public var childEnvironment: [String: String]
+    /// `BACKUP_ENCRYPTION_RECIPIENTS(_FILE)`: when set, every file is age-encrypted (`.age`).
+    public var encryption: EncryptionSettings
 
     public init(environment env: [String: String], childEnvironment: [String: String] = [:]) throws {
         let config = try BackstopConfig(environment: env)
@@ -38,7 +41,11 @@ public struct PostgresJobSettings: Sendable {
         compressionLevel = try CompressionSettings.level(environment: env)
         binDirectory = env["BACKUP_POSTGRES_BIN"].flatMap { $0.isEmpty ? nil : $0 }
         self.childEnvironment = childEnvironment
+        encryption = try EncryptionSettings(environment: env)
     }
+
+    /// `.age` when backups are encrypted, else empty: appended to every data file's name.
+    public var encryptedSuffix: String { encryption.isEnabled ? ".age" : "" }
 
     public var postgresDir: String { backupDir + "/postgres" }
     public var stateDir: String { backupDir + "/.state" }

@@ -1,3 +1,4 @@
+import AgeEncryption
 import BackstopCore
 import BackupPipeline
 import Foundation
@@ -32,6 +33,8 @@ public struct RedisJobSettings: Sendable {
     public var backupDir: String
     public var redis: RedisSettings
     public var compressionLevel: Int32
+    /// `BACKUP_ENCRYPTION_RECIPIENTS(_FILE)`: when set, snapshots are age-encrypted (`.rdb.gz.age`).
+    public var encryption: EncryptionSettings
     public var method: Method
     public var source: Source
     /// `BACKUP_REDIS_REPLICA`: the replica when `source == .replica` and no Sentinel is used.
@@ -52,6 +55,7 @@ public struct RedisJobSettings: Sendable {
         backupDir = config.backupDir
         redis = config.redis
         compressionLevel = try CompressionSettings.level(environment: env)
+        encryption = try EncryptionSettings(environment: env)
         func value(_ name: String) -> String? {
             guard let v = env[name]?.trimmingSpaces(), !v.isEmpty else { return nil }
             return v

@@ -43,8 +43,9 @@ public struct RedisSnapshotBackup: Sendable {
         try FileSystem.createDirectory(settings.redisDir)
         StaleFiles.removePartials(in: settings.redisDir) { $0.hasPrefix("redis_") }
         let started = WallClock.now()
-        let stamp = StaleFiles.freeStamp(startingAt: started, in: settings.redisDir) { ["redis_\($0).rdb.gz"] }
-        let file = "redis_\(stamp).rdb.gz"
+        let suffix = settings.encryption.isEnabled ? ".age" : ""
+        let stamp = StaleFiles.freeStamp(startingAt: started, in: settings.redisDir) { ["redis_\($0).rdb.gz\(suffix)"] }
+        let file = "redis_\(stamp).rdb.gz\(suffix)"
         let destination = settings.redisDir + "/" + file
         let target = settings.target
         let via = settings.redis.usesSentinel ? "Sentinel master \(settings.redis.sentinelMasterName)" : settings.redis.master.description
@@ -133,7 +134,8 @@ public struct RedisSnapshotBackup: Sendable {
         let version = info["redis_version"]
         let label = settings.target
         let summary: (rdbVersion: Int, checksum: RDBValidator.Checksum)
-        let writer = try BackupFileWriter(destination: destination, compressionLevel: settings.compressionLevel)
+        let writer = try BackupFileWriter(destination: destination, compressionLevel: settings.compressionLevel,
+                                          recipients: settings.encryption.recipients)
         do {
             let t0 = MonotonicClock.seconds()
             var lastProgress = t0
@@ -301,6 +303,7 @@ public struct RedisSnapshotBackup: Sendable {
                               sizeBytes: written.sizeBytes, sha256: written.sha256,
                               compression: "gzip-\(settings.compressionLevel)", serverVersion: snapshot.redisVersion)
         meta.uncompressedBytes = written.uncompressedBytes
+        meta.markEncryption(of: written)
         meta.redisVersion = snapshot.redisVersion
         meta.rdbVersion = snapshot.rdbVersion
         meta.master = snapshot.master.description

@@ -1,3 +1,4 @@
+import AgeEncryption
 import BackstopCore
 import CZlib
 import Crypto
@@ -7,12 +8,17 @@ import Foundation
 public struct WrittenFile: Sendable, Equatable {
     /// Final path of the file.
     public var path: String
-    /// Size on disk (the gzip file).
+    /// Size on disk (the gzip file, or the age file around it).
     public var sizeBytes: UInt64
     /// SHA-256 of the file's bytes, lowercase hex (what `sha256sum` prints).
     public var sha256: String
     /// Bytes that went in before compression.
     public var uncompressedBytes: UInt64
+    /// Fingerprints of the age recipients the file is encrypted to; empty when not encrypted.
+    public var recipientFingerprints: [String] = []
+
+    /// Whether the file on disk is age-encrypted (gzip inside age).
+    public var isEncrypted: Bool { !recipientFingerprints.isEmpty }
 }
 
 /// Why writing a backup file failed. The temporary file is already gone when this is thrown.
@@ -35,6 +41,11 @@ public struct BackupWriteError: Error, CustomStringConvertible, Sendable {
 /// ordinary gzip file; reading, compressing and writing overlap, and memory stays bounded (at
 /// most `2 × workers` blocks in flight).
 ///
+/// With recipients, the gzip stream is encrypted in the age v1 format on its way to the
+/// temporary file (gzip → age → SHA-256 → temp file): no plaintext byte reaches the disk, not
+/// even in the `.partial` file. Sealing runs on the writing thread while the workers deflate
+/// the next blocks, so encryption overlaps compression; the SHA-256 is of the file as stored.
+///
 /// Use from one thread (not the cooperative pool: `write`/`read(from:)` block).
 public final class BackupFileWriter {
     public let destination: String
@@ -55,6 +66,8 @@ public final class BackupFileWriter {
     private var outputPool: [ByteBuffer] = []
     private var crc: UInt = 0
     private var state = State.open
+    private let encryptor: AgeEncryptor?
+    private let recipientFingerprints: [String]
 
     /// Bytes accepted so far (before compression).
     public private(set) var uncompressedBytes: UInt64 = 0
@@ -69,12 +82,15 @@ public final class BackupFileWriter {
     ///   - compressionLevel: gzip level 1–9.
     ///   - blockSize: bytes per independently deflated block.
     ///   - workers: compression threads; default: one per core.
+    ///   - recipients: age recipients to encrypt to; empty for a plain gzip file.
     public init(destination: String, compressionLevel: Int32 = CompressionSettings.defaultLevel,
-                blockSize: Int = 256 * 1024, workers: Int? = nil) throws {
+                blockSize: Int = 256 * 1024, workers: Int? = nil, recipients: [AgeRecipient] = []) throws {
         precondition((1...9).contains(compressionLevel), "gzip level must be 1...9")
         self.destination = destination
         self.compressionLevel = compressionLevel
         self.blockSize = max(blockSize, 64 * 1024)
+        encryptor = recipients.isEmpty ? nil : try AgeEncryptor(recipients: recipients)
+        recipientFingerprints = recipients.map(\.fingerprint)
         let folder = FileSystem.directory(of: destination)
         temporaryPath = folder + "/." + FileSystem.lastComponent(of: destination) + ".partial"
         try FileSystem.createDirectory(folder)
@@ -160,6 +176,7 @@ public final class BackupFileWriter {
                 trailer[4 + i] = UInt8(truncatingIfNeeded: isize >> (8 * UInt32(i)))
             }
             try trailer.withUnsafeBytes { try emit($0) }
+            try encryptor?.finish { try self.store($0) }
             guard fsync(fd) == 0 else { throw FileSystemError.errno(errno, "fsync", temporaryPath) }
             let closed = close(fd)
             fd = -1
@@ -174,7 +191,8 @@ public final class BackupFileWriter {
         FileSystem.syncDirectory(FileSystem.directory(of: destination))
         let digest = hasher.finalize()
         return WrittenFile(path: destination, sizeBytes: compressedBytes,
-                           sha256: digest.map { hexByte($0) }.joined(), uncompressedBytes: uncompressedBytes)
+                           sha256: digest.map { hexByte($0) }.joined(), uncompressedBytes: uncompressedBytes,
+                           recipientFingerprints: recipientFingerprints)
     }
 
     /// Stops the workers and removes the temporary file. Safe to call more than once; a
@@ -230,7 +248,18 @@ public final class BackupFileWriter {
         }
     }
 
+    /// gzip bytes on their way out: through the encryptor when there is one.
     private func emit(_ bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count > 0 else { return }
+        if let encryptor {
+            try encryptor.update(bytes) { try self.store($0) }
+        } else {
+            try store(bytes)
+        }
+    }
+
+    /// Bytes as stored: written to the temporary file and hashed.
+    private func store(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0 else { return }
         try FileSystem.writeAll(fd: fd, bytes, path: temporaryPath)
         hasher.update(bufferPointer: bytes)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgeEncryption
 import BackstopCore
 import CZlib
 
@@ -75,6 +76,8 @@ final class GunzipStream {
         let file = open(path, O_RDONLY | O_CLOEXEC)
         guard file >= 0 else { throw FileSystemError.errno(errno, "open", path) }
         defer { close(file) }
+        // `.age` files are read through the decrypter: only authenticated plaintext is inflated.
+        let decryptor = try path.hasSuffix(".age") ? AgeDecryptor(identities: RestoreKeys.identities(for: path)) : nil
         var inMember = false
         while true {
             let n = read(file, input, inputSize)
@@ -84,8 +87,35 @@ final class GunzipStream {
             }
             if n == 0 { break }
             compressedBytes += UInt64(n)
-            stream.pointee.next_in = input.assumingMemoryBound(to: Bytef.self)
-            stream.pointee.avail_in = uInt(n)
+            if let decryptor {
+                do {
+                    try decryptor.update(UnsafeRawBufferPointer(start: input, count: n)) { plain in
+                        try self.inflateChunk(plain, path: path, inMember: &inMember, sink: sink)
+                    }
+                } catch let error as AgeError {
+                    throw Failure(description: "\(path): \(error)", readerGone: false)
+                }
+            } else {
+                try inflateChunk(UnsafeRawBufferPointer(start: input, count: n), path: path, inMember: &inMember, sink: sink)
+            }
+            progress(compressedBytes, uncompressedBytes)
+        }
+        if let decryptor {
+            do {
+                try decryptor.finish { plain in try self.inflateChunk(plain, path: path, inMember: &inMember, sink: sink) }
+            } catch let error as AgeError {
+                throw Failure(description: "\(path): \(error)", readerGone: false)
+            }
+        }
+        if inMember { throw Failure(description: "\(path): truncated gzip stream", readerGone: false) }
+    }
+
+    /// Inflates one slice of gzip bytes, handing each produced piece to `sink`.
+    private func inflateChunk(_ bytes: UnsafeRawBufferPointer, path: String, inMember: inout Bool, sink: (Int) throws -> Void) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
+        stream.pointee.avail_in = uInt(bytes.count)
+        do {
             while stream.pointee.avail_in > 0 {
                 inMember = true
                 stream.pointee.next_out = output.assumingMemoryBound(to: Bytef.self)
@@ -104,9 +134,7 @@ final class GunzipStream {
                     throw Failure(description: "\(path): corrupt gzip data: \(message)", readerGone: false)
                 }
             }
-            progress(compressedBytes, uncompressedBytes)
         }
-        if inMember { throw Failure(description: "\(path): truncated gzip stream", readerGone: false) }
     }
 
     private func writeAll(_ fd: Int32, count: Int) throws {

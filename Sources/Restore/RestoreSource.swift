@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgeEncryption
 import BackstopCore
 import BackupCatalog
 import BackupPipeline
@@ -49,7 +50,20 @@ public enum RestoreSource {
         }
         let verification: GzipVerification
         do {
-            verification = try GzipVerifier.verify(path: real)
+            if real.hasSuffix(".age") {
+                // Every chunk authenticated and the gzip inside checked, before anything changes.
+                let v = try EncryptedGzipVerifier.verify(path: real, identities: RestoreKeys.identities(for: path))
+                verification = GzipVerification(path: real, compressedBytes: v.storedBytes, uncompressedBytes: v.uncompressedBytes,
+                                                sha256: v.sha256, members: v.members)
+            } else {
+                verification = try GzipVerifier.verify(path: real)
+            }
+        } catch let error as RestoreError {
+            throw error
+        } catch let error as AgeError where error.kind == .noMatch {
+            throw RestoreError("\(path) cannot be decrypted with BACKUP_ENCRYPTION_IDENTITY_FILE: \(error). Use the key `backstop list` names for it. Nothing was changed", nothingChanged: true)
+        } catch let error as ConfigError {
+            throw RestoreError("\(path) is age-encrypted and the key cannot be used: \(error). Nothing was changed", nothingChanged: true)
         } catch {
             throw RestoreError("\(path) is damaged, refusing to restore it: \(error). Nothing was changed; pick another backup (run without a file to list them)", nothingChanged: true)
         }

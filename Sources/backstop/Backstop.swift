@@ -11,6 +11,7 @@ struct Backstop: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, HealthCommand.self, BackupCommand.self, ListCommand.self, VerifyCommand.self,
             ScheduleCommand.self, CleanupCommand.self, RestoreCommand.self, DrillCommand.self, LogCommand.self, S3Command.self,
+            DecryptCommand.self,
         ]
     )
 }

@@ -15,7 +15,10 @@ struct ListCommand: AsyncParsableCommand {
             under $BACKUP_DIR/postgres and $BACKUP_DIR/redis. CHECKSUM is `sha256` for backups \
             with a checksummed .meta, `legacy` for backups made by the old scripts, and \
             `INCOMPLETE` for files without a completed .meta (not usable as backups), `META UNREADABLE` \
-            for a .meta that is truncated, not JSON or of a newer format (named on stderr; kept by cleanup).
+            for a .meta that is truncated, not JSON or of a newer format (named on stderr; kept by cleanup). KEY is \
+            `-` for plain gzip backups and `age:FP[,FP…]` for encrypted ones: the fingerprints \
+            (16 hex digits of the SHA-256 of each age1… recipient) of the keys that decrypt it, \
+            so after a key rotation you know which identity an old backup needs.
 
             --remote lists the copies in the S3 bucket instead (BACKUP_S3_BUCKET, under \
             BACKUP_S3_PREFIX), with the same columns; FILE is the s3:// address that \
@@ -73,6 +76,8 @@ struct ListCommand: AsyncParsableCommand {
                                         "started_at": WallClock.rfc3339(e.startedAt),
                                         "state": e.metaUnreadable ? "meta_unreadable" : e.state.rawValue]
                 o["sha256"] = e.meta?.sha256 ?? NSNull()
+                o["encryption"] = e.meta?.encryption ?? NSNull()
+                o["recipients"] = e.meta?.recipients.map { $0.split(separator: ",").map(String.init) } ?? NSNull()
                 o["finished_at"] = e.finishedAt.map { WallClock.rfc3339($0) } ?? NSNull()
                 if remote {
                     o["location"] = "s3"
@@ -88,7 +93,7 @@ struct ListCommand: AsyncParsableCommand {
             print("no backups in \(location)\(scope.map { "/" + $0.rawValue } ?? "")")
             return
         }
-        var rows = [["KIND", "TARGET", "FILE", "SIZE", "STARTED", "AGE", "CHECKSUM"]]
+        var rows = [["KIND", "TARGET", "FILE", "SIZE", "STARTED", "AGE", "CHECKSUM", "KEY"]]
         rows.reserveCapacity(entries.count + 1)
         // Read in place (a `for e in` copy of each entry retains all its strings).
         entries.withUnsafeBufferPointer { buffer in
@@ -97,7 +102,8 @@ struct ListCommand: AsyncParsableCommand {
                 rows.append([e.pointee.kind.rawValue, e.pointee.target, (remote ? e.pointee.path : e.pointee.name) + (e.pointee.isDirectory ? "/" : ""),
                              HumanBytes.format(e.pointee.sizeBytes), WallClock.rfc3339(e.pointee.startedAt), Age.format(now - e.pointee.startedAt),
                              e.pointee.metaUnreadable ? "META UNREADABLE"
-                                 : e.pointee.state == .complete ? "sha256" : (e.pointee.state == .legacy ? "legacy" : "INCOMPLETE")])
+                                 : e.pointee.state == .complete ? "sha256" : (e.pointee.state == .legacy ? "legacy" : "INCOMPLETE"),
+                             e.pointee.meta?.encryption == "age" ? "age:" + (e.pointee.meta?.recipients ?? "?") : "-"])
             }
         }
         // Named on stderr, so a person sees which file to look at (stdout stays the table).
