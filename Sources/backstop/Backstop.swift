@@ -10,7 +10,7 @@ struct Backstop: AsyncParsableCommand {
         version: BuildInfo.version,
         subcommands: [
             ServeCommand.self, HealthCommand.self, BackupCommand.self, ListCommand.self, VerifyCommand.self,
-            ScheduleCommand.self, CleanupCommand.self, RestoreCommand.self, DrillCommand.self,
+            ScheduleCommand.self, CleanupCommand.self, RestoreCommand.self, DrillCommand.self, WalCommand.self,
         ]
     )
 }
