@@ -100,10 +100,11 @@ struct ServeCommand: AsyncParsableCommand {
             settings: alerting.schedules, actions: try ScheduledJobs.actions(environment: env, registry: registry, s3: s3),
             lastSuccess: { job in ScheduledJobs.lastSuccess(job: job, registry: registry) },
             registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
+        let wal = try WalArchiveService.make(environment: env, registry: registry)
         // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running
         // backup finish) while /metrics still answers.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: metrics), .init(service: health), .init(service: scheduler)],
+            services: [.init(service: metrics), .init(service: health), .init(service: scheduler)] + (wal.map { [.init(service: $0)] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])

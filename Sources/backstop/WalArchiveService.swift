@@ -1,0 +1,43 @@
+import BackstopCore
+import BackstopMetrics
+import BackupJobs
+import ServiceLifecycle
+import WalArchive
+
+/// Serve's part of the WAL archive (BACKUP_WAL_ARCHIVE): with `receivewal`, pg_receivewal
+/// supervised on a thread of its own; in both modes the archive's gauges refreshed every 15 s.
+/// On graceful shutdown pg_receivewal is stopped (it flushes) and its last segments archived.
+struct WalArchiveService: Service {
+    let receiver: WalReceiver?
+    let monitor: WalMonitor
+    let registry: MetricsRegistry
+
+    /// nil when BACKUP_WAL_ARCHIVE is off; a bad BACKUP_WAL_* value stops start-up.
+    static func make(environment env: [String: String], registry: MetricsRegistry) throws -> WalArchiveService? {
+        let settings = try validated { try WalArchiveSettings(environment: env) }
+        guard settings.mode != .off else { return nil }
+        let jobSettings = try validated { try PostgresJobSettings(environment: env) }
+        let archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel)
+        WalMetrics.declare(in: registry, receiver: settings.mode == .receivewal)
+        let receiver = settings.mode == .receivewal
+            ? WalReceiver(settings: settings, jobSettings: jobSettings, log: BackupLog(backupDir: jobSettings.backupDir, echo: false), metrics: registry)
+            : nil
+        return WalArchiveService(receiver: receiver, monitor: WalMonitor(archive: archive, jobSettings: jobSettings, settings: settings),
+                                 registry: registry)
+    }
+
+    func run() async throws {
+        let receiving: Task<Void, Never>? = receiver.map { receiver in
+            Task { await Blocking.run { receiver.run() } }
+        }
+        let (monitor, registry) = (self.monitor, self.registry)
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await Blocking.run { monitor.refresh(registry) }
+                try? await Task.sleep(for: .seconds(15))
+            }
+        }
+        receiver?.stop()
+        await receiving?.value
+    }
+}
