@@ -123,7 +123,12 @@ public struct PointInTimeRestore: Sendable {
         }
         var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(allowPartial ? " --partial" : "") %f %p'"]
         switch options.target {
-        case .time(_, let text): settings.append("recovery_target_time = '\(text)'")
+        case .time(let t, _):
+            // A numeric zone: PostgreSQL reads postgresql.auto.conf before its zone
+            // abbreviations are loaded, so "Z" (or "CET") would be refused at start-up.
+            let text = WallClock.rfc3339(t, fractional: t != t.rounded(.down)).replacingOccurrences(of: "T", with: " ")
+                .replacingOccurrences(of: "Z", with: "+00")
+            settings.append("recovery_target_time = '\(text)'")
         case .lsn(let lsn): settings.append("recovery_target_lsn = '\(lsn)'")
         case .xid(let xid): settings.append("recovery_target_xid = '\(xid)'")
         case .name(let name): settings.append("recovery_target_name = '\(name.replacingOccurrences(of: "'", with: "''"))'")

@@ -12,8 +12,13 @@ enum WalTestSupport {
     static func backupDirectory(_ prefix: String) throws -> String {
         let dir = try TestEnvironment.makeTempDirectory(prefix)
         if TestEnvironment.isRoot, let pw = getpwnam("postgres") {
-            _ = chown(dir, pw.pointee.pw_uid, pw.pointee.pw_gid)
-            _ = chmod(dir, 0o777)
+            // The archive folder belongs to the server's user, as it would in a deployment
+            // where the PostgreSQL container runs archive_command.
+            for sub in ["", "/postgres", "/postgres/wal"] {
+                try FileSystem.createDirectory(dir + sub)
+                _ = chown(dir + sub, pw.pointee.pw_uid, pw.pointee.pw_gid)
+                _ = chmod(dir + sub, 0o777)
+            }
         }
         return dir
     }
