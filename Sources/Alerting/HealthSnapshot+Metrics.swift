@@ -85,7 +85,10 @@ extension WalArchiveFacts {
     /// From backstop_wal_archive_last_segment_timestamp_seconds; nil when the family has no
     /// sample (WAL archiving not configured).
     public static func from(_ metrics: MetricsRegistry) -> WalArchiveFacts? {
-        metrics.series(AlertInputFamilies.walArchiveLastSegment).first.map { WalArchiveFacts(lastSegmentTime: $0.value > 0 ? $0.value : nil) }
+        let slots = Dictionary(metrics.series("backstop_replication_slot_retained_bytes").compactMap { s in s.labels["slot"].map { ($0, s.value) } }) { a, _ in a }
+        return metrics.series(AlertInputFamilies.walArchiveLastSegment).first.map {
+            WalArchiveFacts(lastSegmentTime: $0.value > 0 ? $0.value : nil, slotRetainedBytes: slots)
+        }
     }
 }
 

@@ -9,7 +9,6 @@ import BackstopCore
 ///   receiver's application_name (what `synchronous_standby_names` must list for RPO 0).
 /// - `BACKUP_WAL_SYNCHRONOUS` (default false): pg_receivewal `--synchronous` (flush each write
 ///   and report it at once, so a synchronous commit waits for the archive).
-/// - `ALERT_WAL_SLOT_RETAINED_BYTES` (default 10 GiB): WalSlotRetentionHigh's threshold.
 public struct WalArchiveSettings: Sendable, Equatable {
     public enum Mode: String, Sendable {
         case off, receivewal, push
@@ -18,7 +17,6 @@ public struct WalArchiveSettings: Sendable, Equatable {
     public var mode: Mode
     public var slot: String
     public var synchronous: Bool
-    public var slotRetentionThresholdBytes: UInt64
 
     public init(environment env: [String: String]) throws {
         let raw = env["BACKUP_WAL_ARCHIVE"]?.trimmingSpaces().lowercased() ?? ""
@@ -37,13 +35,5 @@ public struct WalArchiveSettings: Sendable, Equatable {
             throw ConfigError(variable: "BACKUP_WAL_SLOT", value: slot, accepted: "a replication slot name: 1 to 63 lowercase letters, digits or _")
         }
         synchronous = try ValueParsers.boolean(env["BACKUP_WAL_SYNCHRONOUS"] ?? "", variable: "BACKUP_WAL_SYNCHRONOUS")
-        if let text = env["ALERT_WAL_SLOT_RETAINED_BYTES"]?.trimmingSpaces(), !text.isEmpty {
-            guard let value = UInt64(text), value > 0 else {
-                throw ConfigError(variable: "ALERT_WAL_SLOT_RETAINED_BYTES", value: text, accepted: "a whole number of bytes above 0, such as 10737418240 (10 GiB)")
-            }
-            slotRetentionThresholdBytes = value
-        } else {
-            slotRetentionThresholdBytes = 10 << 30
-        }
     }
 }
