@@ -103,3 +103,26 @@ import Testing
         #expect { try WalArchiveSettings(environment: ["BACKUP_WAL_SYNCHRONOUS": "maybe"]) } throws: { "\($0)".contains("BACKUP_WAL_SYNCHRONOUS") }
     }
 }
+
+/// A `.partial` cut short by a kill during pg_receivewal's zero-fill would stop every restart;
+/// the receiver zero-extends it, keeping the bytes already there.
+@Suite struct PartialRepairTests {
+    @Test func shortPartialIsZeroExtendedKeepingItsBytes() throws {
+        let backupDir = try TestEnvironment.makeTempDirectory("walrepair")
+        let jobSettings = try PostgresJobSettings(environment: ["BACKUP_DIR": backupDir])
+        let receiver = WalReceiver(settings: try WalArchiveSettings(environment: [:]), jobSettings: jobSettings,
+                                   log: BackupLog(backupDir: backupDir, echo: false), metrics: nil)
+        try FileSystem.createDirectory(receiver.archive.stagingDirectory)
+        let short = receiver.archive.stagingDirectory + "/000000010000000000000004.partial"
+        let whole = receiver.archive.stagingDirectory + "/000000010000000000000005.partial"
+        let prefix = [UInt8](repeating: 0xAB, count: 4096)
+        try Data(prefix).write(to: URL(fileURLWithPath: short))
+        try Data(count: 16 << 20).write(to: URL(fileURLWithPath: whole))
+        receiver.repairPartials()
+        let repaired = try FileSystem.read(short)
+        #expect(repaired.count == 16 << 20)
+        #expect(Array(repaired.prefix(4096)) == prefix)
+        #expect(repaired.dropFirst(4096).allSatisfy { $0 == 0 })
+        #expect(try FileSystem.read(whole).count == 16 << 20)
+    }
+}
