@@ -81,6 +81,14 @@ let package = Package(
             dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "PostgresClient", "AgeEncryption"],
             swiftSettings: strict
         ),
+        // The continuous WAL archive: segment names and LSNs, postgres/wal/, pg_receivewal, the
+        // chain check and point-in-time restore.
+        .target(
+            name: "WalArchive",
+            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "PostgresClient",
+                           .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // Cron expressions and the next-run arithmetic.
         .target(name: "Scheduling", dependencies: ["BackstopCore"], swiftSettings: strict),
         // libcurl: outbound HTTP (webhooks, Alertmanager, S3).
@@ -120,7 +128,7 @@ let package = Package(
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
-                "BackupCatalog", "BackupJobs", "Restore", "S3", "BackstopState", "BackstopServices", "AgeEncryption",
+                "BackupCatalog", "BackupJobs", "Restore", "S3", "BackstopState", "BackstopServices", "AgeEncryption", "WalArchive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -164,6 +172,11 @@ let package = Package(
         .testTarget(
             name: "ReliabilityTests",
             dependencies: ["BackstopTestSupport", "BackstopCore", "BackupJobs", "BackupCatalog"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WalArchiveTests",
+            dependencies: ["WalArchive", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

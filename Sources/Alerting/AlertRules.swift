@@ -11,7 +11,7 @@ public struct AlertRules: Sendable {
     /// The alert names, as they also appear in `alerts/`.
     public static let names = [
         "BackupStale", "BackupFailed", "PostgresDown", "RedisDown", "RedisSentinelDegraded",
-        "DiskSpaceLow", "S3UploadFailing", "WalArchiveStalled", "RestoreDrillFailed",
+        "DiskSpaceLow", "S3UploadFailing", "WalArchiveStalled", "WalSlotRetentionHigh", "RestoreDrillFailed",
     ]
 
     /// Every alert firing for `snapshot`, ordered by name, then fingerprint.
@@ -25,6 +25,7 @@ public struct AlertRules: Sendable {
         alerts += diskSpaceLow(snapshot)
         alerts += s3UploadFailing(snapshot)
         alerts += walArchiveStalled(snapshot)
+        alerts += walSlotRetentionHigh(snapshot)
         alerts += restoreDrillFailed(snapshot)
         var seen = Set<String>()
         return alerts
@@ -190,6 +191,20 @@ public struct AlertRules: Sendable {
         return [Alert(name: "WalArchiveStalled", severity: .critical,
                       summary: "No WAL segment archived for \(Human.duration(age))",
                       description: "The newest complete WAL segment\(path) arrived at \(Human.time(last)), \(Human.duration(age)) ago. " + look)]
+    }
+
+    func walSlotRetentionHigh(_ s: HealthSnapshot) -> [Alert] {
+        guard let wal = s.walArchive else { return [] }
+        let limit = thresholds.walSlotRetainedBytes
+        return wal.slotRetainedBytes.sorted { $0.key < $1.key }.compactMap { (slot, bytes) -> Alert? in
+            guard bytes > limit else { return nil }
+            return Alert(name: "WalSlotRetentionHigh", severity: .warning, labels: ["slot": slot],
+                         summary: "Replication slot \(slot) holds back \(Human.bytes(UInt64(bytes))) of WAL",
+                         description: "PostgreSQL keeps every WAL segment since the slot's restart LSN: \(Human.bytes(UInt64(bytes))), above "
+                             + "\(Human.bytes(UInt64(limit))) (ALERT_WAL_SLOT_RETAINED_BYTES). The primary's disk fills if nothing drains the slot. "
+                             + "Check that pg_receivewal runs (backstop_wal_receiver_up), drop a slot nobody uses "
+                             + "(SELECT pg_drop_replication_slot('\(slot)')), and bound the damage with max_slot_wal_keep_size.")
+        }
     }
 
     func restoreDrillFailed(_ s: HealthSnapshot) -> [Alert] {

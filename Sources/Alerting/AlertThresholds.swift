@@ -16,6 +16,9 @@ public struct AlertThresholds: Sendable, Equatable {
     public var walArchiveStaleAfter: Duration
     /// RestoreDrillFailed also fires when the newest good drill is older than this.
     public var restoreDrillMaxAge: Duration
+    /// WalSlotRetentionHigh fires when a replication slot holds back more WAL than this
+    /// (`ALERT_WAL_SLOT_RETAINED_BYTES`, default 10 GiB).
+    public var walSlotRetainedBytes: Double = 10 * 1024 * 1024 * 1024
 
     /// The default schedules' intervals (`0 2 * * *`, `0 */6 * * *`, `0 */4 * * *`).
     public static let defaultScheduleIntervals: [String: Duration] = [
@@ -89,6 +92,9 @@ public struct AlertThresholds: Sendable, Equatable {
             s3FailuresBeforeAlert: try value("ALERT_S3_FAILURES").map { try ValueParsers.integer($0, variable: "ALERT_S3_FAILURES", in: 1...1000) } ?? 1,
             walArchiveStaleAfter: try value("ALERT_WAL_ARCHIVE_STALE_AFTER").map { try ValueParsers.duration($0, variable: "ALERT_WAL_ARCHIVE_STALE_AFTER") } ?? .seconds(3600),
             restoreDrillMaxAge: try value("ALERT_RESTORE_DRILL_MAX_AGE").map { try ValueParsers.duration($0, variable: "ALERT_RESTORE_DRILL_MAX_AGE") } ?? .seconds(8 * 86400))
+        if let raw = value("ALERT_WAL_SLOT_RETAINED_BYTES") {
+            walSlotRetainedBytes = Double(try ValueParsers.integer(raw, variable: "ALERT_WAL_SLOT_RETAINED_BYTES", in: 1...Int.max))
+        }
     }
 }
 

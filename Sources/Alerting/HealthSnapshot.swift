@@ -168,10 +168,13 @@ public struct WalArchiveFacts: Sendable, Equatable {
     public var lastSegmentTime: Double?
     /// Archive folder, for the description.
     public var path: String?
+    /// Bytes of WAL each replication slot makes the server keep (backstop_replication_slot_retained_bytes).
+    public var slotRetainedBytes: [String: Double] = [:]
 
-    public init(lastSegmentTime: Double?, path: String? = nil) {
+    public init(lastSegmentTime: Double?, path: String? = nil, slotRetainedBytes: [String: Double] = [:]) {
         self.lastSegmentTime = lastSegmentTime
         self.path = path
+        self.slotRetainedBytes = slotRetainedBytes
     }
 }
 

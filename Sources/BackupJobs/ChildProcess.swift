@@ -137,6 +137,19 @@ public final class ChildProcess {
         return code
     }
 
+    /// The exit status if the child has ended (reaped without blocking), nil while it runs:
+    /// lets a supervisor (the WAL receiver) poll its child between other work.
+    public func tryWait() -> Int32? {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        var rc: pid_t
+        repeat { rc = waitpid(pid, &status, WNOHANG) } while rc < 0 && errno == EINTR
+        guard rc == pid else { return nil }
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        exitStatus = code
+        return code
+    }
+
     /// The child's stderr (the last `limit` bytes), trimmed.
     public func stderrText(limit: Int = 4000) -> String {
         guard let bytes = try? FileSystem.read(stderrPath) else { return "" }

@@ -10,8 +10,8 @@ struct Backstop: AsyncParsableCommand {
         version: BuildInfo.version,
         subcommands: [
             ServeCommand.self, HealthCommand.self, BackupCommand.self, ListCommand.self, VerifyCommand.self,
-            ScheduleCommand.self, CleanupCommand.self, RestoreCommand.self, DrillCommand.self, LogCommand.self, S3Command.self,
-            DecryptCommand.self,
+            ScheduleCommand.self, CleanupCommand.self, RestoreCommand.self, DrillCommand.self, WalCommand.self, LogCommand.self,
+            S3Command.self, DecryptCommand.self,
         ]
     )
 }

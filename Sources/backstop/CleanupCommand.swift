@@ -61,6 +61,9 @@ struct CleanupCommand: AsyncParsableCommand {
             try printJSON(outcome)
         } else {
             printTable(outcome.local)
+            if !outcome.wal.removed.isEmpty {
+                print("WAL archive: \(outcome.wal.removed.count) segments before \(outcome.wal.keepFrom ?? "?") \(dryRun ? "would be removed" : "removed") (no kept base backup needs them), \(HumanBytes.format(outcome.wal.freedBytes))")
+            }
             if let remote = outcome.remote { printRemote(remote, outcome: outcome) }
         }
         if !outcome.local.errors.isEmpty || !outcome.remoteErrors.isEmpty { throw ExitCode(1) }
@@ -76,7 +79,7 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         var object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs, "inventories_removed": report.removedInventories,
                                      "orphan_metas_removed": report.removedOrphans, "freed_bytes": report.freedBytes,
-                                     "errors": report.errors]
+                                     "errors": report.errors, "wal_removed": outcome.wal.removed]
         if let remote = outcome.remote {
             let remoteBackups: [[String: Any]] = remote.plan.map { p in
                 ["path": p.backup.entry.path, "kind": p.backup.entry.kind.rawValue, "target": p.backup.entry.target,

@@ -4,6 +4,7 @@ import BackstopMetrics
 import BackupCatalog
 import BackupJobs
 import BackupPipeline
+import WalArchive
 import Foundation
 import Restore
 import S3
@@ -57,6 +58,8 @@ enum CleanupRun {
     struct Outcome: Sendable {
         var local: BackupCleanup.Report
         var remote: RemoteCleanup.Report?
+        /// The WAL archive's part (segments no kept base backup needs).
+        var wal = WalRetention.Report()
         /// s3:// addresses of the inventory files uploaded.
         var uploadedReports: [String] = []
         var inventoryErrors: [String] = []
@@ -70,6 +73,8 @@ enum CleanupRun {
             try BackupCleanup(backupDir: backupDir, policy: policy, log: log, metrics: metrics).run(dryRun: dryRun, now: now)
         }
         var outcome = Outcome(local: local)
+        outcome.wal = await Blocking.run { WalRetention(backupDir: backupDir).run(dryRun: dryRun, log: log) }
+        outcome.local.errors += outcome.wal.errors
         guard let s3 else { return outcome }
         let remote = await RemoteCleanup(settings: s3, policy: policy, backupDir: backupDir).run(dryRun: dryRun, now: now)
         outcome.remote = remote

@@ -67,6 +67,16 @@ struct RestorePostgresCommand: AsyncParsableCommand {
               backstop restore postgres s3://backups/postgres/app_full_20260107_020000.sql.gz --dry-run
               backstop restore postgres /backups/postgres/app_full_20260107_020000.sql.gz --yes
               backstop restore postgres --latest --database app --with-globals --drop-previous --yes
+
+            Point in time (base backup + WAL archive, into a new data directory):
+              backstop restore postgres --data-dir /var/lib/postgresql/restore --to-time 2026-01-07T14:30:00+01:00 --dry-run
+              backstop restore postgres --data-dir /restore --to-lsn 0/5000A28 --start --port 5433 --yes
+              backstop restore postgres --data-dir /restore --latest --yes
+              backstop restore postgres --data-dir /restore --from-base wal_20260107_020000 --immediate --yes
+            --data-dir must be empty or absent (move an old one away first). The newest base backup \
+            before the target is chosen and the WAL chain from it proved continuous before anything \
+            is written; recovery.signal and the recovery_target_* settings go into \
+            postgresql.auto.conf. Without --start the command prints how to start the server.
             """
     )
 
@@ -100,14 +110,20 @@ struct RestorePostgresCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-single-transaction"), help: "Commit statement by statement (for dumps with more tables than the lock table holds).")
     var noSingleTransaction = false
 
+    @OptionGroup var pointInTime: PointInTimeOptionGroup
+
     @OptionGroup var options: BackupDirOption
 
     func validate() throws {
+        try pointInTime.validate(file: file)
         if file != nil && latest { throw ValidationError("give FILE or --latest, not both") }
         if inPlace && dropPrevious { throw ValidationError("--drop-previous has no meaning with --in-place (there is no previous copy)") }
     }
 
     func run() async throws {
+        if pointInTime.isRequested {
+            return try await runPointInTime()
+        }
         let settings = try options.postgresSettings()
         let catalog = BackupCatalog(backupDir: settings.backupDir)
         var path = file

@@ -95,10 +95,12 @@ struct ServeCommand: AsyncParsableCommand {
             settings: alerting.schedules, actions: ScheduledJobs.actions(settings: settings, store: store, registry: registry),
             lastSuccess: { job in await store.lastSuccess(job: job) },
             registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
+        let wal = try WalArchiveService.make(environment: env, registry: registry, store: store)
         // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running
         // backup finish) while the evaluator still hears its outcome and /metrics still answers.
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: metrics), .init(service: evaluator), .init(service: health), .init(service: scheduler)],
+            services: [.init(service: metrics), .init(service: evaluator), .init(service: health), .init(service: scheduler)]
+                + (wal.map { [.init(service: $0)] } ?? []),
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         logger.info("backstop \(BuildInfo.version) starting", metadata: ["backup_dir": "\(config.backupDir)"])

@@ -3,6 +3,7 @@ import BackstopCore
 import BackupCatalog
 import BackupJobs
 import Foundation
+import WalArchive
 
 /// `backstop verify`: prove backups are readable and unchanged.
 struct VerifyCommand: AsyncParsableCommand {
@@ -18,6 +19,7 @@ struct VerifyCommand: AsyncParsableCommand {
             Examples:
               backstop verify --latest
               backstop verify --all
+              backstop verify --wal
               backstop verify /backups/postgres/psscript_full_20260107_020000.sql.gz
             """
     )
@@ -28,19 +30,33 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "The newest backup of each kind and target.")
     var latest = false
 
-    @Flag(help: "Every backup in the catalog.")
+    @Flag(help: "Every backup in the catalog, and the WAL archive when there is one.")
     var all = false
+
+    @Flag(help: "The WAL archive: each segment's checksum, and the chain from the oldest base backup continuous per timeline (gaps named).")
+    var wal = false
 
     @OptionGroup var options: BackupDirOption
 
     func validate() throws {
         if all && latest { throw ValidationError("--all and --latest exclude each other") }
-        if !files.isEmpty && (all || latest) { throw ValidationError("give FILE arguments or --latest/--all, not both") }
+        if !files.isEmpty && (all || latest || wal) { throw ValidationError("give FILE arguments or --latest/--all/--wal, not both") }
     }
 
     func run() async throws {
         let settings = try options.postgresSettings()
         let catalog = BackupCatalog(backupDir: settings.backupDir)
+        var walBad = false
+        if wal || all, wal || FileSystem.isDirectory(settings.backupDir + "/postgres/wal") {
+            let backupDir = settings.backupDir
+            let result = await Blocking.run { WalVerification(backupDir: backupDir).run() }
+            print(result.ok ? "OK   WAL archive: \(result.summary)" : "BAD  WAL archive: \(result.problems.joined(separator: "; "))")
+            walBad = !result.ok
+            if wal && !all && !latest {
+                if walBad { throw ExitCode(1) }
+                return
+            }
+        }
         var entries: [CatalogEntry] = []
         if !files.isEmpty {
             for file in files {
@@ -56,6 +72,7 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         if entries.isEmpty {
             print("nothing to verify in \(settings.backupDir)")
+            if walBad { throw ExitCode(1) }
             return
         }
         let verification = BackupVerification(settings: settings)
@@ -68,6 +85,6 @@ struct VerifyCommand: AsyncParsableCommand {
                 print("BAD  \(r.entry.path): \(r.problems.joined(separator: "; "))")
             }
         }
-        if results.contains(where: { !$0.ok }) { throw ExitCode(1) }
+        if walBad || results.contains(where: { !$0.ok }) { throw ExitCode(1) }
     }
 }

@@ -173,4 +173,22 @@ import Testing
             #expect(["warning", "critical"].contains(alert.labels["severity"]))
         }
     }
+
+    @Test func walSlotRetentionHighFiresPerSlotAboveTheThreshold() throws {
+        let rules = AlertRules(thresholds: AlertThresholds())
+        let now = 1_800_000_000.0
+        let facts = WalArchiveFacts(lastSegmentTime: now - 10, slotRetainedBytes: ["backstop": 11 * 1024 * 1024 * 1024, "other": 1024])
+        let alerts = rules.evaluate(HealthSnapshot(time: now, walArchive: facts))
+        #expect(alerts.map(\.name) == ["WalSlotRetentionHigh"])
+        #expect(alerts.first?.labels["slot"] == "backstop")
+        #expect(alerts.first?.annotations["description"]?.contains("max_slot_wal_keep_size") == true)
+        var lower = try AlertThresholds(environment: ["ALERT_WAL_SLOT_RETAINED_BYTES": "1000"], scheduleIntervals: [:],
+                                        diskFreeWarningPercent: 15, diskFreeCriticalPercent: 5)
+        #expect(lower.walSlotRetainedBytes == 1000)
+        lower.walSlotRetainedBytes = 1000
+        #expect(AlertRules(thresholds: lower).evaluate(HealthSnapshot(time: now, walArchive: facts)).count == 2)
+        #expect(throws: (any Error).self) {
+            try AlertThresholds(environment: ["ALERT_WAL_SLOT_RETAINED_BYTES": "lots"], scheduleIntervals: [:], diskFreeWarningPercent: 15, diskFreeCriticalPercent: 5)
+        }
+    }
 }

@@ -24,5 +24,6 @@ import Testing
         #expect(text.contains("* 100 < \(Int(t.diskFreeCriticalPercent))\n"))
         #expect(text.contains("backstop_wal_archive_last_segment_timestamp_seconds > \(Int(t.walArchiveStaleAfter.seconds))"))
         #expect(text.contains("backstop_restore_drill_last_success_timestamp_seconds > \(Int(t.restoreDrillMaxAge.seconds))"))
+        #expect(text.contains("backstop_replication_slot_retained_bytes > \(Int(t.walSlotRetainedBytes))"))
     }
 }

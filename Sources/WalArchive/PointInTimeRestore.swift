@@ -1,0 +1,196 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BackstopCore
+import BackupCatalog
+import BackupJobs
+import BackupPipeline
+import Foundation
+
+/// Where a point-in-time restore stops.
+public enum RecoveryTarget: Sendable, Equatable {
+    /// `recovery_target_time` (seconds since the epoch; the text is what the operator gave, RFC 3339 with a zone).
+    case time(Double, String)
+    case lsn(LSN)
+    case xid(String)
+    case name(String)
+    /// The end of the base backup (the first consistent point).
+    case immediate
+    /// The end of the archive (every segment, and the one being received).
+    case latest
+}
+
+/// What the operator asked for.
+public struct PointInTimeOptions: Sendable {
+    public var target: RecoveryTarget
+    /// `recovery_target_timeline`: a number, or nil for `latest`.
+    public var timeline: UInt32?
+    /// promote, pause or shutdown.
+    public var action: String = "promote"
+    public var dataDirectory: String
+    /// `wal_STAMP`: this base backup instead of the newest before the target.
+    public var fromBase: String?
+    /// The backstop binary written into restore_command.
+    public var backstopPath: String
+
+    public init(target: RecoveryTarget, dataDirectory: String, backstopPath: String) {
+        self.target = target
+        self.dataDirectory = dataDirectory
+        self.backstopPath = backstopPath
+    }
+}
+
+/// A restore of a base backup plus archived WAL into an empty data directory, with
+/// `recovery.signal` and the recovery settings in `postgresql.auto.conf` (PostgreSQL 12+).
+///
+/// Order of work, so a refusal never leaves anything behind: choose the newest base backup
+/// before the target, prove the WAL chain from its start LSN to the target (gaps named),
+/// check its files' SHA-256 against the `.meta` and that the data directory is empty or
+/// absent — all before the first write. Then unpack the tars, run pg_verifybackup on the
+/// result (removing what was unpacked if it fails), write the settings. Blocking.
+public struct PointInTimeRestore: Sendable {
+    public struct Plan: Sendable {
+        public var basePath: String
+        public var baseMeta: BackupMeta
+        public var chain: WalChain.Report
+        public var settings: [String]
+        public var allowPartial: Bool
+    }
+
+    public let jobSettings: PostgresJobSettings
+    public let options: PointInTimeOptions
+    public let say: @Sendable (String) -> Void
+
+    public init(jobSettings: PostgresJobSettings, options: PointInTimeOptions, say: @escaping @Sendable (String) -> Void) {
+        self.jobSettings = jobSettings
+        self.options = options
+        self.say = say
+    }
+
+    private var archive: WalArchive { WalArchive(backupDir: jobSettings.backupDir) }
+
+    /// Chooses the base backup and proves the chain; throws (nothing touched) on a gap.
+    public func plan() throws -> Plan {
+        let bases = BackupCatalog(backupDir: jobSettings.backupDir).list(kinds: [.postgresBase]).filter(\.isGood)
+            .sorted { $0.startedAt > $1.startedAt }
+        var chosen: (String, BackupMeta)?
+        for base in bases {
+            guard let meta = try? BackupMeta.read(forData: base.path), meta.startLSN != nil, meta.timeline != nil else { continue }
+            let name = FileSystem.lastComponent(of: base.path)
+            if let wanted = options.fromBase {
+                if name == wanted { chosen = (base.path, meta) }
+                continue
+            }
+            let finished = meta.finishedAt.flatMap { WallClock.parseRFC3339($0) } ?? base.startedAt
+            switch options.target {
+            case .time(let t, _): if finished > t { continue }
+            case .lsn(let lsn): if let end = meta.endLSN.flatMap({ LSN($0) }), end > lsn { continue }
+            default: break
+            }
+            chosen = (base.path, meta)
+            break
+        }
+        guard let (basePath, meta) = chosen else {
+            if let wanted = options.fromBase { throw WalArchiveError("no good base backup named \(wanted) in \(jobSettings.postgresDir) (backstop list shows them)") }
+            throw WalArchiveError("no good base backup in \(jobSettings.postgresDir) ends before the target; take one with `backstop backup postgres incremental`. Nothing was changed.")
+        }
+        guard let start = meta.startLSN.flatMap({ LSN($0) }), let tli = meta.timeline.map({ UInt32($0) }) else {
+            throw WalArchiveError("\(basePath).meta has no start LSN or timeline")
+        }
+        let chain = WalChain.load(archive)
+        let size = chain.segmentSize
+        var through: UInt64?
+        var target = options.timeline
+        var allowPartial = false
+        switch options.target {
+        case .immediate:
+            through = (meta.endLSN.flatMap { LSN($0) } ?? start).segmentNumber(segmentSize: size)
+            target = target ?? tli
+        case .lsn(let lsn):
+            through = lsn.segmentNumber(segmentSize: size)
+        case .time(let t, _):
+            // The first segment archived at or after T holds T's commits (or the partial does).
+            through = chain.contents.segments.first { $0.meta.archivedAtSeconds >= t && $0.segment.number >= start.segmentNumber(segmentSize: size) }?.segment.number
+            allowPartial = through == nil
+        case .latest, .xid, .name:
+            allowPartial = true
+        }
+        let report = chain.check(from: start, timeline: tli, target: target, through: through, allowPartial: allowPartial)
+        guard report.isContinuous else {
+            let what = report.missing.isEmpty ? report.problems.joined(separator: "; ")
+                : "the WAL chain from \(FileSystem.lastComponent(of: basePath)) (\(start), timeline \(tli)) has a gap: \(report.missing.prefix(5).joined(separator: ", ")) \(report.missing.count == 1 ? "is" : "are") missing from \(archive.directory)"
+            throw WalArchiveError("\(what). Nothing was changed. Restore to a point before the gap (--to-lsn), or from another base backup (--from-base).")
+        }
+        var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(allowPartial ? " --partial" : "") %f %p'"]
+        switch options.target {
+        case .time(let t, _):
+            // A numeric zone: PostgreSQL reads postgresql.auto.conf before its zone
+            // abbreviations are loaded, so "Z" (or "CET") would be refused at start-up.
+            let text = WallClock.rfc3339(t, fractional: t != t.rounded(.down)).replacingOccurrences(of: "T", with: " ")
+                .replacingOccurrences(of: "Z", with: "+00")
+            settings.append("recovery_target_time = '\(text)'")
+        case .lsn(let lsn): settings.append("recovery_target_lsn = '\(lsn)'")
+        case .xid(let xid): settings.append("recovery_target_xid = '\(xid)'")
+        case .name(let name): settings.append("recovery_target_name = '\(name.replacingOccurrences(of: "'", with: "''"))'")
+        case .immediate: settings.append("recovery_target = 'immediate'")
+        case .latest: break
+        }
+        settings.append("recovery_target_timeline = '\(options.timeline.map { String($0) } ?? (options.target == .immediate ? "current" : "latest"))'")
+        if options.target != .latest { settings.append("recovery_target_action = '\(options.action)'") }
+        return Plan(basePath: basePath, baseMeta: meta, chain: report, settings: settings, allowPartial: allowPartial)
+    }
+
+    /// What a dry run prints.
+    public func describe(_ plan: Plan) -> [String] {
+        let first = plan.chain.segments.first?.name ?? "-", last = plan.chain.segments.last?.name ?? "-"
+        return ["base backup \(plan.basePath) (start \(plan.baseMeta.startLSN ?? "?"), timeline \(plan.baseMeta.timeline ?? 0), finished \(plan.baseMeta.finishedAt ?? "?"))",
+                "WAL: \(plan.chain.segments.count) segments \(first) … \(last) continuous\(plan.chain.partial.map { " (the last from \($0), being received)" } ?? "")",
+                "check the base backup's files against its .meta, unpack base.tar.gz and pg_wal.tar.gz into \(options.dataDirectory) (must be empty), pg_verifybackup",
+                "write \(options.dataDirectory)/recovery.signal and append to postgresql.auto.conf:"] + plan.settings.map { "    \($0)" }
+    }
+
+    /// Unpacks and writes the recovery settings. The data directory must be empty or absent.
+    public func run(_ plan: Plan) throws {
+        let dir = options.dataDirectory
+        if FileSystem.exists(dir) {
+            guard FileSystem.isDirectory(dir), ((try? FileSystem.list(dir)) ?? ["?"]).isEmpty else {
+                throw WalArchiveError("\(dir) is not empty: a restore never writes over a data directory. Move it away (mv \(dir) \(dir).old) and run again. Nothing was changed.")
+            }
+        }
+        for file in plan.baseMeta.files ?? [] {
+            let digest = try FileDigest.sha256(path: plan.basePath + "/" + file.name)
+            guard digest.sha256 == file.sha256 else {
+                throw WalArchiveError("\(plan.basePath)/\(file.name) does not match its .meta (SHA-256 differs): the base backup is damaged. Nothing was changed.")
+            }
+        }
+        say("base backup files match their .meta: \(plan.basePath)")
+        let created = !FileSystem.exists(dir)
+        try FileSystem.createDirectory(dir, mode: 0o700)
+        _ = chmod(dir, 0o700)
+        do {
+            _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/base.tar.gz", "-C", dir], scratchDirectory: jobSettings.stateDir)
+            if FileSystem.exists(plan.basePath + "/pg_wal.tar.gz") {
+                try FileSystem.createDirectory(dir + "/pg_wal", mode: 0o700)
+                _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/pg_wal.tar.gz", "-C", dir + "/pg_wal"], scratchDirectory: jobSettings.stateDir)
+            }
+            say("unpacked base.tar.gz and pg_wal.tar.gz into \(dir)")
+            if access(jobSettings.program("pg_verifybackup"), X_OK) == 0 || jobSettings.binDirectory == nil {
+                _ = try ChildProcess.output(jobSettings.program("pg_verifybackup"), ["--manifest-path", plan.basePath + "/backup_manifest", dir],
+                                            scratchDirectory: jobSettings.stateDir)
+                say("pg_verifybackup: \(dir) matches the backup manifest")
+            }
+            try AtomicFile.write("", to: dir + "/recovery.signal", mode: 0o600)
+            let auto = dir + "/postgresql.auto.conf"
+            let existing = (try? FileSystem.read(auto)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let text = existing + "\n# backstop restore from \(FileSystem.lastComponent(of: plan.basePath)) at \(WallClock.rfc3339(WallClock.now()))\n"
+                + plan.settings.joined(separator: "\n") + "\n"
+            try AtomicFile.write(text, to: auto, mode: 0o600)
+            say("wrote recovery.signal and \(plan.settings.count) recovery settings into \(auto)")
+        } catch {
+            // Only what this restore unpacked is removed: the folder was empty (or absent).
+            for name in (try? FileSystem.list(dir)) ?? [] { try? FileManager.default.removeItem(atPath: dir + "/" + name) }
+            if created { rmdir(dir) }
+            throw WalArchiveError("restore into \(dir) failed and what it unpacked was removed: \(error)")
+        }
+    }
+}

@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BackstopCore
+import BackupJobs
+import Foundation
+
+/// `restore postgres --start --port N`: starts PostgreSQL on the restored data directory (as
+/// the `postgres` user when run as root), waits until recovery has reached its target, and
+/// reports the LSN and the time of the last transaction replayed.
+///
+/// The restored server gets `archive_mode=off` on its command line: a copy must not push its
+/// own new timeline into the archive it is restored from. Run as root, the segments the
+/// chain check proved are also copied into `pg_wal/`, because restore_command then runs as
+/// `postgres`, which may not read BACKUP_DIR; recovery falls back to them.
+public struct RecoveryStart: Sendable {
+    public struct Reached: Sendable {
+        public var lsn: String
+        public var lastTransaction: String
+        public var inRecovery: Bool
+    }
+
+    public let jobSettings: PostgresJobSettings
+    public let dataDirectory: String
+    public let port: Int
+    public let say: @Sendable (String) -> Void
+
+    public init(jobSettings: PostgresJobSettings, dataDirectory: String, port: Int, say: @escaping @Sendable (String) -> Void) {
+        self.jobSettings = jobSettings
+        self.dataDirectory = dataDirectory
+        self.port = port
+        self.say = say
+    }
+
+    public func run(_ plan: PointInTimeRestore.Plan, action: String, timeout: Double = 600) throws -> Reached {
+        let archive = WalArchive(backupDir: jobSettings.backupDir)
+        let asPostgres = geteuid() == 0
+        if asPostgres {
+            var names = plan.chain.segments.map(\.name)
+            names += plan.chain.path.map(\.timeline).filter { $0 > 1 }.map { historyFileName(timeline: $0) }
+            for name in names {
+                _ = try archive.fetch(name: name, to: dataDirectory + "/pg_wal/" + name, allowPartial: plan.allowPartial)
+            }
+            say("copied \(names.count) WAL files into \(dataDirectory)/pg_wal (restore_command runs as postgres)")
+            _ = try ChildProcess.output("chown", ["-R", "postgres:postgres", dataDirectory], scratchDirectory: jobSettings.stateDir)
+        }
+        var argv = [jobSettings.program("pg_ctl"), "-D", dataDirectory, "-l", dataDirectory + "/backstop-restore.log", "-w", "-t", "\(Int(timeout))",
+                    "-o", "-p \(port) -c listen_addresses=127.0.0.1 -c unix_socket_directories=/tmp -c archive_mode=off", "start"]
+        if asPostgres { argv = ["runuser", "-u", "postgres", "--"] + argv }
+        let child = try ChildProcess(executable: argv[0], arguments: Array(argv.dropFirst()), captureStdout: false, scratchDirectory: jobSettings.stateDir)
+        let status = try child.wait()
+        if status != 0 && action != "shutdown" {
+            throw WalArchiveError("pg_ctl start on \(dataDirectory) exited \(status): \(child.stderrText()); see \(dataDirectory)/backstop-restore.log")
+        }
+        say("PostgreSQL started on 127.0.0.1:\(port) from \(dataDirectory); waiting for recovery to end")
+        let deadline = WallClock.now() + timeout
+        while WallClock.now() < deadline {
+            if action == "shutdown" {
+                if !FileSystem.exists(dataDirectory + "/postmaster.pid") {
+                    return Reached(lsn: "(server shut down at the target)", lastTransaction: "", inRecovery: true)
+                }
+            } else if let row = try? query("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END") {
+                let fields = row.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+                if fields.first == "f" || (fields.count > 1 && fields[1] == "paused") {
+                    let facts = try query("SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, COALESCE(pg_last_xact_replay_timestamp()::text, '')")
+                        .split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+                    return Reached(lsn: facts.first ?? "", lastTransaction: facts.count > 1 ? facts[1] : "", inRecovery: fields.first == "t")
+                }
+            }
+            usleep(300_000)
+        }
+        throw WalArchiveError("recovery on 127.0.0.1:\(port) had not ended after \(Int(timeout)) s; see \(dataDirectory)/backstop-restore.log (the server is left running)")
+    }
+
+    /// One row, fields joined by `|`.
+    func query(_ sql: String) throws -> String {
+        try ChildProcess.output(jobSettings.program("psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(port), "-d", "postgres", "-c", sql],
+                                environment: jobSettings.childEnvironment, scratchDirectory: jobSettings.stateDir)
+    }
+}

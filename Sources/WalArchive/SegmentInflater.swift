@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BackstopCore
+import CZlib
+import Crypto
+
+/// Inflates one archived `.gz` (a WAL segment, 16 MiB by default) and hashes what comes out,
+/// either into a file (fetch: temporary name, fsync, rename — PostgreSQL never sees half a
+/// segment) or nowhere (verify: the checksum alone).
+enum SegmentInflater {
+    struct Result {
+        var walBytes: UInt64
+        var walSHA256: String
+        var gzSHA256: String
+        var gzBytes: UInt64
+    }
+
+    /// Inflates `source`; when `destination` is given the bytes land there atomically.
+    static func inflate(_ source: String, to destination: String? = nil) throws -> Result {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw FileSystemError.errno(errno, "open", source) }
+        defer { close(input) }
+        var outFD: Int32 = -1
+        var temp = ""
+        if let destination {
+            temp = FileSystem.directory(of: destination) + "/." + FileSystem.lastComponent(of: destination) + ".backstop-\(getpid())"
+            outFD = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard outFD >= 0 else { throw FileSystemError.errno(errno, "create", temp) }
+        }
+        var done = false
+        defer {
+            if outFD >= 0 { close(outFD) }
+            if !done && !temp.isEmpty { unlink(temp) }
+        }
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        guard backstop_inflateInit2(stream, 15 + 16) == Z_OK else {
+            stream.deallocate()
+            throw WalArchiveError("zlib could not start inflating \(source)")
+        }
+        defer {
+            inflateEnd(stream)
+            stream.deinitialize(count: 1)
+            stream.deallocate()
+        }
+        let chunk = 1 << 20
+        let inBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)
+        let outBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)
+        defer {
+            inBuffer.deallocate()
+            outBuffer.deallocate()
+        }
+        var walHash = SHA256()
+        var gzHash = SHA256()
+        var walBytes: UInt64 = 0
+        var gzBytes: UInt64 = 0
+        var ended = false
+        while true {
+            let n = read(input, inBuffer, chunk)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileSystemError.errno(errno, "read", source)
+            }
+            if n == 0 { break }
+            gzHash.update(bufferPointer: UnsafeRawBufferPointer(start: inBuffer, count: n))
+            gzBytes += UInt64(n)
+            stream.pointee.next_in = inBuffer
+            stream.pointee.avail_in = UInt32(n)
+            while true {
+                if ended {
+                    guard stream.pointee.avail_in > 0 else { break }
+                    // Another gzip member follows (concatenated files inflate as one).
+                    guard inflateReset(stream) == Z_OK else { throw WalArchiveError("\(source): zlib reset failed") }
+                    ended = false
+                }
+                stream.pointee.next_out = outBuffer
+                stream.pointee.avail_out = UInt32(chunk)
+                let rc = CZlib.inflate(stream, Z_NO_FLUSH)
+                let produced = chunk - Int(stream.pointee.avail_out)
+                if produced > 0 {
+                    let bytes = UnsafeRawBufferPointer(start: outBuffer, count: produced)
+                    walHash.update(bufferPointer: bytes)
+                    walBytes += UInt64(produced)
+                    if outFD >= 0 { try FileSystem.writeAll(fd: outFD, bytes, path: temp) }
+                }
+                if rc == Z_STREAM_END {
+                    ended = true
+                    continue
+                }
+                if rc == Z_BUF_ERROR { break }
+                guard rc == Z_OK else {
+                    throw WalArchiveError("\(source) is not a whole gzip stream (zlib error \(rc)); the archived file is damaged")
+                }
+                if stream.pointee.avail_in == 0 && stream.pointee.avail_out > 0 { break }
+            }
+        }
+        guard ended else { throw WalArchiveError("\(source) ends in the middle of its gzip stream; the archived file is damaged") }
+        if outFD >= 0, let destination {
+            guard fsync(outFD) == 0 else { throw FileSystemError.errno(errno, "fsync", temp) }
+            close(outFD)
+            outFD = -1
+            guard rename(temp, destination) == 0 else { throw FileSystemError.errno(errno, "rename to \(destination)", temp) }
+            done = true
+        }
+        return Result(walBytes: walBytes, walSHA256: hex(walHash.finalize()), gzSHA256: hex(gzHash.finalize()), gzBytes: gzBytes)
+    }
+}
+
+func hex(_ digest: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for b in digest {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
