@@ -4,13 +4,18 @@
 #
 #   docker build -t backstop .                        # PostgreSQL 15 client programs
 #   docker build --build-arg PG_MAJOR=16 -t backstop .  # match your server's major version
+#   scripts/build-image.sh                            # without registry access (podman, debootstrap)
 #
 # The runtime package list is checked by Tests/DeploymentTests against ldd of the debug build
 # (the release binary links the same C libraries; its Swift runtime is static).
 
 ARG SWIFT_VERSION=6.3
+# The base images, as arguments for machines that make them locally (scripts/build-image.sh
+# imports a debootstrapped bookworm as debian:bookworm-slim where registries are out of reach).
+ARG BUILD_IMAGE=swift:${SWIFT_VERSION}-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM swift:${SWIFT_VERSION}-bookworm AS build
+FROM ${BUILD_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev pkg-config \
@@ -26,7 +31,7 @@ COPY Tests ./Tests
 COPY scripts/build-release.sh ./scripts/
 RUN install -D -m 0755 "$(./scripts/build-release.sh)" /out/backstop
 
-FROM debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
 ARG PG_MAJOR=15
 # PGDG's signing key; used only when Debian itself has no postgresql-client-${PG_MAJOR}
 # (bookworm ships 15).
