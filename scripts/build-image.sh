@@ -22,6 +22,8 @@ WORK=${BACKSTOP_IMAGE_WORK:-/var/tmp/backstop-image}
 PG_MAJOR=${PG_MAJOR:-15}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 say() { echo "build-image: $*" >&2; }
+# runc and limits this sandbox allows (see the file); podman's own defaults fail here.
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/scripts/podman/containers.conf}
 
 for tool in podman debootstrap; do
   command -v "$tool" >/dev/null || { say "$tool is missing (apt-get install podman debootstrap; scripts/install-deps.sh does)"; exit 1; }
