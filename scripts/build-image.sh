@@ -48,7 +48,7 @@ fi
 bin=${BACKSTOP_BIN:-$(./scripts/build-release.sh)}
 context="$WORK/context"
 rm -rf "$context" && mkdir -p "$context/scripts"
-cp "$bin" "$context/backstop"
+strip --strip-debug -o "$context/backstop" "$bin"  # as the Dockerfile's build stage does
 cp -r scripts/compat "$context/scripts/compat"
 # The build stage replaced by the host binary; the runtime stage from the Dockerfile itself.
 {
@@ -57,8 +57,12 @@ cp -r scripts/compat "$context/scripts/compat"
   echo "COPY backstop /out/backstop"
   sed -n '/^FROM \${RUNTIME_IMAGE}/,$p' Dockerfile | grep -v '^ADD .*https://'
 } >"$context/Containerfile"
+previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 say "podman build $IMAGE"
-podman build --network host --build-arg "PG_MAJOR=$PG_MAJOR" --build-arg "RUNTIME_IMAGE=$BASE" \
+podman build --format docker --network host --build-arg "PG_MAJOR=$PG_MAJOR" --build-arg "RUNTIME_IMAGE=$BASE" \
   -t "$IMAGE" -f "$context/Containerfile" "$context" >"$WORK/build.log" 2>&1 \
   || { say "podman build failed; see $WORK/build.log"; tail -20 "$WORK/build.log" >&2; exit 1; }
-podman image inspect --format '{{.Id}}' "$IMAGE"
+id=$(podman image inspect --format '{{.Id}}' "$IMAGE")
+# The image this one replaced, now untagged (kept if a container still uses it).
+if [ -n "$previous" ] && [ "$previous" != "$id" ]; then podman rmi "$previous" >/dev/null 2>&1 || true; fi
+echo "$id"

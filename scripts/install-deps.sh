@@ -9,7 +9,7 @@ packages=(
   redis-server redis-sentinel redis-tools
   prometheus prometheus-alertmanager
   wrk curl ca-certificates gzip python3-pip
-  podman runc debootstrap
+  podman runc debootstrap binutils
 )
 
 missing=()
