@@ -4,13 +4,18 @@
 #
 #   docker build -t backstop .                        # PostgreSQL 15 client programs
 #   docker build --build-arg PG_MAJOR=16 -t backstop .  # match your server's major version
+#   scripts/build-image.sh                            # without registry access (podman, debootstrap)
 #
 # The runtime package list is checked by Tests/DeploymentTests against ldd of the debug build
 # (the release binary links the same C libraries; its Swift runtime is static).
 
 ARG SWIFT_VERSION=6.3
+# The base images, as arguments for machines that make them locally (scripts/build-image.sh
+# imports a debootstrapped bookworm as debian:bookworm-slim where registries are out of reach).
+ARG BUILD_IMAGE=swift:${SWIFT_VERSION}-bookworm
+ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM swift:${SWIFT_VERSION}-bookworm AS build
+FROM ${BUILD_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libpq-dev libhiredis-dev libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev libcrypt-dev pkg-config \
@@ -24,9 +29,10 @@ COPY Tests ./Tests
 # scripts/build-release.sh: swift build -c release --static-swift-stdlib --product backstop,
 # non-PIE and without exported symbols (less resident memory); it prints the binary's path.
 COPY scripts/build-release.sh ./scripts/
-RUN install -D -m 0755 "$(./scripts/build-release.sh)" /out/backstop
+# Debug info stripped (about 70 of its 99 MB); the symbol table stays for backtraces.
+RUN bin="$(./scripts/build-release.sh)" && mkdir -p /out && strip --strip-debug -o /out/backstop "$bin"
 
-FROM debian:bookworm-slim
+FROM ${RUNTIME_IMAGE}
 ARG PG_MAJOR=15
 # PGDG's signing key; used only when Debian itself has no postgresql-client-${PG_MAJOR}
 # (bookworm ships 15).
@@ -45,7 +51,8 @@ RUN set -eux; \
       libpq5 libhiredis0.14 libcurl4 zlib1g libmicrohttpd12 libcrypt1 \
       "postgresql-client-${PG_MAJOR}" redis-tools ca-certificates tzdata; \
     rm -rf /var/lib/apt/lists/*; \
-    useradd --system --uid 10001 --user-group --home-dir /backups --no-create-home --shell /usr/sbin/nologin backstop; \
+    groupadd --system --gid 10001 backstop; \
+    useradd --system --uid 10001 --gid backstop --home-dir /backups --no-create-home --shell /usr/sbin/nologin backstop; \
     install -d -o backstop -g backstop -m 0750 /backups
 COPY --from=build /out/backstop /usr/local/bin/backstop
 # The old service's script names, so `docker-compose exec backup-service /scripts/postgres-backup.sh full`

@@ -10,6 +10,7 @@ packages=(
   prometheus prometheus-alertmanager
   wrk curl ca-certificates gzip python3-pip
   openssl apache2-utils age
+  podman runc debootstrap binutils
 )
 
 missing=()

@@ -21,6 +21,10 @@ if [ -d alerts ] && ls alerts/*.test.yml >/dev/null 2>&1; then
   promtool test rules alerts/*.test.yml
 fi
 
+# The release binary for the image test (ContainerImageTests), built here: `swift test` holds
+# .build's lock while it runs.
+export BACKSTOP_IMAGE_BIN=${BACKSTOP_IMAGE_BIN:-$(./scripts/build-release.sh)}
+
 # Serial: many integration tests block a thread while they wait on a real server, and in
 # parallel they starve the timing-sensitive ones (scheduler, delivery timeouts) of Swift's
 # small cooperative pool on a 2-core machine.

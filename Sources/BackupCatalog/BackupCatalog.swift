@@ -50,8 +50,10 @@ public struct CatalogEntry: Sendable, Equatable {
     }
 }
 
-/// The backups under `$BACKUP_DIR`, read from the file names and `.meta` files (the disk is the
-/// only source of truth: nothing is cached between runs).
+/// The backups under `$BACKUP_DIR`, read from the file names and `.meta` files. The disk is the
+/// only source of truth: the folders are listed on every call, and the decoded `.meta` files
+/// are cached in each folder's `CatalogIndex` only as long as each file's inode, size and times
+/// are unchanged (`usesIndex: false` reads every file, as tests and checks compare against).
 ///
 /// Layout (compatible with the old scripts):
 /// `postgres/<db>_full_YYYYMMDD_HHMMSS.sql.gz`, `postgres/globals_YYYYMMDD_HHMMSS.sql.gz`,
@@ -59,8 +61,13 @@ public struct CatalogEntry: Sendable, Equatable {
 /// with `<path>.meta`. Hidden names (temporary files of runs in progress) are ignored.
 public struct BackupCatalog: Sendable {
     public let backupDir: String
+    /// Whether `list` may take a `.meta` from the folder's index (and refresh the index).
+    public let usesIndex: Bool
 
-    public init(backupDir: String) { self.backupDir = backupDir }
+    public init(backupDir: String, usesIndex: Bool = true) {
+        self.backupDir = backupDir
+        self.usesIndex = usesIndex
+    }
 
     public var postgresDir: String { backupDir + "/postgres" }
     public var redisDir: String { backupDir + "/redis" }
@@ -103,8 +110,15 @@ public struct BackupCatalog: Sendable {
         let candidates = found
         let folderPaths = folders.map(\.path)
         let folderFDs = folders.map { dirfd($0.dir) }
+        let usesIndex = usesIndex
+        let indexes = folders.map { usesIndex ? CatalogIndex.load(folder: dirfd($0.dir)) : .empty }
         let results = ParallelResults<CatalogEntry>(count: candidates.count)
         let starts = ParallelResults<Double>(count: candidates.count)
+        // Whether each candidate's .meta came from the index (true) or was read (false), and
+        // its stamp for the next index (none for a backup without a .meta, or a racy one).
+        let hits = ParallelResults<Bool>(count: candidates.count)
+        let stamps = ParallelResults<CatalogIndex.Stamp>(count: candidates.count)
+        let now = WallClock.now()
         let chunk = 256
         let chunks = (candidates.count + chunk - 1) / chunk
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
@@ -112,11 +126,36 @@ public struct BackupCatalog: Sendable {
                 let f = candidates[i]
                 let fd = folderFDs[f.folder]
                 let isDirectory = f.isDirectory ?? Self.isDirectory(f.name, in: fd)
-                let e = entry(path: folderPaths[f.folder] + "/" + f.name, name: f.name, kind: f.kind, target: f.target, stamp: f.stamp,
+                let path = folderPaths[f.folder] + "/" + f.name
+                let metaName = f.name + ".meta"
+                let meta: BackupMeta?
+                if usesIndex {
+                    var st = stat()
+                    if fstatat(fd, metaName, &st, 0) != 0 {
+                        meta = errno == ENOENT ? nil : try? BackupMeta.read(at: fd, name: metaName, path: path + ".meta")
+                    } else {
+                        let stamp = CatalogIndex.Stamp(st)
+                        if let cached = indexes[f.folder].lookup(metaName, stamp: stamp) {
+                            meta = cached
+                            hits.set(i, true)
+                        } else {
+                            meta = try? BackupMeta.read(at: fd, name: metaName, path: path + ".meta")
+                            hits.set(i, false)
+                        }
+                        if !stamp.isRacy(now: now) { stamps.set(i, stamp) }
+                    }
+                } else {
+                    meta = try? BackupMeta.read(at: fd, name: metaName, path: path + ".meta")
+                }
+                let e = entry(path: path, name: f.name, kind: f.kind, target: f.target, stamp: f.stamp, meta: meta,
                               folder: fd, fileName: f.name, isDirectory: isDirectory)
                 starts.set(i, e.startedAt)
                 results.set(i, e)
             }
+        }
+        if usesIndex {
+            refreshIndexes(candidates.map(\.folder), folders: folderPaths, indexes: indexes, hits: hits, stamps: stamps, results: results,
+                           kinds: kinds)
         }
         // Newest first, ties by name: the (small) keys are sorted, then each entry is moved
         // once into place (sorting the entries themselves copies them over and over).
@@ -134,6 +173,44 @@ public struct BackupCatalog: Sendable {
             if let e = results.take(o.index) { entries.append(e) }
         }
         return entries
+    }
+
+    /// Rewrites a folder's index when this listing found it out of date (a `.meta` it had to
+    /// read, or a cached one that is gone). Only a listing that saw every kind kept in the
+    /// folder does so: a filtered one would drop the other kinds' records.
+    private func refreshIndexes(_ candidateFolders: [Int], folders: [String], indexes: [CatalogIndex], hits: ParallelResults<Bool>,
+                                stamps: ParallelResults<CatalogIndex.Stamp>, results: ParallelResults<CatalogEntry>,
+                                kinds: Set<BackupKind>?) {
+        for (f, folderPath) in folders.enumerated() {
+            let name = FileSystem.lastComponent(of: folderPath)
+            if let kinds, !BackupKind.allCases.filter({ $0.folder == name }).allSatisfy(kinds.contains) { continue }
+            var hitCount = 0, missCount = 0
+            for (i, folder) in candidateFolders.enumerated() where folder == f {
+                switch hits.peek(i) {
+                case true?: hitCount += 1
+                case false?: missCount += 1
+                case nil: break
+                }
+            }
+            guard missCount > 0 || hitCount != indexes[f].count else { continue }
+            var records: [CatalogIndex.Record] = []
+            records.reserveCapacity(hitCount + missCount)
+            for (i, folder) in candidateFolders.enumerated() where folder == f {
+                guard let stamp = stamps.peek(i), let e = results.peek(i) else { continue }
+                records.append(CatalogIndex.Record(name: e.name + ".meta", stamp: stamp, meta: e.meta))
+            }
+            if records.isEmpty {
+                unlink(folderPath + "/" + CatalogIndex.fileName)  // nothing to cache: no index, not an empty one
+            } else {
+                CatalogIndex.write(records, folderPath: folderPath)
+            }
+        }
+    }
+
+    /// Removes the folders' indexes (the next listing reads every `.meta` and writes them
+    /// anew): for when a check of the files found an index that disagreed with them.
+    public func discardIndexes() {
+        for folder in [postgresDir, redisDir] { unlink(folder + "/" + CatalogIndex.fileName) }
     }
 
     /// The newest good backup of each kind and target.
@@ -207,15 +284,15 @@ public struct BackupCatalog: Sendable {
     }
 
     private func entry(path: String, name: String, kind: BackupKind, target: String, stamp: String) -> CatalogEntry {
-        entry(path: path, name: name, kind: kind, target: target, stamp: stamp, folder: AT_FDCWD, fileName: path,
-              isDirectory: FileSystem.isDirectory(path))
+        entry(path: path, name: name, kind: kind, target: target, stamp: stamp,
+              meta: try? BackupMeta.read(at: AT_FDCWD, name: path + ".meta", path: path + ".meta"),
+              folder: AT_FDCWD, fileName: path, isDirectory: FileSystem.isDirectory(path))
     }
 
     /// The entry of the data file (or folder) `fileName` in the open folder `folder` (or
-    /// `AT_FDCWD` with the full path); `path` is its full path.
-    private func entry(path: String, name: String, kind: BackupKind, target: String, stamp: String,
+    /// `AT_FDCWD` with the full path) with its `.meta` content `meta`; `path` is its full path.
+    private func entry(path: String, name: String, kind: BackupKind, target: String, stamp: String, meta: BackupMeta?,
                        folder: Int32, fileName: String, isDirectory: Bool) -> CatalogEntry {
-        let meta = try? BackupMeta.read(at: folder, name: fileName + ".meta", path: path + ".meta")
         var size: UInt64 = 0
         if let bytes = meta?.sizeBytes {
             size = bytes
@@ -291,6 +368,9 @@ final class ParallelResults<T>: @unchecked Sendable {
     func set(_ index: Int, _ value: T) { base[index] = value }
 
     func values() -> [T] { base.compactMap { $0 } }
+
+    /// The value in a slot, copied (it stays in place).
+    func peek(_ index: Int) -> T? { base[index] }
 
     /// Moves the value out of its slot (leaving nil), without copying it.
     func take(_ index: Int) -> T? {

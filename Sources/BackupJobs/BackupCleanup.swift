@@ -86,6 +86,14 @@ public final class BackupCleanup: Sendable {
                 report.freedBytes += item.entry.sizeBytes
                 continue
             }
+            // The plan may come from the catalog index; what is deleted is decided on the real
+            // files: the backup is read again and must be exactly what was planned.
+            if let now = BackupCatalog(backupDir: backupDir, usesIndex: false).entry(at: item.entry.path), !Self.same(now, item.entry) {
+                BackupCatalog(backupDir: backupDir).discardIndexes()
+                report.errors.append("\(item.entry.path): changed since the plan was made; kept, the next cleanup decides again")
+                log?.error("cleanup: kept \(item.entry.path): its .meta changed while cleanup ran; the next cleanup decides again")
+                continue
+            }
             do {
                 try Self.remove(item.entry.path + ".meta", missingOK: true)
                 try Self.remove(item.entry.path, missingOK: true)
@@ -140,6 +148,13 @@ public final class BackupCleanup: Sendable {
                       + "\(report.removedLogs.count) old logs, \(report.removedInventories.count) old inventories; freed \(HumanBytes.format(report.freedBytes))")
         }
         return report
+    }
+
+    /// Whether a backup read again from disk is the one the plan decided on (the fields the
+    /// retention rules and the freed size depend on, and the whole `.meta`).
+    static func same(_ a: CatalogEntry, _ b: CatalogEntry) -> Bool {
+        a.kind == b.kind && a.target == b.target && a.startedAt == b.startedAt && a.state == b.state && a.meta == b.meta
+            && a.isDirectory == b.isDirectory
     }
 
     /// `backup_inventory_YYYYMMDD.txt` and `.json` (atomically); returns their paths.

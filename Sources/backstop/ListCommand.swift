@@ -71,22 +71,7 @@ struct ListCommand: AsyncParsableCommand {
         }
         let now = WallClock.now()
         if json {
-            let objects: [[String: Any]] = entries.map { e in
-                var o: [String: Any] = ["path": e.path, "kind": e.kind.rawValue, "target": e.target, "size_bytes": e.sizeBytes,
-                                        "started_at": WallClock.rfc3339(e.startedAt),
-                                        "state": e.metaUnreadable ? "meta_unreadable" : e.state.rawValue]
-                o["sha256"] = e.meta?.sha256 ?? NSNull()
-                o["encryption"] = e.meta?.encryption ?? NSNull()
-                o["recipients"] = e.meta?.recipients.map { $0.split(separator: ",").map(String.init) } ?? NSNull()
-                o["finished_at"] = e.finishedAt.map { WallClock.rfc3339($0) } ?? NSNull()
-                if remote {
-                    o["location"] = "s3"
-                    o["storage_class"] = storageClasses[e.path] ?? NSNull()
-                }
-                return o
-            }
-            let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            FileHandle.standardOutput.write(Data(CatalogJSON.listing(entries, remote: remote, storageClasses: storageClasses)))
             return
         }
         if entries.isEmpty {

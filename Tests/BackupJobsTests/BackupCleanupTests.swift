@@ -47,7 +47,8 @@ import Testing
         var result = Set<String>()
         let e = FileManager.default.enumerator(atPath: dir)
         while let p = e?.nextObject() as? String {
-            if p.hasPrefix(".state") || p.hasPrefix("backup_inventory_") { continue }
+            // The catalog index is a cache of the .meta files, rewritten by any listing.
+            if p.hasPrefix(".state") || p.hasPrefix("backup_inventory_") || p.hasSuffix("/.catalog-index") { continue }
             result.insert(p)
         }
         return result

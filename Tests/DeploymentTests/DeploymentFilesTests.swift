@@ -139,8 +139,10 @@ struct DeploymentFilesTests {
                     src = v.split(":")[0]
                     if src.startswith("."):
                         mounts.append(src)
-            print(json.dumps({"services": sorted(s), "env": s["backstop"]["environment"], "mounts": mounts,
-                              "build": s["backstop"]["build"]}))
+            b = s["backup-service"]
+            print(json.dumps({"services": sorted(s), "env": b["environment"], "mounts": mounts, "build": b["build"],
+                              "aliases": b.get("networks", {}).get("default", {}).get("aliases", []),
+                              "pgbouncer": s.get("pgbouncer", {}).get("environment", {})}))
             """
         let python = try TestEnvironment.binary("python3", package: "python3-yaml")
         let out = try TestProcesses.run(python, ["-c", script, Repository.root + "/deploy/docker-compose.yml"]).stdout
@@ -166,7 +168,8 @@ struct DeploymentFilesTests {
     func composeFile() throws {
         let facts = try Self.composeFacts()
         let services = Set(facts["services"] as? [String] ?? [])
-        for service in ["postgres", "redis-master", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3", "backstop", "prometheus", "grafana"] {
+        for service in ["postgres", "pgbouncer", "redis-master", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3", "backup-service",
+                        "prometheus", "grafana"] {
             #expect(services.contains(service), "compose has no \(service) service")
         }
         for mount in facts["mounts"] as? [String] ?? [] {
@@ -196,6 +199,13 @@ struct DeploymentFilesTests {
         }
         #expect((env["REDIS_SENTINELS"] as? String)?.split(separator: ",").count == 3)
         #expect(env["METRICS_LISTEN"] as? String == "0.0.0.0:9847")
+        // The old runbook's `exec backup-service`, and Prometheus's target name `backstop`.
+        #expect((facts["aliases"] as? [String] ?? []).contains("backstop"))
+        // Backstop dumps from the server, never through the transaction-pooling pgbouncer
+        // the applications use.
+        #expect(env["PGHOST"] as? String == "postgres")
+        let pgbouncer = facts["pgbouncer"] as? [String: Any] ?? [:]
+        #expect(pgbouncer["DB_HOST"] as? String == "postgres" && pgbouncer["POOL_MODE"] as? String == "transaction")
     }
 
     @Test("promtool accepts deploy/prometheus.yml, which scrapes job backstop and loads the alert rules")

@@ -1,0 +1,115 @@
+import BackstopCore
+
+/// `backstop list --json`, written as bytes into one buffer. The layout is the one
+/// JSONSerialization printed before (pretty, keys sorted, slashes unescaped), so scripts that
+/// read it see no change; building 100,000 dictionaries of `Any` for JSONSerialization took
+/// seconds, this takes milliseconds.
+public enum CatalogJSON {
+    /// The JSON array of `entries` (path, kind, target, size_bytes, sha256, started_at,
+    /// finished_at, state, and `location: "s3"` for remote ones), newline-terminated.
+    /// `encryption` and `recipients` (a list of key fingerprints) come from the `.meta`;
+    /// `state` is `meta_unreadable` for a `.meta` that cannot be read; remote entries carry
+    /// their `storage_class` from `storageClasses` (by path).
+    public static func listing(_ entries: [CatalogEntry], remote: Bool, storageClasses: [String: String] = [:]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + entries.count * 420)
+        if entries.isEmpty {
+            out.append(contentsOf: "[\n\n]\n".utf8)
+            return out
+        }
+        out.append(contentsOf: "[\n".utf8)
+        entries.withUnsafeBufferPointer { buffer in
+            for i in buffer.indices {
+                let e = UnsafePointer(buffer.baseAddress! + i)
+                out.append(contentsOf: "  {\n".utf8)
+                field("encryption", &out)
+                if let enc = e.pointee.meta?.encryption { string(enc, &out) } else { out.append(contentsOf: "null".utf8) }
+                next(&out)
+                field("finished_at", &out)
+                if let f = e.pointee.finishedAt { string(WallClock.rfc3339(f), &out) } else { out.append(contentsOf: "null".utf8) }
+                next(&out)
+                field("kind", &out)
+                string(e.pointee.kind.rawValue, &out)
+                if remote {
+                    next(&out)
+                    field("location", &out)
+                    string("s3", &out)
+                }
+                next(&out)
+                field("path", &out)
+                string(e.pointee.path, &out)
+                next(&out)
+                field("recipients", &out)
+                if let list = e.pointee.meta?.recipients {
+                    let fingerprints = list.split(separator: ",")
+                    if fingerprints.isEmpty {
+                        out.append(contentsOf: "[\n\n    ]".utf8)
+                    } else {
+                        out.append(contentsOf: "[\n".utf8)
+                        for (n, fp) in fingerprints.enumerated() {
+                            out.append(contentsOf: "      ".utf8)
+                            string(String(fp), &out)
+                            out.append(contentsOf: (n == fingerprints.count - 1 ? "\n" : ",\n").utf8)
+                        }
+                        out.append(contentsOf: "    ]".utf8)
+                    }
+                } else {
+                    out.append(contentsOf: "null".utf8)
+                }
+                next(&out)
+                field("sha256", &out)
+                if let sum = e.pointee.meta?.sha256 { string(sum, &out) } else { out.append(contentsOf: "null".utf8) }
+                next(&out)
+                field("size_bytes", &out)
+                out.append(contentsOf: String(e.pointee.sizeBytes).utf8)
+                next(&out)
+                field("started_at", &out)
+                string(WallClock.rfc3339(e.pointee.startedAt), &out)
+                next(&out)
+                field("state", &out)
+                string(e.pointee.metaUnreadable ? "meta_unreadable" : e.pointee.state.rawValue, &out)
+                next(&out)
+                if remote {
+                    field("storage_class", &out)
+                    if let c = storageClasses[e.pointee.path] { string(c, &out) } else { out.append(contentsOf: "null".utf8) }
+                    next(&out)
+                }
+                field("target", &out)
+                string(e.pointee.target, &out)
+                out.append(contentsOf: "\n  }".utf8)
+                out.append(contentsOf: (i == buffer.count - 1 ? "\n" : ",\n").utf8)
+            }
+        }
+        out.append(contentsOf: "]\n".utf8)
+        return out
+    }
+
+    private static func field(_ name: StaticString, _ out: inout [UInt8]) {
+        out.append(contentsOf: "    \"".utf8)
+        name.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(contentsOf: "\" : ".utf8)
+    }
+
+    private static func next(_ out: inout [UInt8]) { out.append(contentsOf: ",\n".utf8) }
+
+    /// A JSON string: quotes, backslashes and control characters escaped, everything else
+    /// (slashes, non-ASCII) as it is.
+    static func string(_ s: String, _ out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        let hex = Array("0123456789abcdef".utf8)
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0x08: out.append(contentsOf: [92, UInt8(ascii: "b")])
+            case 0x0C: out.append(contentsOf: [92, UInt8(ascii: "f")])
+            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0..<0x20: out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
