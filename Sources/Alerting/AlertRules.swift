@@ -12,6 +12,7 @@ public struct AlertRules: Sendable {
     public static let names = [
         "BackupStale", "BackupFailed", "PostgresDown", "RedisDown", "RedisSentinelDegraded",
         "DiskSpaceLow", "S3UploadFailing", "WalArchiveStalled", "WalSlotRetentionHigh", "RestoreDrillFailed",
+        "BackupNotEncrypted",
     ]
 
     /// Every alert firing for `snapshot`, ordered by name, then fingerprint.
@@ -27,6 +28,7 @@ public struct AlertRules: Sendable {
         alerts += walArchiveStalled(snapshot)
         alerts += walSlotRetentionHigh(snapshot)
         alerts += restoreDrillFailed(snapshot)
+        alerts += backupNotEncrypted(snapshot)
         var seen = Set<String>()
         return alerts
             .filter { seen.insert($0.fingerprint).inserted }
@@ -204,6 +206,22 @@ public struct AlertRules: Sendable {
                              + "\(Human.bytes(UInt64(limit))) (ALERT_WAL_SLOT_RETAINED_BYTES). The primary's disk fills if nothing drains the slot. "
                              + "Check that pg_receivewal runs (backstop_wal_receiver_up), drop a slot nobody uses "
                              + "(SELECT pg_drop_replication_slot('\(slot)')), and bound the damage with max_slot_wal_keep_size.")
+        }
+    }
+
+    /// Per kind, as `backstop_backup_encrypted{kind}` in Prometheus: encryption is configured
+    /// but the newest good backup of a target of that kind is plain gzip.
+    func backupNotEncrypted(_ s: HealthSnapshot) -> [Alert] {
+        guard s.encryptionConfigured else { return [] }
+        let plain = s.backups.filter { $0.encrypted == false }
+        return Dictionary(grouping: plain, by: \.kind).sorted { $0.key < $1.key }.map { kind, backups in
+            let targets = backups.map(\.target).sorted().joined(separator: ", ")
+            return Alert(name: "BackupNotEncrypted", severity: .warning, labels: ["kind": kind],
+                         summary: "The newest \(kind) backup is not encrypted",
+                         description: "BACKUP_ENCRYPTION_RECIPIENTS is set, but the newest good \(kind) backup of \(targets) is plain gzip: "
+                             + "anyone who can read the backup folder or the bucket reads it. Check that every process that writes backups "
+                             + "(serve, cron lines, the old scripts) has BACKUP_ENCRYPTION_RECIPIENTS, then run the backup again. "
+                             + "The alert resolves when an encrypted backup is the newest.")
         }
     }
 

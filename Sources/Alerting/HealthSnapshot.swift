@@ -16,6 +16,8 @@ public struct HealthSnapshot: Sendable, Equatable {
     public var s3: S3Facts?
     public var walArchive: WalArchiveFacts?
     public var restoreDrills: [RestoreDrillFacts]
+    /// BACKUP_ENCRYPTION_RECIPIENTS is set: every new backup must be encrypted.
+    public var encryptionConfigured = false
 
     public init(time: Double, postgres: [PostgresFacts] = [], redis: [RedisFacts] = [], sentinel: SentinelFacts? = nil,
                 disks: [DiskFacts] = [], backups: [BackupFacts] = [], s3: S3Facts? = nil,
@@ -131,9 +133,12 @@ public struct BackupFacts: Sendable, Equatable {
     public var lastRunSucceeded: Bool?
     /// The newest failed attempt's error, for the description.
     public var lastError: String?
+    /// Whether the newest good backup is age-encrypted; nil when there is none.
+    public var encrypted: Bool?
 
     public init(kind: String, target: String, lastSuccess: Double? = nil, lastAttempt: Double? = nil,
-                lastRunSucceeded: Bool? = nil, lastError: String? = nil) {
+                lastRunSucceeded: Bool? = nil, lastError: String? = nil, encrypted: Bool? = nil) {
+        self.encrypted = encrypted
         self.kind = kind
         self.target = target
         self.lastSuccess = lastSuccess

@@ -10,6 +10,7 @@ public enum Family {
     public static let backupAge = "backstop_backup_age_seconds"
     public static let backupLastSize = "backstop_backup_last_size_bytes"
     public static let backupEncrypted = "backstop_backup_encrypted"
+    public static let backupEncryptionConfigured = "backstop_backup_encryption_configured"
     public static let backupLastDuration = "backstop_backup_last_duration_seconds"
     public static let backupDuration = "backstop_backup_duration_seconds"
     public static let backupRuns = "backstop_backup_runs_total"
@@ -54,6 +55,7 @@ public enum Family {
             registry.series(backupLastSuccess).map { ($0.labels, $0.value > 0 ? max(0, now - $0.value) : now) }
         }
         registry.declare(backupLastSize, .gauge, help: "Size in bytes of the newest good backup of this kind and target.", labels: ["kind", "target"])
+        registry.declare(backupEncryptionConfigured, .gauge, help: "1 when BACKUP_ENCRYPTION_RECIPIENTS is set (every new backup must be age-encrypted).")
         registry.declare(backupEncrypted, .gauge, help: "1 when the newest good backup of this kind is age-encrypted, 0 when it is plain gzip.", labels: ["kind"])
         registry.declare(backupLastDuration, .gauge, help: "Duration in seconds of the newest backup attempt of this kind and target.", labels: ["kind", "target"])
         registry.declare(backupDuration, .histogram, help: "Durations of backup runs in seconds.", labels: ["kind"], buckets: durationBuckets)

@@ -22,6 +22,8 @@ public struct ServiceState: Sendable {
     public var restores: RestoreRecord
     /// Continuous WAL archiving; nil when not configured.
     public var walArchive: WalArchiveFacts?
+    /// BACKUP_ENCRYPTION_RECIPIENTS is set.
+    public var encryptionConfigured = false
 
     public init(backups: [BackupStatus] = [], health: HealthReport? = nil, uploads: S3UploadState? = nil,
                 s3Destination: String? = nil, restores: RestoreRecord = RestoreRecord(), walArchive: WalArchiveFacts? = nil) {
@@ -37,6 +39,7 @@ public struct ServiceState: Sendable {
     public func snapshot(report: HealthReport, time: Double) -> HealthSnapshot {
         var snapshot = HealthSnapshot(report: report, backups: backupFacts, s3: s3Facts, walArchive: walArchive, restoreDrills: drillFacts)
         snapshot.time = time
+        snapshot.encryptionConfigured = encryptionConfigured
         return snapshot
     }
 
@@ -45,7 +48,8 @@ public struct ServiceState: Sendable {
             BackupFacts(kind: b.kind, target: b.target, lastSuccess: b.lastSuccess > 0 ? b.lastSuccess : nil,
                         lastAttempt: b.lastAttempt > 0 ? b.lastAttempt : nil,
                         lastRunSucceeded: b.lastAttempt > 0 ? b.lastRunSucceeded : nil,
-                        lastError: b.lastRunSucceeded ? nil : b.lastError)
+                        lastError: b.lastRunSucceeded ? nil : b.lastError,
+                        encrypted: b.lastSuccess > 0 ? b.encrypted : nil)
         }
     }
 

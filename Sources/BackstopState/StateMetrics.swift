@@ -16,5 +16,6 @@ enum StateMetrics {
         BackupMetrics.publish(state.backups, into: registry)
         state.restores.publish(into: registry)
         if let uploads = state.uploads { S3Uploader.publish(uploads, in: registry) }
+        registry.set(Family.backupEncryptionConfigured, [:], state.encryptionConfigured ? 1 : 0)
     }
 }

@@ -31,8 +31,9 @@ public actor StateStore {
     /// Reads the state from the disk (blocking reads, off the cooperative pool) and, with
     /// `metrics`, renders it there.
     public static func open(backupDir: String, expected: [BackupMetrics.Expected], s3Destination: String?,
-                            metrics: MetricsRegistry?) async -> StateStore {
-        let state = await Blocking.run { Self.read(backupDir: backupDir, expected: expected, s3Destination: s3Destination) }
+                            encryptionConfigured: Bool = false, metrics: MetricsRegistry?) async -> StateStore {
+        var state = await Blocking.run { Self.read(backupDir: backupDir, expected: expected, s3Destination: s3Destination) }
+        state.encryptionConfigured = encryptionConfigured
         return StateStore(backupDir: backupDir, expected: expected, s3Destination: s3Destination, metrics: metrics, state: state)
     }
 

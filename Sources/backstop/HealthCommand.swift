@@ -50,7 +50,8 @@ struct HealthCommand: AsyncParsableCommand {
         // The same store serve reads (catalog, attempts, uploads, restores from the disk) and
         // the same snapshot, so both evaluate the same rules on the same facts.
         let store = await StateStore.open(backupDir: config.backupDir, expected: settings.expected,
-                                          s3Destination: settings.s3?.destination, metrics: nil)
+                                          s3Destination: settings.s3?.destination,
+                                          encryptionConfigured: settings.postgres.encryption.isEnabled, metrics: nil)
         let report = await HealthChecker(config: config).check()
         await store.recordHealth(report)
         let snapshot = await store.snapshot(at: report.checkedAt)!

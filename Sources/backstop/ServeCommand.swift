@@ -78,7 +78,8 @@ struct ServeCommand: AsyncParsableCommand {
         // The state comes from the disk (catalog, attempts, uploads, restores), so a restart
         // never makes a good backup look missing; the metrics are its rendering.
         let store = await StateStore.open(backupDir: config.backupDir, expected: settings.expected,
-                                          s3Destination: settings.s3?.destination, metrics: registry)
+                                          s3Destination: settings.s3?.destination,
+                                          encryptionConfigured: settings.postgres.encryption.isEnabled, metrics: registry)
         RetentionMetrics.load(into: registry, backupDir: config.backupDir)
         // location="s3" from the last remote listing saved by cleanup or upload (a scrape never calls S3).
         if settings.s3 != nil { RemoteMetrics.load(into: registry, backupDir: config.backupDir) }

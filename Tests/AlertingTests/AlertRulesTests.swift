@@ -174,6 +174,21 @@ import Testing
         }
     }
 
+    @Test func backupNotEncryptedFiresPerKindOnlyWhenEncryptionIsConfigured() {
+        let now = 1_800_000_000.0
+        var snapshot = HealthSnapshot(time: now, backups: [
+            BackupFacts(kind: "postgres_full", target: "app", lastSuccess: now - 60, encrypted: false),
+            BackupFacts(kind: "postgres_full", target: "globals", lastSuccess: now - 60, encrypted: true),
+            BackupFacts(kind: "redis", target: "mymaster", lastSuccess: now - 60, encrypted: true),
+            BackupFacts(kind: "postgres_base", target: "psscript"),
+        ])
+        #expect(AlertRules().evaluate(snapshot).filter { $0.name == "BackupNotEncrypted" }.isEmpty, "fired without encryption configured")
+        snapshot.encryptionConfigured = true
+        let alerts = AlertRules().evaluate(snapshot).filter { $0.name == "BackupNotEncrypted" }
+        #expect(alerts.map { $0.labels["kind"] } == ["postgres_full"])
+        #expect(alerts.first?.annotations["description"]?.contains("app") == true)
+    }
+
     @Test func walSlotRetentionHighFiresPerSlotAboveTheThreshold() throws {
         let rules = AlertRules(thresholds: AlertThresholds())
         let now = 1_800_000_000.0

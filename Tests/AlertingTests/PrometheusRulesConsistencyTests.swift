@@ -25,5 +25,6 @@ import Testing
         #expect(text.contains("backstop_wal_archive_last_segment_timestamp_seconds > \(Int(t.walArchiveStaleAfter.seconds))"))
         #expect(text.contains("backstop_restore_drill_last_success_timestamp_seconds > \(Int(t.restoreDrillMaxAge.seconds))"))
         #expect(text.contains("backstop_replication_slot_retained_bytes > \(Int(t.walSlotRetainedBytes))"))
+        #expect(text.contains("backstop_backup_encrypted == 0 and on() backstop_backup_encryption_configured == 1"))
     }
 }

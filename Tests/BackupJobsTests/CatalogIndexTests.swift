@@ -183,8 +183,10 @@ import Testing
     }
 
     @Test func jsonListingIsWhatJSONSerializationPrinted() throws {
-        let meta = BackupMeta(kind: .postgresFull, target: "a\"b\\c\td/e\u{1}", file: "x", startedAt: 1_767_225_600, finishedAt: 1_767_225_660,
+        var meta = BackupMeta(kind: .postgresFull, target: "a\"b\\c\td/e\u{1}", file: "x", startedAt: 1_767_225_600, finishedAt: 1_767_225_660,
                               sizeBytes: 42, sha256: String(repeating: "a", count: 64), compression: nil, serverVersion: nil)
+        meta.encryption = "age"
+        meta.recipients = "0123456789abcdef,fedcba9876543210"
         let entries = [
             CatalogEntry(path: "/b/postgres/caf\u{E9}_full_20260101_000000.sql.gz", name: "n", kind: .postgresFull, target: "a\"b\\c\td/e\u{1}",
                          startedAt: 1_767_225_600, finishedAt: 1_767_225_660, sizeBytes: 42, meta: meta, state: .complete, isDirectory: false),
@@ -194,10 +196,16 @@ import Testing
         for remote in [false, true] {
             let objects: [[String: Any]] = entries.map { e in
                 var o: [String: Any] = ["path": e.path, "kind": e.kind.rawValue, "target": e.target, "size_bytes": e.sizeBytes,
-                                        "started_at": WallClock.rfc3339(e.startedAt), "state": e.state.rawValue]
+                                        "started_at": WallClock.rfc3339(e.startedAt),
+                                        "state": e.metaUnreadable ? "meta_unreadable" : e.state.rawValue]
                 o["sha256"] = e.meta?.sha256 ?? NSNull()
+                o["encryption"] = e.meta?.encryption ?? NSNull()
+                o["recipients"] = e.meta?.recipients.map { $0.split(separator: ",").map(String.init) } ?? NSNull()
                 o["finished_at"] = e.finishedAt.map { WallClock.rfc3339($0) } ?? NSNull()
-                if remote { o["location"] = "s3" }
+                if remote {
+                    o["location"] = "s3"
+                    o["storage_class"] = NSNull()
+                }
                 return o
             }
             for list in [objects, []] {

@@ -99,6 +99,15 @@ struct ContainerImageTests {
         let status = try Self.podman(["inspect", "--format", "{{.State.Health.Status}}", name]).stdout
         #expect(status.trimmingCharacters(in: .whitespacesAndNewlines) == "healthy")
 
+        // serve's start-up catch-up runs (dump, base backup, snapshot) finish first: until then
+        // health-check.sh rightly reports BackupStale for the kind not backed up yet.
+        try TestEnvironment.waitUntil(timeout: 180, "serve's catch-up backups") {
+            let r = try? TestProcesses.run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/metrics"], check: false)
+            let text = r?.stdout ?? ""
+            return ["postgres_full", "postgres_base", "redis"].allSatisfy { kind in
+                text.split(separator: "\n").contains { $0.hasPrefix("backstop_backup_last_success_timestamp_seconds{kind=\"\(kind)\"") && !$0.hasSuffix(" 0") }
+            }
+        }
         // The old scripts' names, inside the container, as the runbook runs them.
         for (script, arguments) in [("postgres-backup.sh", ["full"]), ("redis-backup.sh", []), ("cleanup-backups.sh", []),
                                     ("restore-postgres.sh", []), ("restore-redis.sh", []), ("health-check.sh", [])] {

@@ -25,8 +25,13 @@ struct PrometheusTLSTests {
             "BACKUP_SCHEDULE_CLEANUP": "", "BACKUP_SCHEDULE_DRILL": "",
         ])
         defer { serve.stop() }
+        // The line is written right after the server starts listening: wait for it.
+        let announced = "metrics at https://127.0.0.1:\(serve.port)/metrics, basic auth for 1 user(s)"
+        try? TestEnvironment.waitUntil(timeout: 5, "the metrics line in serve's log") {
+            ((try? String(contentsOfFile: serve.log, encoding: .utf8)) ?? "").contains(announced)
+        }
         let log = try String(contentsOfFile: serve.log, encoding: .utf8)
-        #expect(log.contains("metrics at https://127.0.0.1:\(serve.port)/metrics, basic auth for 1 user(s)"))
+        #expect(log.contains(announced))
         #expect(!log.contains(access.password) && !log.contains(access.hash))
 
         let prometheus = try PrometheusServer(job: "backstop", targets: [serve.address], ruleFiles: [],

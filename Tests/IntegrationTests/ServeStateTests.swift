@@ -205,3 +205,35 @@ struct ServeStateTests {
         (labels["alertname"] ?? "?") + " " + labels.keys.sorted().filter { $0 != "alertname" }.map { "\($0)=\(labels[$0]!)" }.joined(separator: ",")
     }
 }
+
+/// BackupNotEncrypted, as serve and `backstop health` evaluate it, with real age keys.
+@Suite("encryption configured, backup plain")
+struct BackupNotEncryptedTests {
+    @Test("a plain backup fires BackupNotEncrypted once recipients are set, and an encrypted one resolves it")
+    func plainBackupAlerts() throws {
+        let redis = try StandaloneRedis()
+        defer { redis.stop() }
+        let dir = try TestEnvironment.makeTempDirectory("not-encrypted")
+        let keygen = try TestEnvironment.binary("age-keygen", package: "age")
+        let key = try TestProcesses.run(keygen, [], check: true).stdout
+        let recipient = try #require(key.split(separator: "\n").first { $0.hasPrefix("# public key: ") }).dropFirst("# public key: ".count)
+        var env = ["BACKUP_DIR": dir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port), "PGHOST": "127.0.0.1", "PGPORT": "1",
+                   "HEALTH_PROBE_TIMEOUT": "2s"]
+        for job in ["FULL", "INCREMENTAL", "REDIS", "CLEANUP", "DRILL"] { env["BACKUP_SCHEDULE_\(job)"] = "" }
+        func alerts(_ env: [String: String]) throws -> [[String: String]] {
+            let run = try BackstopBinary.run(["health", "--json", "--no-write"], environment: env)
+            let object = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any] ?? [:]
+            return (object["alerts"] as? [[String: Any]] ?? []).compactMap { $0["labels"] as? [String: String] }
+                .filter { $0["alertname"] == "BackupNotEncrypted" }
+        }
+        let plain = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(plain.status == 0, "\(plain.stdout)\(plain.stderr)")
+        #expect(try alerts(env).isEmpty, "fired without BACKUP_ENCRYPTION_RECIPIENTS")
+        var encrypted = env
+        encrypted["BACKUP_ENCRYPTION_RECIPIENTS"] = String(recipient)
+        #expect(try alerts(encrypted).map { $0["kind"] } == ["redis"])
+        let sealed = try BackstopBinary.run(["backup", "redis"], environment: encrypted)
+        #expect(sealed.status == 0, "\(sealed.stdout)\(sealed.stderr)")
+        #expect(try alerts(encrypted).isEmpty, "an encrypted newest backup did not resolve it")
+    }
+}
