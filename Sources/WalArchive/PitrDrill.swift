@@ -39,7 +39,15 @@ public struct PitrDrill: Sendable {
         let started = WallClock.now()
         let stamp = WallClock.fileStamp(started)
         let marker = "drill_\(stamp)_\(getpid())"
-        let dataDir = jobSettings.stateDir + "/drill-pitr-\(stamp)-\(getpid())"
+        // The scratch copy lives under the temporary folder, not BACKUP_DIR: BACKUP_DIR's folders
+        // are 0750 and the copy's server runs as postgres. `backstop-drill-PID-…` is what the
+        // start-up sweep removes after a killed drill.
+        var template = Array((NSTemporaryDirectory() + "/backstop-drill-\(getpid())-XXXXXX").utf8CString)
+        let scratch = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) }
+            ?? jobSettings.stateDir + "/drill-pitr-\(stamp)-\(getpid())"
+        // Traversable, not listable, by the postgres user; the data folder itself is its own.
+        chmod(scratch, 0o711)
+        let dataDir = scratch + "/data"
         var restored = false
         defer {
             if restored {
@@ -49,7 +57,7 @@ public struct PitrDrill: Sendable {
                     _ = try? child.wait()
                 }
             }
-            try? FileManager.default.removeItem(atPath: dataDir)
+            try? FileManager.default.removeItem(atPath: scratch)
         }
         do {
             // Nothing is written on the primary when there is nothing to restore it from.

@@ -27,8 +27,10 @@ import Glibc
         let jobSettings = try PostgresJobSettings(environment: server.environment.merging(["BACKUP_DIR": backupDir]) { $1 }, childEnvironment: server.environment)
         #expect(try PostgresBaseBackup(settings: jobSettings, log: BackupLog(backupDir: backupDir, echo: false)).run().success)
         try server.psql("INSERT INTO t VALUES ('one');")
-        let lsn = try server.psql("SELECT pg_current_wal_lsn();")
-        let segment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        // The insert location: the test server runs with synchronous_commit = off, so the write
+        // location can still be before the commit of 'one'.
+        let lsn = try server.psql("SELECT pg_current_wal_insert_lsn();")
+        let segment = try server.psql("SELECT pg_walfile_name(pg_current_wal_insert_lsn());")
         try server.psql("INSERT INTO t VALUES ('not on timeline 2'); SELECT pg_switch_wal();")
         let archive = WalArchive(backupDir: backupDir)
         try WalTestSupport.waitForFile(archive.metaPath(segment))
