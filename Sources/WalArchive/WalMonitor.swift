@@ -52,16 +52,13 @@ public struct WalMonitor: Sendable {
         registry.set(WalMetrics.windowEnd, [:], end)
         // Lag and slots from the server.
         do {
-            var extra: [String: String] = [:]
-            for (variable, keyword) in [("PGHOST", "host"), ("PGPORT", "port"), ("PGUSER", "user")] {
-                if let value = jobSettings.childEnvironment[variable] { extra[keyword] = value }
-            }
-            let connection = try PostgresConnection(database: "postgres", timeout: .seconds(5), extra: extra)
+            // The same settings (password included) as the client programs and the restore get.
+            let connection = try PostgresConnection(database: "postgres", timeout: .seconds(5), extra: jobSettings.libpqParameters)
             let current = (try connection.query("SELECT pg_current_wal_lsn()").first?.first ?? nil).flatMap { LSN($0) }
             var durable: LSN?
             var lagSeconds = 0.0
             if settings.mode == .receivewal {
-                let row = try connection.query("SELECT flush_lsn, COALESCE(EXTRACT(EPOCH FROM flush_lag), 0) FROM pg_stat_replication WHERE application_name = '\(settings.slot)' ORDER BY flush_lsn DESC NULLS LAST LIMIT 1").first
+                let row = try connection.query("SELECT flush_lsn, COALESCE(EXTRACT(EPOCH FROM flush_lag), 0) FROM pg_stat_replication WHERE application_name = $1 ORDER BY flush_lsn DESC NULLS LAST LIMIT 1", [settings.slot]).first
                 durable = row?[0].flatMap { LSN($0) }
                 lagSeconds = row?[1].flatMap { Double($0) } ?? 0
             }
