@@ -28,4 +28,9 @@ export BACKSTOP_IMAGE_BIN=${BACKSTOP_IMAGE_BIN:-$(./scripts/build-release.sh)}
 # Serial: many integration tests block a thread while they wait on a real server, and in
 # parallel they starve the timing-sensitive ones (scheduler, delivery timeouts) of Swift's
 # small cooperative pool on a 2-core machine.
+# The reliability table (README's "Reliability") is recorded by the tests of this run.
+export BACKSTOP_RELIABILITY_REPORT=${BACKSTOP_RELIABILITY_REPORT:-$PWD/.build/reliability/rows.jsonl}
+mkdir -p "$(dirname "$BACKSTOP_RELIABILITY_REPORT")"
+: > "$BACKSTOP_RELIABILITY_REPORT"
 swift test --skip-build --no-parallel
+./scripts/reliability-table.sh "$BACKSTOP_RELIABILITY_REPORT" || true
