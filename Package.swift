@@ -105,6 +105,13 @@ let package = Package(
             dependencies: ["BackstopCore", "BackstopMetrics", "PostgresClient", "RedisClient"],
             swiftSettings: strict
         ),
+        // The S3 side of every job: the upload after a backup, cleanup with the bucket, the
+        // location="s3" series.
+        .target(
+            name: "OffsiteCopies",
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupCatalog", "BackupJobs", "S3", "WalArchive"],
+            swiftSettings: strict
+        ),
         // The one typed state store: what jobs, probes, uploads and drills write and what the
         // metrics, the alert evaluator, the scheduler's catch-up and `backstop health` read.
         .target(
@@ -113,11 +120,12 @@ let package = Package(
             swiftSettings: strict
         ),
         // serve's long-running parts as lifecycle services: /metrics, the health loop, the
-        // alert evaluator, the scheduler.
+        // alert evaluator, the scheduler and its jobs, the WAL archive.
         .target(
             name: "BackstopServices",
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "BackstopState", "MetricsHTTPServer", "Health", "Alerting", "Scheduling",
+                "BackupCatalog", "BackupJobs", "OffsiteCopies", "Restore", "S3", "WalArchive",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -128,7 +136,7 @@ let package = Package(
             dependencies: [
                 "BackstopCore", "BackstopMetrics", "MetricsHTTPServer", "PostgresClient", "RedisClient",
                 "BackupPipeline", "Scheduling", "HTTPClient", "Health", "Alerting",
-                "BackupCatalog", "BackupJobs", "Restore", "S3", "BackstopState", "BackstopServices", "AgeEncryption", "WalArchive",
+                "BackupCatalog", "BackupJobs", "Restore", "S3", "BackstopState", "BackstopServices", "AgeEncryption", "WalArchive", "OffsiteCopies",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,6 +2,7 @@ import ArgumentParser
 import BackstopCore
 import BackupCatalog
 import BackupJobs
+import OffsiteCopies
 import Foundation
 
 /// `backstop backup …`: run one backup job now (the scheduler runs the same jobs).

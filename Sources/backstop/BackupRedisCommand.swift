@@ -1,6 +1,7 @@
 import ArgumentParser
 import BackstopCore
 import BackupJobs
+import OffsiteCopies
 import Foundation
 
 /// `backstop backup redis`.

@@ -2,6 +2,7 @@ import ArgumentParser
 import BackstopCore
 import BackupCatalog
 import BackupJobs
+import OffsiteCopies
 import Foundation
 import S3
 

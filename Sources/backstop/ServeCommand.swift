@@ -5,11 +5,13 @@ import BackstopMetrics
 import BackstopServices
 import BackstopState
 import BackupJobs
+import OffsiteCopies
 import Health
 import Scheduling
 import Logging
 import MetricsHTTPServer
 import Restore
+import WalArchive
 import S3
 import ServiceLifecycle
 
@@ -93,10 +95,12 @@ struct ServeCommand: AsyncParsableCommand {
         let health = HealthLoopService(checker: HealthChecker(config: config), store: store, interval: config.healthInterval,
                                        logger: Logger(label: BackstopLogging.healthLabel))
         let scheduler = SchedulerService(
-            settings: alerting.schedules, actions: ScheduledJobs.actions(settings: settings, store: store, registry: registry),
+            settings: alerting.schedules, actions: ScheduledJobs.actions(postgres: settings.postgres, redis: settings.redis, retention: settings.retention, s3: settings.s3,
+                                                                     environment: settings.environment, store: store, registry: registry),
             lastSuccess: { job in await store.lastSuccess(job: job) },
             registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
-        let wal = try WalArchiveService.make(environment: env, registry: registry, store: store)
+        let wal = WalArchiveService.make(settings: try validated { try WalArchiveSettings(environment: env) }, jobSettings: settings.postgres,
+                                         registry: registry, store: store)
         // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running
         // backup finish) while the evaluator still hears its outcome and /metrics still answers.
         let group = ServiceGroup(configuration: .init(

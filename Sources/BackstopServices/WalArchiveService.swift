@@ -9,7 +9,7 @@ import WalArchive
 /// Serve's part of the WAL archive (BACKUP_WAL_ARCHIVE): with `receivewal`, pg_receivewal
 /// supervised on a thread of its own; in both modes the archive's gauges refreshed every 15 s.
 /// On graceful shutdown pg_receivewal is stopped (it flushes) and its last segments archived.
-struct WalArchiveService: Service {
+public struct WalArchiveService: Service {
     let receiver: WalReceiver?
     let monitor: WalMonitor
     let registry: MetricsRegistry
@@ -17,11 +17,10 @@ struct WalArchiveService: Service {
     let store: StateStore
     let path: String
 
-    /// nil when BACKUP_WAL_ARCHIVE is off; a bad BACKUP_WAL_* value stops start-up.
-    static func make(environment env: [String: String], registry: MetricsRegistry, store: StateStore) throws -> WalArchiveService? {
-        let settings = try validated { try WalArchiveSettings(environment: env) }
+    /// nil when BACKUP_WAL_ARCHIVE is off (the caller parsed the settings: a bad BACKUP_WAL_*
+    /// value stops start-up before any service runs).
+    public static func make(settings: WalArchiveSettings, jobSettings: PostgresJobSettings, registry: MetricsRegistry, store: StateStore) -> WalArchiveService? {
         guard settings.mode != .off else { return nil }
-        let jobSettings = try validated { try PostgresJobSettings(environment: env) }
         let archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel)
         WalMetrics.declare(in: registry, receiver: settings.mode == .receivewal)
         let receiver = settings.mode == .receivewal
@@ -31,7 +30,7 @@ struct WalArchiveService: Service {
                                  registry: registry, store: store, path: jobSettings.backupDir + "/postgres/wal")
     }
 
-    func run() async throws {
+    public func run() async throws {
         let receiving: Task<Void, Never>? = receiver.map { receiver in
             Task { await Blocking.run { receiver.run() } }
         }

@@ -1,20 +1,22 @@
 import BackstopCore
 import BackstopMetrics
 import BackstopState
+import BackupCatalog
 import BackupJobs
+import OffsiteCopies
 import Restore
 import S3
 
 /// The jobs `serve` runs on their cron schedules — the same runner the CLI subcommands use —
 /// each writing its outcome into the state store, which renders the metrics and wakes the
 /// alert evaluator.
-enum ScheduledJobs {
+public enum ScheduledJobs {
     /// Job name → action. A job without an action here is not scheduled.
     /// With S3 on, every backup job is followed by an upload of what is pending (also after a
     /// failed run: the backups of earlier runs, or the databases that did succeed, still go);
     /// the upload never changes the job's result.
-    static func actions(settings: ServiceSettings, store: StateStore, registry: MetricsRegistry) -> [String: @Sendable () async throws -> Void] {
-        let postgres = settings.postgres, redis = settings.redis, retention = settings.retention, s3 = settings.s3
+    public static func actions(postgres: PostgresJobSettings, redis: RedisJobSettings, retention: RetentionPolicy, s3: S3Settings?,
+                               environment: [String: String], store: StateStore, registry: MetricsRegistry) -> [String: @Sendable () async throws -> Void] {
         let backupDir = postgres.backupDir
         let log = BackupLog(backupDir: backupDir)
         let runner = BackupJobRunner(log: log, record: { outcomes in await store.recordBackups(outcomes) })
@@ -35,7 +37,7 @@ enum ScheduledJobs {
                 if !Task.isCancelled { await uploads.afterJob(job) }
             }
         }
-        let redisServer = RestoreDrill.redisServer(environment: settings.environment)
+        let redisServer = RestoreDrill.redisServer(environment: environment)
         return [
             "full": thenUpload("backup postgres full") { try await runner.postgresFull(settings: postgres) },
             "incremental": thenUpload("backup postgres incremental") { try await runner.postgresBase(settings: postgres) },

@@ -12,7 +12,7 @@ import S3
 /// for one more run instead of waiting, so its backup goes right after. Across processes
 /// (`backstop backup …` by hand while `serve` uploads) `.state/s3.lock` keeps one at a time,
 /// and the run that finds it held leaves its backups pending for the next cycle.
-final class OffsiteUploads: Sendable {
+public final class OffsiteUploads: Sendable {
     let settings: S3Settings
     let backupDir: String
     let log: BackupLog
@@ -21,7 +21,7 @@ final class OffsiteUploads: Sendable {
     let finished: (@Sendable () async -> Void)?
     private let serial = SerialRuns()
 
-    init(settings: S3Settings, backupDir: String, log: BackupLog, metrics: MetricsRegistry?, finished: (@Sendable () async -> Void)? = nil) {
+    public init(settings: S3Settings, backupDir: String, log: BackupLog, metrics: MetricsRegistry?, finished: (@Sendable () async -> Void)? = nil) {
         self.settings = settings
         self.backupDir = backupDir
         self.log = log
@@ -30,7 +30,7 @@ final class OffsiteUploads: Sendable {
     }
 
     /// Uploads what is pending; `job` names the job that just finished, for the log.
-    func afterJob(_ job: String) async {
+    public func afterJob(_ job: String) async {
         await serial.run {
             await self.uploadOnce(after: job)
             await self.finished?()
@@ -66,25 +66,5 @@ final class OffsiteUploads: Sendable {
             log.error("s3: could not run the upload to \(destination) after \(job): \(uploader.redacted("\(error)")); "
                 + "the local backups are unchanged; retried after the next backup job")
         }
-    }
-}
-
-/// Runs one body at a time; a request while one runs makes it run once more afterwards
-/// (coalesced), so no finished job waits on another job's upload. Actor-isolated state.
-actor SerialRuns {
-    private var running = false
-    private var again = false
-
-    func run(_ body: @Sendable () async -> Void) async {
-        if running {
-            again = true
-            return
-        }
-        running = true
-        repeat {
-            again = false
-            await body()
-        } while again
-        running = false
     }
 }
