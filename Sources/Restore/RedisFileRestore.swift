@@ -89,9 +89,11 @@ public struct RedisFileRestore: Sendable {
         let destination = dataDirectory + "/" + dbfilename
         let temporary = dataDirectory + "/.backstop-restore-\(getpid()).rdb"
         do {
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            unlink(temporary)
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw FileSystemError.errno(errno, "open", temporary) }
             defer { close(fd) }
+            try Self.takeOwnership(fd: fd, like: destination, orFolder: dataDirectory, path: temporary)
             try GunzipStream().copy(path: base.source.entry.path, to: fd)
             guard fsync(fd) == 0 else { throw FileSystemError.errno(errno, "fsync", temporary) }
             guard rename(temporary, destination) == 0 else { throw FileSystemError.errno(errno, "rename", destination) }
@@ -152,5 +154,18 @@ public struct RedisFileRestore: Sendable {
         return RedisRestoreResult(processIDBefore: before.processID, processIDAfter: server["process_id"] ?? "?", keyspace: keyspace,
                                   expected: expected, mismatches: mismatches, safetySnapshot: safetyPath,
                                   seconds: MonotonicClock.seconds() - started)
+    }
+
+    /// The snapshot is the whole dataset: it is created 0600 whatever the umask, then given
+    /// the owner and mode of the file it replaces (or the data folder's owner with 0600 when
+    /// there is none), so the Redis server that loads it can read it and nobody else can.
+    static func takeOwnership(fd: Int32, like existing: String, orFolder folder: String, path: String) throws {
+        var st = stat()
+        if stat(existing, &st) == 0 {
+            guard fchown(fd, st.st_uid, st.st_gid) == 0 || geteuid() != 0 else { throw FileSystemError.errno(errno, "fchown", path) }
+            guard fchmod(fd, st.st_mode & 0o660) == 0 else { throw FileSystemError.errno(errno, "fchmod", path) }
+        } else if stat(folder, &st) == 0, geteuid() == 0 {
+            guard fchown(fd, st.st_uid, st.st_gid) == 0 else { throw FileSystemError.errno(errno, "fchown", path) }
+        }
     }
 }

@@ -313,6 +313,10 @@ extension RedisRestoreScene {
         #expect(try after.configGet("save")["save"] == "3600 1")
         let confText = try String(contentsOfFile: conf, encoding: .utf8)
         #expect(confText.contains("appendonly yes"))
+        // The written snapshot is the whole dataset: never world-readable (Redis made the old one 0644).
+        let dbfile = dir + "/" + (try after.configGet("dbfilename")["dbfilename"] ?? "dump.rdb")
+        var st = stat()
+        #expect(stat(dbfile, &st) == 0 && st.st_mode & 0o007 == 0, "\(dbfile) mode \(String(st.st_mode & 0o777, radix: 8))")
         // The safety snapshot is listed.
         #expect(BackupCatalog(backupDir: backupDir).list(kinds: [.redis]).count == 2)
         env["REDIS_RESTART_COMMAND"] = nil
