@@ -7,6 +7,36 @@
 #include <stdarg.h>
 #include <microhttpd.h>
 
+/* URL unescaping for libmicrohttpd (MHD_OPTION_UNESCAPE_CALLBACK): %XX decoded as MHD does,
+   except %00, which stays as the three characters: decoded, the NUL would end the C string
+   the access handler reads, and `/metrics%00.txt` would be answered as `/metrics`. Pure C on
+   libmicrohttpd's threads, in place (the result is never longer). */
+static inline int backstop_mhd_hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static inline size_t backstop_mhd_unescape(void *cls, struct MHD_Connection *connection, char *text) {
+    (void)cls;
+    (void)connection;
+    char *read = text, *write = text;
+    while (*read) {
+        if (read[0] == '%' && read[1] && read[2]) {
+            int high = backstop_mhd_hex(read[1]), low = backstop_mhd_hex(read[2]);
+            if (high >= 0 && low >= 0 && (high | low) != 0) {
+                *write++ = (char)(high * 16 + low);
+                read += 3;
+                continue;
+            }
+        }
+        *write++ = *read++;
+    }
+    *write = 0;
+    return (size_t)(write - text);
+}
+
 /* MHD_start_daemon is variadic: this wrapper fixes the option list Backstop uses: listen
    address, internal thread pool, the limits that keep hostile clients bounded (connections in
    all and per IP, idle timeout, memory per connection), strict HTTP parsing (a request
@@ -44,6 +74,7 @@ static inline struct MHD_Daemon *backstop_mhd_start(unsigned int flags,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, memoryLimitPerConnection,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
                             MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                            MHD_OPTION_UNESCAPE_CALLBACK, backstop_mhd_unescape, (void *)NULL,
                             MHD_OPTION_ARRAY, tls,
                             MHD_OPTION_END);
 }
