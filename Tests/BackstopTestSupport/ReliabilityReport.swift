@@ -40,17 +40,4 @@ public enum ReliabilityReport {
         defer { close(fd) }
         _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
-
-    /// The rows recorded so far (the last row per fault wins, in first-seen order).
-    public static func rows(at file: String = path) -> [Row] {
-        guard let data = FileManager.default.contents(atPath: file) else { return [] }
-        var order: [String] = []
-        var byFault: [String: Row] = [:]
-        for line in data.split(separator: 0x0A) {
-            guard let row = try? JSONDecoder().decode(Row.self, from: Data(line)) else { continue }
-            if byFault[row.fault] == nil { order.append(row.fault) }
-            byFault[row.fault] = row
-        }
-        return order.compactMap { byFault[$0] }
-    }
 }
