@@ -31,7 +31,7 @@ bench_pg_start() {
   as_pg "$PGBIN/initdb" -D "$dir" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
   {
     printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n" "$port" "$(dirname "$dir")"
-    [ $# -gt 0 ] && printf '%s\n' "$@"
+    if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
   } >> "$dir/postgresql.conf"
   bench_on_exit "as_pg '$PGBIN/pg_ctl' -D '$dir' -m immediate stop"
   as_pg "$PGBIN/pg_ctl" -D "$dir" -l "$dir.log" -w start >/dev/null

@@ -80,10 +80,15 @@ public enum LoopbackSocket {
     /// Sends all of `bytes`; false when the peer went away.
     @discardableResult
     public static func sendAll(_ fd: Int32, _ bytes: some Collection<UInt8>) -> Bool {
-        let bytes = Array(bytes)
+        // Arrays and slices send from their own storage; only other collections are copied.
+        if let sent = bytes.withContiguousStorageIfAvailable({ sendRaw(fd, UnsafeRawBufferPointer($0)) }) { return sent }
+        return Array(bytes).withUnsafeBytes { sendRaw(fd, $0) }
+    }
+
+    private static func sendRaw(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
         var sent = 0
         while sent < bytes.count {
-            let result = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            let result = send(fd, bytes.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL))
             if result <= 0 { return false }
             sent += result
         }
@@ -111,32 +116,5 @@ public enum LoopbackSocket {
         addr.sin_addr.s_addr = inet_addr(host)
         addr.sin_port = UInt16(port).bigEndian
         return addr
-    }
-}
-
-/// Ends a proxied pair: the first direction to finish shuts both sockets down (waking the
-/// other pump), the second closes them, so no fd number is reused while a pump still uses it.
-final class ProxyPair: @unchecked Sendable {
-    // `finished` is guarded by `lock`; the fds are immutable.
-    private let lock = NSLock()
-    private var finished = 0
-    let client: Int32
-    let upstream: Int32
-
-    init(client: Int32, upstream: Int32) {
-        self.client = client
-        self.upstream = upstream
-    }
-
-    func finish() {
-        lock.withLock {
-            finished += 1
-            shutdown(client, Int32(SHUT_RDWR))
-            shutdown(upstream, Int32(SHUT_RDWR))
-            if finished == 2 {
-                close(client)
-                close(upstream)
-            }
-        }
     }
 }

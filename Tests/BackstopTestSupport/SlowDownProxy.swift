@@ -143,13 +143,13 @@ public final class SlowDownProxy: @unchecked Sendable {
             for line in text.lowercased().split(separator: "\r\n") where line.hasPrefix("content-length:") {
                 length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
             }
-            guard LoopbackSocket.sendAll(upstream, Array(pending[0..<headEnd])) else { return }
+            guard LoopbackSocket.sendAll(upstream, pending[0..<headEnd]) else { return }
             pending.removeFirst(headEnd)
             var left = length
             while left > 0 {
                 if pending.isEmpty { guard fill() else { return } }
                 let take = min(left, pending.count)
-                guard LoopbackSocket.sendAll(upstream, Array(pending[0..<take])) else { return }
+                guard LoopbackSocket.sendAll(upstream, pending[0..<take]) else { return }
                 pending.removeFirst(take)
                 left -= take
             }
