@@ -37,6 +37,8 @@ public enum Family {
     public static let restoreDrillDuration = "backstop_restore_drill_duration_seconds"
     public static let restoreDrillLastAttempt = "backstop_restore_drill_last_attempt_timestamp_seconds"
     public static let restoreDrillLastRunSuccess = "backstop_restore_drill_last_run_success"
+    public static let walS3LastSegment = "backstop_wal_archive_s3_last_segment_timestamp_seconds"
+    public static let walS3Pending = "backstop_wal_archive_s3_pending_files"
 
     /// The backup kinds of the contract's `kind` label.
     public static let backupKinds = ["postgres_full", "postgres_base", "redis"]
@@ -79,6 +81,15 @@ public enum Family {
         registry.declare(restoreDrillDuration, .gauge, help: "Seconds the last successful restore drill of this kind took: the measured recovery time.", labels: ["kind"])
         registry.declare(restoreDrillLastAttempt, .gauge, help: "Unix time the last restore drill of this kind finished, good or not (0: none yet).", labels: ["kind"])
         registry.declare(restoreDrillLastRunSuccess, .gauge, help: "1 when the last restore drill of this kind succeeded, 0 when it failed or none ran yet.", labels: ["kind"])
+    }
+
+    /// Declares the WAL archive's S3 families (archive on and S3 configured), 0 until the
+    /// first upload run.
+    public static func declareWalS3(in registry: MetricsRegistry) {
+        registry.declare(walS3LastSegment, .gauge, help: "When the newest WAL segment in S3 reached the local archive (its archived_at; 0: none uploaded yet).")
+        registry.declare(walS3Pending, .gauge, help: "Archived WAL files (segments, .history, .backup) not in S3 yet after the last upload run.")
+        registry.touch(walS3LastSegment)
+        registry.touch(walS3Pending)
     }
 
     /// Declares the Sentinel families (only when Sentinel is configured).
