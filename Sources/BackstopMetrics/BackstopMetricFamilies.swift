@@ -50,6 +50,8 @@ public enum Family: String, CaseIterable, Sendable {
     case replicationSlotRetained = "backstop_replication_slot_retained_bytes"
     case recoveryWindowStart = "backstop_recovery_window_start_timestamp_seconds"
     case recoveryWindowEnd = "backstop_recovery_window_end_timestamp_seconds"
+    case walS3LastSegment = "backstop_wal_archive_s3_last_segment_timestamp_seconds"
+    case walS3Pending = "backstop_wal_archive_s3_pending_files"
 
     /// The family's name in the text format.
     public var name: String { rawValue }
@@ -106,6 +108,8 @@ public enum Family: String, CaseIterable, Sendable {
         case .recoveryWindowStart:
             .gauge("The earliest time a point-in-time restore can reach: the end of the oldest base backup with a continuous WAL chain (0: none).")
         case .recoveryWindowEnd: .gauge("The latest time a point-in-time restore can reach: the newest WAL in the archive (0: none).")
+        case .walS3LastSegment: .gauge("When the newest WAL segment in S3 reached the local archive (its archived_at; 0: none uploaded yet).")
+        case .walS3Pending: .gauge("Archived WAL files (segments, .history, .backup) not in S3 yet after the last upload run.")
         }
     }
 
@@ -134,6 +138,15 @@ public enum Family: String, CaseIterable, Sendable {
         for family in [restoreLastSuccess, restoreDrillLastSuccess, restoreDrillDuration, restoreDrillLastAttempt, restoreDrillLastRunSuccess] {
             registry.declare(family)
         }
+    }
+
+    /// Declares the WAL archive's S3 families (archive on and S3 configured), 0 until the
+    /// first upload run.
+    public static func declareWalS3(in registry: MetricsRegistry) {
+        registry.declare(walS3LastSegment)
+        registry.declare(walS3Pending)
+        registry.touch(walS3LastSegment)
+        registry.touch(walS3Pending)
     }
 
     /// Declares the Sentinel families (only when Sentinel is configured).
