@@ -81,14 +81,14 @@ let package = Package(
         // Guarded restores: checks, in-process gunzip into psql, the database swap, Redis as a master.
         .target(
             name: "Restore",
-            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "PostgresClient", "AgeEncryption"],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "PostgresClient", "AgeEncryption"],
             swiftSettings: strict
         ),
         // The continuous WAL archive: segment names and LSNs, postgres/wal/, pg_receivewal, the
         // chain check and point-in-time restore.
         .target(
             name: "WalArchive",
-            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "PostgresClient",
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "PostgresClient",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
