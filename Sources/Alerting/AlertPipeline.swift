@@ -68,9 +68,9 @@ public final class AlertPipeline: Sendable {
             return DeliveryQueue(url: url, capacity: config.queueCapacity, policy: policy, render: { job in
                 let group = NotificationGroup(alertname: job.key, alerts: job.alerts, time: job.time)
                 let body = config.webhookFormat == .slack
-                    ? AlertPayloads.slack(group)
-                    : AlertPayloads.webhook(group, receiver: config.receiverName, externalURL: config.externalURL)
-                return HTTPRequest.postJSON(url, Array(body.encoded().utf8), bearerToken: config.webhookBearerToken,
+                    ? AlertPayloads.body(AlertPayloads.slack(group))
+                    : AlertPayloads.body(AlertPayloads.webhook(group, receiver: config.receiverName, externalURL: config.externalURL))
+                return HTTPRequest.postJSON(url, body, bearerToken: config.webhookBearerToken,
                                             connectTimeout: config.connectTimeout, totalTimeout: config.requestTimeout)
             }, report: report)
         }
@@ -80,7 +80,7 @@ public final class AlertPipeline: Sendable {
             let url = Self.alertsEndpoint(base)
             return DeliveryQueue(url: url, capacity: config.queueCapacity, policy: policy, render: { job in
                 let body = AlertPayloads.alertmanagerPost(job.alerts, firingEndsAt: job.time + validFor, generatorURL: config.externalURL)
-                return HTTPRequest.postJSON(url, Array(body.encoded().utf8), connectTimeout: config.connectTimeout, totalTimeout: config.requestTimeout)
+                return HTTPRequest.postJSON(url, AlertPayloads.body(body), connectTimeout: config.connectTimeout, totalTimeout: config.requestTimeout)
             }, report: { [logger] r in Self.log(r, kind: "alertmanager", logger: logger) })
         }
     }

@@ -28,17 +28,18 @@ public enum AlertRendering {
     }
 
     /// The array as a value, to embed in a larger `--json` document (`"alerts": …`).
-    public static func jsonValue(_ alerts: [TrackedAlert], generatorURL: String = "") -> JSONValue {
+    public static func jsonValue(_ alerts: [TrackedAlert], generatorURL: String = "") -> [AlertPayloads.AlertBody] {
         AlertPayloads.alertsFile(alerts, generatorURL: generatorURL)
     }
 
-    public static func jsonValue(_ alerts: [Alert], at now: Double, generatorURL: String = "") -> JSONValue {
+    public static func jsonValue(_ alerts: [Alert], at now: Double, generatorURL: String = "") -> [AlertPayloads.AlertBody] {
         jsonValue(alerts.map { TrackedAlert(alert: $0, status: .firing, startsAt: now) }, generatorURL: generatorURL)
     }
 
     /// The same array `alerts.json` holds.
     public static func json(_ alerts: [TrackedAlert], generatorURL: String = "") -> String {
-        AlertPayloads.alertsFile(alerts, generatorURL: generatorURL).encoded(pretty: true) + "\n"
+        // An array of string fields and maps: encoding it cannot fail.
+        ((try? JSONCoding.text(AlertPayloads.alertsFile(alerts, generatorURL: generatorURL))) ?? "[]") + "\n"
     }
 
     public static func json(_ alerts: [Alert], at now: Double, generatorURL: String = "") -> String {

@@ -37,7 +37,7 @@ public struct AlertsFile: Sendable {
             }
             FileSystem.syncDirectory(FileSystem.directory(of: path))
         } else {
-            try AtomicFile.write(AlertPayloads.alertsFile(changes.firing, generatorURL: generatorURL).encoded(pretty: true) + "\n", to: path)
+            try AtomicFile.write(try JSONCoding.encode(AlertPayloads.alertsFile(changes.firing, generatorURL: generatorURL), newline: true), to: path)
         }
     }
 
@@ -46,13 +46,21 @@ public struct AlertsFile: Sendable {
     /// an unreadable one is an error (the caller logs it and starts empty).
     public func readFiring() throws -> [TrackedAlert] {
         guard FileSystem.exists(path) else { return [] }
-        let value = try JSONValue.parse(try FileSystem.read(path))
-        guard let items = value.arrayValue else { throw JSONParseError(offset: 0, reason: "\(path) is not a JSON array") }
-        return items.compactMap { item in
-            guard let object = item.objectValue, let labels = object["labels"]?.stringMap, labels["alertname"] != nil,
-                  let startsAt = object["startsAt"]?.stringValue.flatMap(WallClock.parseRFC3339) else { return nil }
-            let annotations = object["annotations"]?.stringMap ?? [:]
-            return TrackedAlert(alert: Alert(labels: labels, annotations: annotations), status: .firing, startsAt: startsAt)
+        return try JSONCoding.decode([Restored].self, from: try FileSystem.read(path)).compactMap(\.alert)
+    }
+
+    /// One element of `alerts.json` as a previous run wrote it; nil when it is not an alert
+    /// (no labels with an alertname, no readable startsAt), which is skipped, not an error.
+    private struct Restored: Decodable {
+        enum Key: String, CodingKey { case labels, annotations, startsAt }
+        var alert: TrackedAlert?
+
+        init(from decoder: any Decoder) throws {
+            guard let object = try? decoder.container(keyedBy: Key.self),
+                  let labels = try? object.decode([String: String].self, forKey: .labels), labels["alertname"] != nil,
+                  let startsAt = (try? object.decode(String.self, forKey: .startsAt)).flatMap(WallClock.parseRFC3339) else { return }
+            let annotations = (try? object.decodeIfPresent([String: String].self, forKey: .annotations)) ?? [:]
+            alert = TrackedAlert(alert: Alert(labels: labels, annotations: annotations), status: .firing, startsAt: startsAt)
         }
     }
 

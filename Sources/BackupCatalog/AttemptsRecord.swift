@@ -45,7 +45,7 @@ public struct AttemptsRecord: Codable, Sendable, Equatable {
     /// cache of facts, never the only copy of a backup).
     public static func load(backupDir: String) -> AttemptsRecord {
         guard let bytes = try? FileSystem.read(path(backupDir: backupDir)),
-              let record = try? JSONDecoder().decode(AttemptsRecord.self, from: Data(bytes)) else { return AttemptsRecord() }
+              let record = try? JSONCoding.decode(AttemptsRecord.self, from: bytes) else { return AttemptsRecord() }
         return record
     }
 
@@ -56,9 +56,7 @@ public struct AttemptsRecord: Codable, Sendable, Equatable {
         defer { lock.release() }
         var record = load(backupDir: backupDir)
         record.attempts[attempt.kind + "/" + attempt.target] = attempt
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(Array(try encoder.encode(record)), to: path(backupDir: backupDir), mode: 0o640)
+        try AtomicFile.write(try JSONCoding.encode(record, escapingSlashes: true), to: path(backupDir: backupDir), mode: 0o640)
     }
 }
 

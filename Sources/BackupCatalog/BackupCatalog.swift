@@ -1,5 +1,6 @@
 import BackstopCore
 import Foundation
+import Synchronization
 
 /// One backup found on disk.
 public struct CatalogEntry: Sendable, Equatable {
@@ -112,16 +113,15 @@ public struct BackupCatalog: Sendable {
         let folderFDs = folders.map { dirfd($0.dir) }
         let usesIndex = usesIndex
         let indexes = folders.map { usesIndex ? CatalogIndex.load(folder: dirfd($0.dir)) : .empty }
-        let results = ParallelResults<CatalogEntry>(count: candidates.count)
-        let starts = ParallelResults<Double>(count: candidates.count)
-        // Whether each candidate's .meta came from the index (true) or was read (false), and
-        // its stamp for the next index (none for a backup without a .meta, or a racy one).
-        let hits = ParallelResults<Bool>(count: candidates.count)
-        let stamps = ParallelResults<CatalogIndex.Stamp>(count: candidates.count)
         let now = WallClock.now()
         let chunk = 256
         let chunks = (candidates.count + chunk - 1) / chunk
+        // Each chunk's results are built by one thread in its own array and handed over once
+        // under the lock (one lock per 256 backups, nothing shared while they are read).
+        let handedOver = Mutex<[[Listed]]>(Array(repeating: [], count: chunks))
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            var local: [Listed] = []
+            local.reserveCapacity(chunk)
             for i in (c * chunk)..<min(candidates.count, (c + 1) * chunk) {
                 let f = candidates[i]
                 let fd = folderFDs[f.folder]
@@ -129,40 +129,47 @@ public struct BackupCatalog: Sendable {
                 let path = folderPaths[f.folder] + "/" + f.name
                 let metaName = f.name + ".meta"
                 let meta: BackupMeta?
+                var hit: Bool?
+                var stamp: CatalogIndex.Stamp?
                 if usesIndex {
                     var st = stat()
                     if fstatat(fd, metaName, &st, 0) != 0 {
                         meta = errno == ENOENT ? nil : try? BackupMeta.read(at: fd, name: metaName, path: path + ".meta")
                     } else {
-                        let stamp = CatalogIndex.Stamp(st)
-                        if let cached = indexes[f.folder].lookup(metaName, stamp: stamp) {
+                        let found = CatalogIndex.Stamp(st)
+                        if let cached = indexes[f.folder].lookup(metaName, stamp: found) {
                             meta = cached
-                            hits.set(i, true)
+                            hit = true
                         } else {
                             meta = try? BackupMeta.read(at: fd, name: metaName, path: path + ".meta")
-                            hits.set(i, false)
+                            hit = false
                         }
-                        if !stamp.isRacy(now: now) { stamps.set(i, stamp) }
+                        if !found.isRacy(now: now) { stamp = found }
                     }
                 } else {
                     meta = try? BackupMeta.read(at: fd, name: metaName, path: path + ".meta")
                 }
                 let e = entry(path: path, name: f.name, kind: f.kind, target: f.target, stamp: f.stamp, meta: meta,
                               folder: fd, fileName: f.name, isDirectory: isDirectory)
-                starts.set(i, e.startedAt)
-                results.set(i, e)
+                local.append(Listed(entry: e, hit: hit, stamp: stamp))
             }
+            handedOver.withLock { $0[c] = local }
+        }
+        // Candidate i is listed[i / chunk][i % chunk].
+        var listed = handedOver.withLock { parts in
+            let all = parts
+            parts = []
+            return all
         }
         if usesIndex {
-            refreshIndexes(candidates.map(\.folder), folders: folderPaths, indexes: indexes, hits: hits, stamps: stamps, results: results,
-                           kinds: kinds)
+            refreshIndexes(candidates.map(\.folder), folders: folderPaths, indexes: indexes, listed: listed, chunk: chunk, kinds: kinds)
         }
         // Newest first, ties by name: the (small) keys are sorted, then each entry is moved
         // once into place (sorting the entries themselves copies them over and over).
         var order = [(startedAt: Double, index: Int)]()
         order.reserveCapacity(candidates.count)
         for i in 0..<candidates.count {
-            if let t = starts.take(i) { order.append((t, i)) }
+            if let t = listed[i / chunk][i % chunk].entry?.startedAt { order.append((t, i)) }
         }
         order.sort { a, b in
             a.startedAt != b.startedAt ? a.startedAt > b.startedAt : candidates[a.index].name > candidates[b.index].name
@@ -170,23 +177,32 @@ public struct BackupCatalog: Sendable {
         var entries: [CatalogEntry] = []
         entries.reserveCapacity(order.count)
         for o in order {
-            if let e = results.take(o.index) { entries.append(e) }
+            if let e = listed[o.index / chunk][o.index % chunk].entry.take() { entries.append(e) }
         }
         return entries
+    }
+
+    /// What `list` learnt of one candidate: its entry (moved out once sorted), whether its
+    /// `.meta` came from the index (true) or was read (false, nil when there was none to
+    /// look up), and its stamp for the next index (none for a backup without a `.meta`, or
+    /// a racy one).
+    private struct Listed: Sendable {
+        var entry: CatalogEntry?
+        var hit: Bool?
+        var stamp: CatalogIndex.Stamp?
     }
 
     /// Rewrites a folder's index when this listing found it out of date (a `.meta` it had to
     /// read, or a cached one that is gone). Only a listing that saw every kind kept in the
     /// folder does so: a filtered one would drop the other kinds' records.
-    private func refreshIndexes(_ candidateFolders: [Int], folders: [String], indexes: [CatalogIndex], hits: ParallelResults<Bool>,
-                                stamps: ParallelResults<CatalogIndex.Stamp>, results: ParallelResults<CatalogEntry>,
+    private func refreshIndexes(_ candidateFolders: [Int], folders: [String], indexes: [CatalogIndex], listed: [[Listed]], chunk: Int,
                                 kinds: Set<BackupKind>?) {
         for (f, folderPath) in folders.enumerated() {
             let name = FileSystem.lastComponent(of: folderPath)
             if let kinds, !BackupKind.allCases.filter({ $0.folder == name }).allSatisfy(kinds.contains) { continue }
             var hitCount = 0, missCount = 0
             for (i, folder) in candidateFolders.enumerated() where folder == f {
-                switch hits.peek(i) {
+                switch listed[i / chunk][i % chunk].hit {
                 case true?: hitCount += 1
                 case false?: missCount += 1
                 case nil: break
@@ -196,7 +212,7 @@ public struct BackupCatalog: Sendable {
             var records: [CatalogIndex.Record] = []
             records.reserveCapacity(hitCount + missCount)
             for (i, folder) in candidateFolders.enumerated() where folder == f {
-                guard let stamp = stamps.peek(i), let e = results.peek(i) else { continue }
+                guard let stamp = listed[i / chunk][i % chunk].stamp, let e = listed[i / chunk][i % chunk].entry else { continue }
                 records.append(CatalogIndex.Record(name: e.name + ".meta", stamp: stamp, meta: e.meta))
             }
             if records.isEmpty {
@@ -346,37 +362,5 @@ public struct BackupCatalog: Sendable {
     static func isDirectory(_ name: String, in folder: Int32) -> Bool {
         var st = stat()
         return fstatat(folder, name, &st, 0) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-    }
-}
-
-/// Slots filled in parallel, each index by exactly one thread and read only after
-/// `concurrentPerform` has returned (which orders the writes before the read); the lock-free
-/// writes to distinct slots are why this is `@unchecked Sendable`.
-final class ParallelResults<T>: @unchecked Sendable {
-        private let base: UnsafeMutableBufferPointer<T?>
-
-    init(count: Int) {
-        base = UnsafeMutableBufferPointer<T?>.allocate(capacity: count)
-        base.initialize(repeating: nil)
-    }
-
-    deinit {
-        base.deinitialize()
-        base.deallocate()
-    }
-
-    func set(_ index: Int, _ value: T) { base[index] = value }
-
-    func values() -> [T] { base.compactMap { $0 } }
-
-    /// The value in a slot, copied (it stays in place).
-    func peek(_ index: Int) -> T? { base[index] }
-
-    /// Moves the value out of its slot (leaving nil), without copying it.
-    func take(_ index: Int) -> T? {
-        let slot = base.baseAddress! + index
-        let value = slot.move()
-        slot.initialize(to: nil)
-        return value
     }
 }

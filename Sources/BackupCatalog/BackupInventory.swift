@@ -98,9 +98,7 @@ public struct BackupInventory: Sendable, Equatable, Codable {
     }
 
     public func json() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(self)) + [10]
+        try JSONCoding.encode(self, newline: true)
     }
 
     public func text() -> String {

@@ -125,14 +125,12 @@ public struct BackupMeta: Codable, Sendable, Equatable {
     }
 
     public func encoded() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(self)) + [10]
+        try JSONCoding.encode(self, newline: true)
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> BackupMeta {
         if let meta = MetaFastDecoder.decode(bytes) { return meta }
-        return try JSONDecoder().decode(BackupMeta.self, from: Data(bytes))
+        return try JSONCoding.decode(BackupMeta.self, from: bytes)
     }
 
     /// Reads the `.meta` of a backup; nil when there is none.

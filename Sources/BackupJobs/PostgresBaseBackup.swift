@@ -116,13 +116,30 @@ public enum ManifestFacts {
     }
 
     public static func read(path: String) throws -> Range {
-        let bytes = try FileSystem.read(path)
-        guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let ranges = object["WAL-Ranges"] as? [[String: Any]], let first = ranges.first, let last = ranges.last,
-              let start = first["Start-LSN"] as? String, let end = last["End-LSN"] as? String else {
+        let manifest = try JSONCoding.decode(Manifest.self, from: try FileSystem.read(path))
+        guard let first = manifest.ranges?.first, let last = manifest.ranges?.last else {
             throw BackupJobError("\(path) has no WAL-Ranges (not a PostgreSQL 13+ backup manifest?)")
         }
-        let timeline = (last["Timeline"] as? Int) ?? Int("\(last["Timeline"] ?? "0")") ?? 0
-        return Range(timeline: timeline, startLSN: start, endLSN: end)
+        return Range(timeline: last.timeline, startLSN: first.start, endLSN: last.end)
+    }
+
+    /// The part of `backup_manifest` read here (the file list is left undecoded).
+    private struct Manifest: Decodable {
+        struct WALRange: Decodable {
+            enum Key: String, CodingKey {
+                case timeline = "Timeline", start = "Start-LSN", end = "End-LSN"
+            }
+            var timeline: Int, start: String, end: String
+
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: Key.self)
+                start = try c.decode(String.self, forKey: .start)
+                end = try c.decode(String.self, forKey: .end)
+                // A number in PostgreSQL's manifests; a string of digits is taken too.
+                timeline = (try? c.decode(Int.self, forKey: .timeline)) ?? (try? c.decode(String.self, forKey: .timeline)).flatMap { Int($0) } ?? 0
+            }
+        }
+        enum CodingKeys: String, CodingKey { case ranges = "WAL-Ranges" }
+        var ranges: [WALRange]?
     }
 }

@@ -18,7 +18,7 @@ public enum UnreadableFiles {
         for name in ((try? FileSystem.list(state)) ?? []).sorted() where name.hasSuffix(".json") && !name.hasPrefix(".") {
             let path = state + "/" + name
             guard let bytes = try? FileSystem.read(path) else { continue }
-            if (try? JSONSerialization.jsonObject(with: Data(bytes))) == nil {
+            if !JSONCoding.isWellFormed(bytes) {
                 lines.append("\(path) is not valid JSON (truncated or damaged): read as empty, replaced at its next write")
             }
         }

@@ -29,49 +29,54 @@ extension HealthReport {
         return out
     }
 
-    /// A JSON object for `backstop health --json`.
-    public func jsonObject() -> JSONValue {
-        var object: [String: JSONValue] = [
-            "checked_at": .string(WallClock.rfc3339(checkedAt)),
-            "ok": .bool(allUp),
-            "postgres": .object([
-                "target": .string(postgres.target), "server": .string(postgres.server), "up": .bool(postgres.up),
-                "version": postgres.version.map(JSONValue.string) ?? .null,
-                "in_recovery": postgres.inRecovery.map(JSONValue.bool) ?? .null,
-                "error": postgres.error.map(JSONValue.string) ?? .null,
-            ]),
-            "redis": .array(redis.map { r in
-                .object([
-                    "address": .string(r.address), "role": .string(r.role), "up": .bool(r.up),
-                    "reported_role": r.reportedRole.map(JSONValue.string) ?? .null,
-                    "version": r.version.map(JSONValue.string) ?? .null,
-                    "error": r.error.map(JSONValue.string) ?? .null,
-                ])
-            }),
-            "disk": .object([
-                "path": .string(disk.path), "total_bytes": .number(disk.totalBytes), "free_bytes": .number(disk.freeBytes),
-                "free_percent": .number(disk.freePercent), "error": disk.error.map(JSONValue.string) ?? .null,
-            ]),
-        ]
-        if let s = sentinel {
-            object["sentinel"] = .object([
-                "master_name": .string(s.masterName),
-                "master": s.master.map { .string($0.description) } ?? .null,
-                "agree": .bool(s.agree), "quorum_ok": .bool(s.quorumOK),
-                "quorum_message": s.quorumMessage.map(JSONValue.string) ?? .null,
-                "known_sentinels": .number(Double(s.knownSentinels)), "known_replicas": .number(Double(s.knownReplicas)),
-                "sentinels": .array(s.sentinels.map { n in
-                    .object([
-                        "address": .string(n.address.description), "up": .bool(n.up),
-                        "reported_master": n.reportedMaster.map { .string($0.description) } ?? .null,
-                        "error": n.error.map(JSONValue.string) ?? .null,
-                    ])
-                }),
-            ])
-        } else {
-            object["sentinel"] = .null
+    /// The object `backstop health --json` prints (the command adds `alerts` and may turn
+    /// `ok` false). Every key is present; an unknown value is `null`.
+    public struct JSON: Encodable, Sendable {
+        public struct Postgres: Encodable, Sendable {
+            var target: String, server: String, up: Bool
+            var version: JSONCoding.OrNull<String>, in_recovery: JSONCoding.OrNull<Bool>, error: JSONCoding.OrNull<String>
         }
-        return .object(object)
+        public struct Redis: Encodable, Sendable {
+            var address: String, role: String, up: Bool
+            var reported_role: JSONCoding.OrNull<String>, version: JSONCoding.OrNull<String>, error: JSONCoding.OrNull<String>
+        }
+        public struct Disk: Encodable, Sendable {
+            var path: String, total_bytes: Int64, free_bytes: Int64, free_percent: Double, error: JSONCoding.OrNull<String>
+        }
+        public struct SentinelNode: Encodable, Sendable {
+            var address: String, up: Bool, reported_master: JSONCoding.OrNull<String>, error: JSONCoding.OrNull<String>
+        }
+        public struct Sentinel: Encodable, Sendable {
+            var master_name: String, master: JSONCoding.OrNull<String>, agree: Bool, quorum_ok: Bool
+            var quorum_message: JSONCoding.OrNull<String>, known_sentinels: Int, known_replicas: Int, sentinels: [SentinelNode]
+        }
+        public var checked_at: String
+        public var ok: Bool
+        public var postgres: Postgres
+        public var redis: [Redis]
+        public var disk: Disk
+        public var sentinel: JSONCoding.OrNull<Sentinel>
+    }
+
+    /// The object for `backstop health --json`.
+    public func json() -> JSON {
+        typealias S = JSONCoding.OrNull<String>
+        return JSON(
+            checked_at: WallClock.rfc3339(checkedAt), ok: allUp,
+            postgres: .init(target: postgres.target, server: postgres.server, up: postgres.up, version: S(postgres.version),
+                            in_recovery: .init(postgres.inRecovery), error: S(postgres.error)),
+            redis: redis.map { r in
+                .init(address: r.address, role: r.role, up: r.up, reported_role: S(r.reportedRole), version: S(r.version), error: S(r.error))
+            },
+            disk: .init(path: disk.path, total_bytes: Int64(disk.totalBytes), free_bytes: Int64(disk.freeBytes),
+                        free_percent: disk.freePercent, error: S(disk.error)),
+            sentinel: .init(sentinel.map { s in
+                .init(master_name: s.masterName, master: S(s.master?.description), agree: s.agree, quorum_ok: s.quorumOK,
+                      quorum_message: S(s.quorumMessage), known_sentinels: s.knownSentinels, known_replicas: s.knownReplicas,
+                      sentinels: s.sentinels.map { n in
+                          .init(address: n.address.description, up: n.up, reported_master: S(n.reportedMaster?.description), error: S(n.error))
+                      })
+            }))
     }
 
     static func bytes(_ value: Double) -> String {

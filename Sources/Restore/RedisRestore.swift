@@ -224,18 +224,32 @@ public struct RedisRestore: Sendable {
             return result
         }
         guard let data = FileManager.default.contents(atPath: metaPath),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-        guard let table = (object["keys_per_database"] ?? object["keyspace"] ?? object["keys_per_db"]) as? [String: Any] else { return nil }
+              let other = try? JSONCoding.decode(OtherKeyCounts.self, from: Array(data)),
+              let table = other.keysPerDatabase ?? other.keyspace ?? other.keysPerDB else { return nil }
         var result: [Int: Int] = [:]
         for (key, value) in table {
-            guard let db = Int(key.hasPrefix("db") ? String(key.dropFirst(2)) : key) else { continue }
-            if let n = value as? Int {
-                result[db] = n
-            } else if let nested = value as? [String: Any], let n = nested["keys"] as? Int {
-                result[db] = n
-            }
+            guard let db = Int(key.hasPrefix("db") ? String(key.dropFirst(2)) : key), let n = value.keys else { continue }
+            result[db] = n
         }
         return result
+    }
+
+    /// Key counts in a `.meta` some other tool wrote: per database, a count or `{"keys": n}`.
+    private struct OtherKeyCounts: Decodable {
+        struct Count: Decodable {
+            enum Key: String, CodingKey { case keys }
+            var keys: Int?
+            init(from decoder: any Decoder) throws {
+                keys = (try? decoder.singleValueContainer().decode(Int.self))
+                    ?? (try? decoder.container(keyedBy: Key.self).decode(Int.self, forKey: .keys))
+            }
+        }
+        enum CodingKeys: String, CodingKey {
+            case keysPerDatabase = "keys_per_database", keyspace, keysPerDB = "keys_per_db"
+        }
+        var keysPerDatabase: [String: Count]?
+        var keyspace: [String: Count]?
+        var keysPerDB: [String: Count]?
     }
 }
 

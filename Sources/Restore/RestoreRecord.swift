@@ -58,7 +58,7 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
     /// The record on disk; empty when there is none or it cannot be read.
     public static func load(backupDir: String) -> RestoreRecord {
         guard let bytes = try? FileSystem.read(path(backupDir: backupDir)),
-              let record = try? JSONDecoder().decode(RestoreRecord.self, from: Data(bytes)) else { return RestoreRecord() }
+              let record = try? JSONCoding.decode(RestoreRecord.self, from: bytes) else { return RestoreRecord() }
         return record
     }
 
@@ -93,9 +93,7 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
     func write(backupDir: String) throws {
         let record = self
         try FileSystem.createDirectory(backupDir + "/.state")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(Array(try encoder.encode(record)) + [10], to: RestoreRecord.path(backupDir: backupDir), mode: 0o640)
+        try AtomicFile.write(try JSONCoding.encode(record, escapingSlashes: true, newline: true), to: RestoreRecord.path(backupDir: backupDir), mode: 0o640)
     }
 
     /// Declares the restore families and sets them from the record on disk.

@@ -271,7 +271,7 @@ public final class CredentialProvider: Sendable {
         }
         let answer = try await send(HTTPRequest(method: "GET", url: base + S3Settings.encode(role), headers: [token],
                                                 connectTimeout: .seconds(1), totalTimeout: .seconds(3)), "the role credentials of \(role)")
-        guard let json = try? JSONDecoder().decode(InstanceCredentials.self, from: Data(answer.body)) else {
+        guard let json = try? JSONCoding.decode(InstanceCredentials.self, from: Array(answer.body)) else {
             throw CredentialError(source: source, message: "the role credentials of \(role) are not the expected JSON")
         }
         return AWSCredentials(accessKeyID: json.AccessKeyId, secretAccessKey: Secret(json.SecretAccessKey), sessionToken: json.Token.map(Secret.init),

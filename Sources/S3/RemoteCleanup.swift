@@ -158,13 +158,11 @@ public struct RemoteCatalogSnapshot: Codable, Sendable, Equatable {
 
     public static func load(backupDir: String) -> RemoteCatalogSnapshot? {
         guard let bytes = try? FileSystem.read(path(backupDir: backupDir)) else { return nil }
-        return try? JSONDecoder().decode(RemoteCatalogSnapshot.self, from: Data(bytes))
+        return try? JSONCoding.decode(RemoteCatalogSnapshot.self, from: bytes)
     }
 
     public func save(backupDir: String) throws {
         try FileSystem.createDirectory(backupDir + "/.state")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(Array(try encoder.encode(self)), to: Self.path(backupDir: backupDir), mode: 0o640)
+        try AtomicFile.write(try JSONCoding.encode(self), to: Self.path(backupDir: backupDir), mode: 0o640)
     }
 }

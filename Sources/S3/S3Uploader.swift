@@ -28,14 +28,12 @@ public struct S3UploadState: Codable, Sendable, Equatable {
 
     public static func load(backupDir: String) -> S3UploadState {
         guard let bytes = try? FileSystem.read(path(backupDir: backupDir)),
-              let state = try? JSONDecoder().decode(S3UploadState.self, from: Data(bytes)) else { return S3UploadState() }
+              let state = try? JSONCoding.decode(S3UploadState.self, from: bytes) else { return S3UploadState() }
         return state
     }
 
     public func save(backupDir: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(Array(try encoder.encode(self)), to: Self.path(backupDir: backupDir), mode: 0o640)
+        try AtomicFile.write(try JSONCoding.encode(self), to: Self.path(backupDir: backupDir), mode: 0o640)
     }
 }
 

@@ -5,28 +5,15 @@ import Synchronization
 /// A job the scheduler runs: a name (used in metrics labels and logs), when to run it, and
 /// what to run. The scheduler knows nothing about what a job does.
 public struct ScheduledJob: Sendable {
-    /// When a job runs.
-    public enum Schedule: Sendable, Equatable {
-        /// At the times of a cron expression, in the scheduler's time zone.
-        case cron(CronExpression)
-        /// At start-up and then every `interval` (the health loop).
-        case every(Duration)
-    }
-
     public var name: String
-    /// Nil disables the job (an empty `BACKUP_SCHEDULE_*`).
-    public var schedule: Schedule?
+    /// The times it runs at, in the scheduler's time zone; nil disables the job (an empty
+    /// `BACKUP_SCHEDULE_*`). The health loop is not a scheduled job: it is its own service.
+    public var schedule: CronExpression?
     public var run: @Sendable () async throws -> Void
 
     public init(name: String, schedule: CronExpression?, run: @escaping @Sendable () async throws -> Void) {
         self.name = name
-        self.schedule = schedule.map(Schedule.cron)
-        self.run = run
-    }
-
-    public init(name: String, every interval: Duration, run: @escaping @Sendable () async throws -> Void) {
-        self.name = name
-        self.schedule = .every(interval)
+        self.schedule = schedule
         self.run = run
     }
 }
@@ -141,40 +128,21 @@ public final class JobScheduler: Sendable {
 
     /// One job's loop: catch-up, then sleep until due, run or skip, repeat.
     private func tick(_ job: ScheduledJob) async {
-        guard let schedule = job.schedule else { return }
+        guard let cron = job.schedule else { return }
         var lastDue: Date?
-        switch schedule {
-        case .cron(let cron):
-            let last = await lastSuccess(job.name)
-            let now = clock.now()
-            let missed: Bool
-            switch last {
-            case .unknown: missed = false
-            case .never: missed = true
-            case .at(let date): missed = now.timeIntervalSince(date) > cron.interval.seconds
-            }
-            if missed && !Task.isCancelled { start(job, catchUp: true) }
-        case .every:
-            let now = clock.now()
-            start(job, catchUp: false)
-            lastDue = now
+        let last = await lastSuccess(job.name)
+        let missed: Bool
+        switch last {
+        case .unknown: missed = false
+        case .never: missed = true
+        case .at(let date): missed = clock.now().timeIntervalSince(date) > cron.interval.seconds
         }
+        if missed && !Task.isCancelled { start(job, catchUp: true) }
         while !Task.isCancelled {
+            // From the later of now and the last slot handled: a late wake-up runs the slot it
+            // woke for once, and never the slots it slept through.
             let now = clock.now()
-            let due: Date
-            switch schedule {
-            case .cron(let cron):
-                // From the later of now and the last slot handled: a late wake-up runs the
-                // slot it woke for once, and never the slots it slept through.
-                let from = max(now, lastDue ?? now)
-                guard let next = cron.next(after: from, in: timeZone) else { return }
-                due = next
-            case .every(let interval):
-                let period = max(interval.seconds, 0.001)
-                let candidate = (lastDue ?? now).addingTimeInterval(period)
-                // Fallen behind by more than a period (suspend, clock step): run now, once.
-                due = candidate.timeIntervalSince(now) < -period ? now : candidate
-            }
+            guard let due = cron.next(after: max(now, lastDue ?? now), in: timeZone) else { return }
             do {
                 try await clock.sleep(until: due)
             } catch {

@@ -65,16 +65,12 @@ public struct ScheduleSettings: Sendable {
     }
 
     /// The scheduler's jobs for the given actions, keyed by job name (`full`, `incremental`,
-    /// `redis`, `cleanup`, `drill`, and `health` for the health loop). A job whose variable
-    /// is empty is included disabled; a name without an action is left out.
+    /// `redis`, `cleanup`, `drill`). A job whose variable is empty is included disabled; a
+    /// name without an action is left out.
     public func jobs(_ actions: [String: @Sendable () async throws -> Void]) -> [ScheduledJob] {
-        var jobs: [ScheduledJob] = entries.compactMap { entry in
+        entries.compactMap { entry in
             actions[entry.job].map { ScheduledJob(name: entry.job, schedule: entry.expression, run: $0) }
         }
-        if let health = actions["health"] {
-            jobs.append(ScheduledJob(name: "health", every: healthInterval, run: health))
-        }
-        return jobs
     }
 
     /// The expression of `job`, nil when disabled or unknown.

@@ -50,12 +50,10 @@ public struct WalArchiveMeta: Codable, Sendable, Equatable {
     public var archivedAtSeconds: Double { WallClock.parseRFC3339(archivedAt) ?? 0 }
 
     public func encoded() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return Array(try encoder.encode(self)) + [10]
+        try JSONCoding.encode(self, escapingSlashes: true, newline: true)
     }
 
     public static func decode(_ bytes: [UInt8]) throws -> WalArchiveMeta {
-        try JSONDecoder().decode(WalArchiveMeta.self, from: Data(bytes))
+        try JSONCoding.decode(WalArchiveMeta.self, from: bytes)
     }
 }

@@ -78,28 +78,46 @@ struct CleanupCommand: AsyncParsableCommand {
 
     private func printJSON(_ outcome: CleanupRun.Outcome) throws {
         let report = outcome.local
-        let backups: [[String: Any]] = report.plan.map { p in
-            ["path": p.entry.path, "kind": p.entry.kind.rawValue, "target": p.entry.target,
-             "started_at": WallClock.rfc3339(p.entry.startedAt), "state": p.entry.state.rawValue,
-             "size_bytes": p.entry.sizeBytes, "action": p.decision.keep ? "keep" : "delete",
-             "reasons": p.decision.reasons.map(\.description)]
+        let backups = report.plan.map { p in
+            JSONReport.Backup(path: p.entry.path, kind: p.entry.kind.rawValue, target: p.entry.target,
+                              started_at: WallClock.rfc3339(p.entry.startedAt), state: p.entry.state.rawValue,
+                              size_bytes: p.entry.sizeBytes, action: p.decision.keep ? "keep" : "delete",
+                              reasons: p.decision.reasons.map(\.description))
         }
-        var object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs, "inventories_removed": report.removedInventories,
-                                     "orphan_metas_removed": report.removedOrphans, "freed_bytes": report.freedBytes,
-                                     "errors": report.errors, "wal_removed": outcome.wal.removed, "wal_kept_not_uploaded": outcome.wal.notUploaded]
-        if let remote = outcome.remote {
-            let remoteBackups: [[String: Any]] = remote.plan.map { p in
-                ["path": p.backup.entry.path, "kind": p.backup.entry.kind.rawValue, "target": p.backup.entry.target,
-                 "started_at": WallClock.rfc3339(p.backup.entry.startedAt), "state": p.backup.entry.state.rawValue,
-                 "size_bytes": p.backup.storedBytes, "action": p.decision.keep ? "keep" : "delete",
-                 "reasons": p.decision.reasons.map(\.description)]
-            }
-            object["remote"] = ["location": remote.destination, "backups": remoteBackups, "orphan_metas_removed": remote.removedOrphans, "archived": remote.archived, "reports_removed": remote.removedReports,
-                                "freed_bytes": remote.freedBytes, "errors": outcome.remoteErrors,
-                                "inventory_uploaded": outcome.uploadedReports, "wal_removed": outcome.remoteWal?.removed ?? []] as [String: Any]
+        let remote = outcome.remote.map { remote in
+            JSONReport.Remote(
+                location: remote.destination,
+                backups: remote.plan.map { p in
+                    JSONReport.Backup(path: p.backup.entry.path, kind: p.backup.entry.kind.rawValue, target: p.backup.entry.target,
+                                      started_at: WallClock.rfc3339(p.backup.entry.startedAt), state: p.backup.entry.state.rawValue,
+                                      size_bytes: p.backup.storedBytes, action: p.decision.keep ? "keep" : "delete",
+                                      reasons: p.decision.reasons.map(\.description))
+                },
+                orphan_metas_removed: remote.removedOrphans, archived: remote.archived, reports_removed: remote.removedReports,
+                freed_bytes: remote.freedBytes, errors: outcome.remoteErrors, inventory_uploaded: outcome.uploadedReports,
+                wal_removed: outcome.remoteWal?.removed ?? [])
         }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+        let object = JSONReport(dry_run: report.dryRun, backups: backups, logs_removed: report.removedLogs,
+                                inventories_removed: report.removedInventories, orphan_metas_removed: report.removedOrphans,
+                                freed_bytes: report.freedBytes, errors: report.errors, wal_removed: outcome.wal.removed,
+                                wal_kept_not_uploaded: outcome.wal.notUploaded, remote: remote)
+        FileHandle.standardOutput.write(Data(try JSONCoding.encode(object, newline: true)))
+    }
+
+    /// `cleanup --json`: what was (or would be) kept and deleted, here and in S3 (`remote`
+    /// only when S3 is configured).
+    struct JSONReport: Encodable {
+        struct Backup: Encodable {
+            var path: String, kind: String, target: String, started_at: String, state: String, size_bytes: UInt64
+            var action: String, reasons: [String]
+        }
+        struct Remote: Encodable {
+            var location: String, backups: [Backup], orphan_metas_removed: [String], archived: [String], reports_removed: [String]
+            var freed_bytes: UInt64, errors: [String], inventory_uploaded: [String], wal_removed: [String]
+        }
+        var dry_run: Bool, backups: [Backup], logs_removed: [String], inventories_removed: [String], orphan_metas_removed: [String]
+        var freed_bytes: UInt64, errors: [String], wal_removed: [String], wal_kept_not_uploaded: [String]
+        var remote: Remote?
     }
 
     private func printTable(_ report: BackupCleanup.Report) {

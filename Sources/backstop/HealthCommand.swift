@@ -58,10 +58,9 @@ struct HealthCommand: AsyncParsableCommand {
         let alerts = settings.alerting.rules.evaluate(snapshot)
         if !noWrite { await write(snapshot: snapshot, report: report, settings: settings) }
         if json {
-            guard case var .object(object) = report.jsonObject() else { return }
-            object["alerts"] = AlertRendering.jsonValue(alerts, at: report.checkedAt)
-            object["ok"] = .bool(report.allUp && alerts.isEmpty)
-            print(JSONValue.object(object).encoded(pretty: true))
+            var object = report.json()
+            object.ok = report.allUp && alerts.isEmpty
+            print(try JSONCoding.text(Output(report: object, alerts: AlertRendering.jsonValue(alerts, at: report.checkedAt))))
         } else {
             print(report.renderTable(), terminator: "")
             print(alerts.isEmpty ? "\nno alerts firing" : "\n" + AlertRendering.render(alerts, at: report.checkedAt), terminator: alerts.isEmpty ? "\n" : "")
@@ -95,5 +94,18 @@ struct HealthCommand: AsyncParsableCommand {
                                      evaluationInterval: settings.backstop.healthInterval, logger: logger)
         await pipeline.evaluate(snapshot)
         lock.release()
+    }
+
+    /// The report's object with the alerts beside its keys (`"alerts": […]`).
+    struct Output: Encodable {
+        enum Key: String, CodingKey { case alerts }
+        var report: HealthReport.JSON
+        var alerts: [AlertPayloads.AlertBody]
+
+        func encode(to encoder: any Encoder) throws {
+            try report.encode(to: encoder)
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(alerts, forKey: .alerts)
+        }
     }
 }

@@ -89,8 +89,7 @@ struct S3ThawCommand: AsyncParsableCommand {
             }
         }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            FileHandle.standardOutput.write(Data(try JSONCoding.encode(rows, newline: true)))
         } else {
             for row in rows {
                 if let error = row["error"] {

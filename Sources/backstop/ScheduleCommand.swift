@@ -146,9 +146,7 @@ struct ScheduleCommand: AsyncParsableCommand {
     }
 
     private func printJSON(_ value: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        print(try JSONCoding.text(value))
     }
 
     struct CronRuns: Encodable {

@@ -130,8 +130,12 @@ struct VerifyCommand: AsyncParsableCommand {
             guard p.hasPrefix("gap: ") else { return nil }
             return String(p.dropFirst(5).prefix { $0 != " " })
         }
-        let object: [String: Any] = ["location": location, "ok": result.ok, "summary": result.summary, "problems": result.problems, "gaps": gaps]
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        FileHandle.standardOutput.write(data + Data("\n".utf8))
+        let object = WalJSON(location: location, ok: result.ok, summary: result.summary, problems: result.problems, gaps: gaps)
+        FileHandle.standardOutput.write(Data(try JSONCoding.encode(object, newline: true)))
+    }
+
+    /// `verify --wal --json`: one WAL chain check (local or the bucket).
+    struct WalJSON: Encodable {
+        var location: String, ok: Bool, summary: String, problems: [String], gaps: [String]
     }
 }

@@ -210,16 +210,20 @@ struct WalUploadCommand: AsyncParsableCommand {
         if !result.uploaded.isEmpty { log.info("wal upload: \(result.uploaded.count) files to \(s3.destination)/postgres/wal") }
         if let error = result.error { log.error("wal upload: \(result.failed ?? "?"): \(error)") }
         if json {
-            var object: [String: Any] = ["destination": s3.destination + "/postgres/wal", "uploaded": result.uploaded, "pending": result.pending,
-                                         "last_segment_archived_at": result.lastSegment > 0 ? WallClock.rfc3339(result.lastSegment) : NSNull()]
-            object["error"] = result.error ?? NSNull()
-            object["failed"] = result.failed ?? NSNull()
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            let object = UploadJSON(destination: s3.destination + "/postgres/wal", uploaded: result.uploaded, pending: result.pending,
+                                    last_segment_archived_at: .init(result.lastSegment > 0 ? WallClock.rfc3339(result.lastSegment) : nil),
+                                    error: .init(result.error), failed: .init(result.failed))
+            FileHandle.standardOutput.write(Data(try JSONCoding.encode(object, newline: true)))
         } else {
             print("uploaded \(result.uploaded.count) WAL file\(result.uploaded.count == 1 ? "" : "s") to \(s3.destination)/postgres/wal; \(result.pending) pending")
             if let error = result.error { print("FAILED \(result.failed ?? "?"): \(error)") }
         }
         if result.error != nil { throw ExitCode(1) }
+    }
+
+    /// `wal upload --json`: one upload run (absent values are `null`, every key present).
+    struct UploadJSON: Encodable {
+        var destination: String, uploaded: [String], pending: Int
+        var last_segment_archived_at: JSONCoding.OrNull<String>, error: JSONCoding.OrNull<String>, failed: JSONCoding.OrNull<String>
     }
 }

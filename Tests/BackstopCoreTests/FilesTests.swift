@@ -46,10 +46,4 @@ struct FilesTests {
         #expect(WallClock.parseFileStamp("2026010_020000") == nil)
         #expect(WallClock.parseFileStamp("20261307_020000") == nil)
     }
-
-    @Test("JSON encoding escapes and sorts keys")
-    func json() {
-        let value = JSONValue.object(["b": .number(1.5), "a": .string("x\"y\n"), "c": .array([.null, .bool(true), .number(3)])])
-        #expect(value.encoded() == #"{"a":"x\"y\n","b":1.5,"c":[null,true,3]}"#)
-    }
 }
