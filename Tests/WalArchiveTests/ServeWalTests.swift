@@ -48,4 +48,43 @@ import Glibc
         #expect(status == 0)
         #expect(try server.psql("SELECT count(*) FROM pg_stat_replication;") == "0", "no pg_receivewal outlives serve")
     }
+
+    /// With S3 on, serve's upload loop (every 15 s) puts a completed segment in the bucket by
+    /// itself, with its .meta and the local marker, and /metrics says nothing is pending.
+    @Test func serveUploadsArchivedSegmentsToTheBucket() async throws {
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        try moto.createBucket("servewal")
+        let server = try PostgresServer.start(name: "servewals3")
+        defer { server.shutdown() }
+        let dir = try TestEnvironment.makeTempDirectory("servewals3")
+        let port = try TestEnvironment.freePort()
+        var env = server.environment.merging(moto.backstopEnvironment(bucket: "servewal")) { $1 }
+        env.merge(["BACKUP_DIR": dir, "METRICS_LISTEN": "127.0.0.1:\(port)", "HEALTH_CHECK_INTERVAL": "1s",
+                   "BACKUP_WAL_ARCHIVE": "receivewal", "BACKUP_WAL_SLOT": "serve_s3_slot",
+                   "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1",
+                   "BACKUP_SCHEDULE_FULL": "", "BACKUP_SCHEDULE_INCREMENTAL": "", "BACKUP_SCHEDULE_REDIS": "",
+                   "BACKUP_SCHEDULE_CLEANUP": "", "BACKUP_SCHEDULE_DRILL": ""]) { $1 }
+        let pid = try BackstopBinary.spawn(["serve"], environment: env, logFile: dir + "/serve.log")
+        defer { kill(pid, SIGKILL) }
+        let url = "http://127.0.0.1:\(port)/metrics"
+        try TestEnvironment.waitUntil(timeout: 20, "serve listening") { TestEnvironment.isListening(port: port) }
+        try TestHTTP.waitFor(url, timeout: 30, "backstop_wal_receiver_up 1") { metricValue($0, Family.walReceiverUp.name) == 1 }
+        let segment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        try server.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) x; SELECT pg_switch_wal();")
+        let archive = WalArchive(backupDir: dir)
+        try WalTestSupport.waitForFile(archive.metaPath(segment))
+        let archivedAt = MonotonicClock.seconds()
+        try TestEnvironment.waitUntil(timeout: 40, "\(segment) in the bucket") {
+            WalUploadMarker.read(segment, in: archive) != nil
+        }
+        print("serve: \(segment) in the bucket \(String(format: "%.1f", MonotonicClock.seconds() - archivedAt)) s after it was archived")
+        let keys = try moto.keys(bucket: "servewal")
+        #expect(keys.contains("postgres/wal/\(segment).gz") && keys.contains("postgres/wal/\(segment).meta"), "\(keys)")
+        #expect(WalUploadMarker.read(segment, in: archive)?.sha256 == archive.meta(segment)?.sha256)
+        let body = try TestHTTP.waitFor(url, timeout: 30, "the S3 copy on /metrics") { text in
+            (metricValue(text, Family.walS3LastSegment.name) ?? 0) > 0
+        }
+        #expect(metricValue(body, Family.walS3Pending.name) != nil)
+    }
 }
