@@ -59,7 +59,7 @@ public enum Family {
         registry.declare(backupEncrypted, .gauge, help: "1 when the newest good backup of this kind is age-encrypted, 0 when it is plain gzip.", labels: ["kind"])
         registry.declare(backupLastDuration, .gauge, help: "Duration in seconds of the newest backup attempt of this kind and target.", labels: ["kind", "target"])
         registry.declare(backupDuration, .histogram, help: "Durations of backup runs in seconds.", labels: ["kind"], buckets: durationBuckets)
-        registry.declare(backupRuns, .counter, help: "Backup runs by kind, target and result (success or failure).", labels: ["kind", "target", "result"])
+        registry.declare(backupRuns, .counter, help: "Backup runs by kind, target and result (success, failure, or interrupted by a shutdown).", labels: ["kind", "target", "result"])
 
         registry.declare(diskTotal, .gauge, help: "Size in bytes of the file system holding the backup folder.", labels: ["path"])
         registry.declare(diskFree, .gauge, help: "Bytes available to Backstop on the file system holding the backup folder.", labels: ["path"])
