@@ -12,6 +12,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "backstop", targets: ["backstop"]),
+        // For bench/metrics-bench only (a package of its own, so swift-prometheus stays out of
+        // this one): the registry and the /metrics server, to serve them beside swift-prometheus.
+        .library(name: "BackstopMetricsServer", targets: ["BackstopMetrics", "MetricsHTTPServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -78,14 +81,14 @@ let package = Package(
         // Guarded restores: checks, in-process gunzip into psql, the database swap, Redis as a master.
         .target(
             name: "Restore",
-            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "PostgresClient", "AgeEncryption"],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "RedisClient", "PostgresClient", "AgeEncryption"],
             swiftSettings: strict
         ),
         // The continuous WAL archive: segment names and LSNs, postgres/wal/, pg_receivewal, the
         // chain check and point-in-time restore.
         .target(
             name: "WalArchive",
-            dependencies: ["CZlib", "BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "PostgresClient",
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "PostgresClient",
                            .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),

@@ -27,14 +27,15 @@ public enum EncryptedGzipVerifier {
     public static func verify(path: String, identities: [AgeIdentity]?) throws -> EncryptedGzipVerification {
         var hasher = SHA256()
         let decryptor = identities.map { AgeDecryptor(identities: $0) }
-        let inflater = GzipInflater()
-        guard inflater.ready else { throw GzipVerificationError(path: path, reason: "inflateInit2 failed") }
+        let inflater = try GzipVerifier.makeInflater(path: path)
         var head: [UInt8] = []
         var stored: UInt64 = 0
-        var plain: UInt64 = 0
         let sink: AgeDecryptor.Sink = { bytes in
-            if let problem = inflater.feed(bytes, offset: plain) { throw GzipVerificationError(path: path, reason: "decrypted, but " + problem) }
-            plain += UInt64(bytes.count)
+            do {
+                try inflater.feed(bytes) { _ in }
+            } catch let failure as GzipInflater.Failure {
+                throw GzipVerificationError(path: path, reason: "decrypted, but " + failure.description)
+            }
         }
         do {
             try AgeFile.read(path: path) { bytes in
@@ -55,11 +56,15 @@ public enum EncryptedGzipVerifier {
         } catch {
             throw GzipVerificationError(path: path, reason: "not a valid age file: \(error)")
         }
-        if decryptor != nil, inflater.inMember || inflater.members == 0 {
-            throw GzipVerificationError(path: path, reason: "decrypted, but the gzip stream inside is truncated")
+        if decryptor != nil {
+            do {
+                try inflater.finish { _ in }
+            } catch is GzipInflater.Failure {
+                throw GzipVerificationError(path: path, reason: "decrypted, but the gzip stream inside is truncated")
+            }
         }
         return EncryptedGzipVerification(sha256: hasher.finalize().map { hexByte($0) }.joined(), storedBytes: stored,
                                          recipients: header.x25519RecipientCount, contentChecked: decryptor != nil,
-                                         uncompressedBytes: inflater.uncompressed, members: inflater.members)
+                                         uncompressedBytes: inflater.uncompressedBytes, members: inflater.members)
     }
 }

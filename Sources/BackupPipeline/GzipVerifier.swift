@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import BackstopCore
-import CZlib
 import Crypto
 
 /// The result of reading a gzip file to its end.
@@ -41,91 +40,37 @@ public enum GzipVerifier {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
         defer { close(fd) }
-        let inflater = GzipInflater()
-        guard inflater.ready else { throw GzipVerificationError(path: path, reason: "inflateInit2 failed") }
+        let inflater = try makeInflater(path: path)
         var hasher = SHA256()
         let chunkSize = 1 << 20
         let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { chunk.deallocate() }
-        var compressed: UInt64 = 0
-        while true {
-            let n = read(fd, chunk, chunkSize)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileSystemError.errno(errno, "read", path)
+        do {
+            while true {
+                let n = read(fd, chunk, chunkSize)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FileSystemError.errno(errno, "read", path)
+                }
+                if n == 0 { break }
+                let bytes = UnsafeRawBufferPointer(start: chunk, count: n)
+                hasher.update(bufferPointer: bytes)
+                try inflater.feed(bytes) { _ in }
             }
-            if n == 0 { break }
-            let bytes = UnsafeRawBufferPointer(start: chunk, count: n)
-            hasher.update(bufferPointer: bytes)
-            if let problem = inflater.feed(bytes, offset: compressed) {
-                throw GzipVerificationError(path: path, reason: problem)
-            }
-            compressed += UInt64(n)
+            try inflater.finish { _ in }
+        } catch let failure as GzipInflater.Failure {
+            throw GzipVerificationError(path: path, reason: failure == .empty ? "the file is empty (not a gzip file)" : failure.description)
         }
-        if compressed == 0 { throw GzipVerificationError(path: path, reason: "the file is empty (not a gzip file)") }
-        if inflater.inMember {
-            throw GzipVerificationError(path: path, reason: "truncated: the gzip stream ends after \(compressed) bytes without its end marker and checksum")
-        }
-        return GzipVerification(path: path, compressedBytes: compressed, uncompressedBytes: inflater.uncompressed,
+        return GzipVerification(path: path, compressedBytes: inflater.compressedBytes, uncompressedBytes: inflater.uncompressedBytes,
                                 sha256: hasher.finalize().map { hexByte($0) }.joined(), members: inflater.members)
     }
-}
 
-/// A gzip-mode inflate stream (owned by the one call that verifies a file).
-final class GzipInflater {
-    private let stream: UnsafeMutablePointer<z_stream>
-    private let out: UnsafeMutableRawPointer
-    private let outSize = 256 * 1024
-    let ready: Bool
-    private(set) var members = 0
-    private(set) var uncompressed: UInt64 = 0
-    /// Bytes of a member have been fed but its end has not been seen.
-    private(set) var inMember = false
-
-    init() {
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        out = .allocate(byteCount: outSize, alignment: 16)
-        // 15 + 16: gzip wrapper only (no zlib or raw streams accepted).
-        ready = backstop_inflateInit2(stream, 15 + 16) == Z_OK
-    }
-
-    deinit {
-        if ready { inflateEnd(stream) }
-        stream.deinitialize(count: 1)
-        stream.deallocate()
-        out.deallocate()
-    }
-
-    /// Inflates `bytes`; returns a reason when the data is bad.
-    func feed(_ bytes: UnsafeRawBufferPointer, offset: UInt64) -> String? {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return nil }
-        stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
-        stream.pointee.avail_in = uInt(bytes.count)
-        while stream.pointee.avail_in > 0 {
-            inMember = true
-            stream.pointee.next_out = out.assumingMemoryBound(to: Bytef.self)
-            stream.pointee.avail_out = uInt(outSize)
-            let rc = inflate(stream, Z_NO_FLUSH)
-            uncompressed += UInt64(outSize - Int(stream.pointee.avail_out))
-            switch rc {
-            case Z_STREAM_END:
-                members += 1
-                inMember = false
-                inflateReset(stream)
-            case Z_OK:
-                continue
-            case Z_BUF_ERROR:
-                // No progress possible with the room given; more output room always exists
-                // here, so this means more input is needed.
-                if stream.pointee.avail_in > 0 { continue }
-            default:
-                let consumed = UInt64(bytes.count - Int(stream.pointee.avail_in))
-                let message = stream.pointee.msg.map { String(cString: $0) } ?? "zlib error \(rc)"
-                let whereText = members > 0 ? " (after \(members) complete gzip member\(members == 1 ? "" : "s"): trailing data that is not gzip?)" : ""
-                return "corrupt gzip data near byte \(offset + consumed): \(message)\(whereText)"
-            }
+    /// A new inflater, its (out-of-memory) start failure named for `path`.
+    static func makeInflater(path: String) throws -> GzipInflater {
+        do {
+            return try GzipInflater()
+        } catch let failure as GzipInflater.Failure {
+            throw GzipVerificationError(path: path, reason: failure.description)
         }
-        return nil
     }
 }

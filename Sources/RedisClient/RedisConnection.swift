@@ -18,6 +18,8 @@ public final class RedisConnection {
     public let endpoint: Endpoint
     private let context: UnsafeMutablePointer<redisContext>
     private var broken = false
+    /// A command was sent whose answer is a raw stream (`sendStreamingCommand`).
+    private var streaming = false
 
     /// Connects with `timeout` seconds for the TCP connect and for every later read and
     /// write, then authenticates when a password is given (`AUTH user pass` with a user,
@@ -90,8 +92,59 @@ public final class RedisConnection {
     }
 
     private func send(_ arguments: [[UInt8]], operation: String) throws -> RedisReply {
+        let replyPointer: UnsafeMutablePointer<redisReply>? = try withArgv(arguments, operation: operation) { argc, argv, argvlen in
+            backstop_redis_command_argv(context, argc, argv, argvlen)
+        }
+        guard let replyPointer else {
+            throw failure(operation: operation)
+        }
+        defer { freeReplyObject(replyPointer) }
+        return Self.convert(replyPointer)
+    }
+
+    /// Sends one command and reads no reply: from here on the connection carries a raw
+    /// stream (the replication handshake's PSYNC, answered with keepalives, `+FULLRESYNC` and
+    /// the RDB), read with `readStream`. Later commands fail.
+    public func sendStreamingCommand(_ arguments: [String]) throws {
+        let operation = arguments.first?.uppercased() ?? "(empty)"
+        let status = try withArgv(arguments.map { Array($0.utf8) }, operation: operation) { argc, argv, argvlen in
+            backstop_redis_send_argv(context, argc, argv, argvlen)
+        }
+        streaming = true
+        guard status == REDIS_OK else { throw failure(operation: operation) }
+    }
+
+    /// Reads what the server sent (at least one byte; 0 means it closed the connection):
+    /// first the bytes hiredis's reader had already taken off the socket behind the last
+    /// reply, then straight from the socket, under the same timeout as every command.
+    public func readStream(into buffer: UnsafeMutableRawBufferPointer, operation: String) throws -> Int {
         guard !broken else {
             throw RedisError(.io, endpoint: endpoint, operation: operation, message: "the connection failed earlier; open a new one")
+        }
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        let buffered = backstop_redis_take_buffered(context, base, buffer.count)
+        if buffered > 0 { return buffered }
+        while true {
+            let result = recv(context.pointee.fd, base, buffer.count, 0)
+            if result >= 0 { return result }
+            if errno == EINTR { continue }
+            let code = errno
+            broken = true
+            let message = code == EAGAIN || code == EWOULDBLOCK
+                ? "no data from the server within \(timeout) s" : String(cString: strerror(code))
+            throw RedisError(.io, endpoint: endpoint, operation: operation, message: message)
+        }
+    }
+
+    /// Lays `arguments` out as hiredis's argc/argv/argvlen and runs `body` with them; the
+    /// pointers live only inside the call.
+    private func withArgv<T>(_ arguments: [[UInt8]], operation: String,
+                             _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafeMutablePointer<Int>) -> T) throws -> T {
+        guard !broken else {
+            throw RedisError(.io, endpoint: endpoint, operation: operation, message: "the connection failed earlier; open a new one")
+        }
+        guard !streaming else {
+            throw RedisError(.io, endpoint: endpoint, operation: operation, message: "the connection carries a replication stream; open a new one")
         }
         guard !arguments.isEmpty else {
             throw RedisError(.unexpectedReply, endpoint: endpoint, operation: operation, message: "no command given")
@@ -106,23 +159,22 @@ public final class RedisConnection {
             flat.append(contentsOf: argument)
         }
         flat.append(0) // a valid base pointer even when every argument is empty
-        let replyPointer: UnsafeMutablePointer<redisReply>? = flat.withUnsafeBufferPointer { buffer in
+        return flat.withUnsafeBufferPointer { buffer in
             let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
             var pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
             return pointers.withUnsafeMutableBufferPointer { argv in
                 lengths.withUnsafeMutableBufferPointer { argvlen in
-                    backstop_redis_command_argv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+                    body(Int32(arguments.count), argv.baseAddress!, argvlen.baseAddress!)
                 }
             }
         }
-        guard let replyPointer else {
-            broken = true
-            let kind: RedisError.Kind = context.pointee.err == REDIS_ERR_PROTOCOL ? .unexpectedReply : .io
-            throw RedisError(kind, endpoint: endpoint, operation: operation,
-                             message: Self.describe(context: context, timeout: timeout))
-        }
-        defer { freeReplyObject(replyPointer) }
-        return Self.convert(replyPointer)
+    }
+
+    /// The error for a failed hiredis call; the context is unusable from here on.
+    private func failure(operation: String) -> RedisError {
+        broken = true
+        let kind: RedisError.Kind = context.pointee.err == REDIS_ERR_PROTOCOL ? .unexpectedReply : .io
+        return RedisError(kind, endpoint: endpoint, operation: operation, message: Self.describe(context: context, timeout: timeout))
     }
 
     private static func convert(_ pointer: UnsafeMutablePointer<redisReply>) -> RedisReply {

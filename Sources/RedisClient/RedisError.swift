@@ -24,7 +24,7 @@ public struct RedisError: Error, Sendable, CustomStringConvertible, Equatable {
     public let kind: Kind
     /// The server that was talked to.
     public let endpoint: Endpoint
-    /// What was being done: `"connect"`, `"AUTH"`, `"INFO"`, `"SYNC"`, …
+    /// What was being done: `"connect"`, `"AUTH"`, `"INFO"`, `"PSYNC"`, …
     public let operation: String
     /// The server's or the system's message.
     public let message: String

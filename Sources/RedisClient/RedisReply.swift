@@ -36,6 +36,12 @@ public enum RedisReply: Sendable, Equatable {
         return nil
     }
 
+    /// True for a status reply (`+OK`, `+PONG`, …).
+    public var isStatus: Bool {
+        if case .status = self { return true }
+        return false
+    }
+
     /// The error text when this is an error reply.
     public var errorMessage: String? {
         if case .error(let text) = self { return text }

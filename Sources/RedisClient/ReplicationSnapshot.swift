@@ -10,7 +10,7 @@ public struct SnapshotOptions: Sendable, Equatable {
     public var allowDiskless: Bool
     /// Bytes read per `recv`.
     public var chunkSize: Int
-    /// Seconds to wait from `SYNC` until the payload starts. The server's keepalives reset
+    /// Seconds to wait from `PSYNC` until the payload starts. The server's keepalives reset
     /// the per-read timeout, so without this bound a master whose snapshot never starts (a
     /// stuck fork, a BGSAVE that keeps failing) would hold the backup forever.
     public var startTimeout: Double
@@ -50,10 +50,12 @@ public struct SnapshotInfo: Sendable, Equatable {
 /// Fetches an RDB snapshot over the replication protocol, as `redis-cli --rdb` does, and
 /// streams it to `sink` chunk by chunk; nothing holds the whole file.
 ///
-/// Handshake: `AUTH [username] password` (when a password is given), `REPLCONF rdb-only 1`
-/// (refusal ignored: older servers), `REPLCONF capa eof` when `options.allowDiskless`, then
-/// `SYNC`. The reply is parsed by `RDBTransferParser` (keepalives, both framings, refusals)
-/// and checked by `RDBValidator` (header while streaming, CRC-64 at the end).
+/// Handshake over a hiredis `RedisConnection` (connect with timeout, `AUTH [username]
+/// password` when a password is given), `REPLCONF rdb-only 1` (refusal ignored: older
+/// servers), `REPLCONF capa eof` when `options.allowDiskless`, then `PSYNC ? -1`, after which
+/// the connection's socket is read directly (`readStream`: hiredis's already-buffered bytes
+/// first). The answer is parsed by `RDBTransferParser` (keepalives, `+FULLRESYNC`, both
+/// framings, refusals) and checked by `RDBValidator` (header while streaming, CRC-64 at the end).
 ///
 /// Blocking: run it on `Blocking.run` (or use `Redis.fetchSnapshot`). `timeout` bounds the
 /// connect and every wait for data; the server sends a keepalive each second while it
@@ -71,32 +73,21 @@ public func fetchSnapshot(from endpoint: Endpoint, username: String? = nil, pass
                           timeout: Double, options: SnapshotOptions = SnapshotOptions(),
                           shouldContinue: () -> Bool = { true },
                           sink: (UnsafeRawBufferPointer) throws -> Void) throws -> SnapshotInfo {
-    let socket = try PlainSocket(connectingTo: endpoint, timeout: timeout)
+    let connection = try RedisConnection(to: endpoint, username: username, password: password, timeout: timeout)
 
-    if let password {
-        var arguments = ["AUTH"]
-        if let username { arguments.append(username) }
-        arguments.append(password.value)
-        try socket.writeAll(PlainSocket.encode(arguments), operation: "AUTH")
-        let reply = try socket.readLine(operation: "AUTH")
-        guard reply.hasPrefix("+") else {
-            throw RedisError(.authentication, endpoint: endpoint,
-                             operation: username.map { "AUTH as user \($0)" } ?? "AUTH", message: String(reply.dropFirst()))
-        }
-    }
-
-    try socket.writeAll(PlainSocket.encode(["REPLCONF", "rdb-only", "1"]), operation: "REPLCONF rdb-only")
-    let rdbOnlyReply = try socket.readLine(operation: "REPLCONF rdb-only")
-    if rdbOnlyReply.hasPrefix("-NOAUTH") || rdbOnlyReply.hasPrefix("-NOPERM") {
-        let kind: RedisError.Kind = rdbOnlyReply.hasPrefix("-NOAUTH") ? .authentication : .snapshot
-        throw RedisError(kind, endpoint: endpoint, operation: "REPLCONF", message: String(rdbOnlyReply.dropFirst()))
+    let rdbOnlyReply = try connection.command(["REPLCONF", "rdb-only", "1"])
+    if let message = rdbOnlyReply.errorMessage, message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM") {
+        let kind: RedisError.Kind = message.hasPrefix("NOAUTH") ? .authentication : .snapshot
+        throw RedisError(kind, endpoint: endpoint, operation: "REPLCONF", message: message)
     }
     if options.allowDiskless {
-        try socket.writeAll(PlainSocket.encode(["REPLCONF", "capa", "eof"]), operation: "REPLCONF capa")
-        _ = try socket.readLine(operation: "REPLCONF capa")
+        _ = try connection.command(["REPLCONF", "capa", "eof"])
     }
 
-    try socket.writeAll(PlainSocket.encode(["SYNC"]), operation: "SYNC")
+    // The answer to PSYNC is not one RESP reply: a master waiting to start its BGSAVE sends
+    // bare newlines before `+FULLRESYNC` (hiredis's reader would call them a protocol error),
+    // then more newlines, then the payload. So it is read from the socket, by the parser.
+    try connection.sendStreamingCommand(["PSYNC", "?", "-1"])
     let syncSent = MonotonicClock.seconds()
 
     var parser = RDBTransferParser()
@@ -105,7 +96,7 @@ public func fetchSnapshot(from endpoint: Endpoint, username: String? = nil, pass
     defer { buffer.deallocate() }
     do {
         while true {
-            let count = try socket.read(into: buffer, operation: "SYNC (receiving the snapshot)")
+            let count = try connection.readStream(into: buffer, operation: "PSYNC (receiving the snapshot)")
             guard shouldContinue() else { throw CancellationError() }
             if count == 0 {
                 try parser.finish()
@@ -117,20 +108,20 @@ public func fetchSnapshot(from endpoint: Endpoint, username: String? = nil, pass
             }
             if complete { break }
             if parser.framing == nil, MonotonicClock.seconds() - syncSent > options.startTimeout {
-                throw RedisError(.snapshot, endpoint: endpoint, operation: "SYNC",
+                throw RedisError(.snapshot, endpoint: endpoint, operation: "PSYNC",
                                  message: "the server did not start sending the snapshot within \(options.startTimeout) s "
                                      + "(\(parser.keepalives) keepalives received); check its log for a failing or stuck BGSAVE")
             }
         }
         let summary = try validator.finish()
         guard let framing = parser.framing else {
-            throw RedisError(.snapshot, endpoint: endpoint, operation: "SYNC", message: "no snapshot framing received")
+            throw RedisError(.snapshot, endpoint: endpoint, operation: "PSYNC", message: "no snapshot framing received")
         }
         return SnapshotInfo(source: endpoint, rdbVersion: summary.rdbVersion, bytes: summary.bytes,
                             checksum: summary.checksum, framing: framing, keepalives: parser.keepalives,
-                            rdbOnly: rdbOnlyReply.hasPrefix("+"))
+                            rdbOnly: rdbOnlyReply.isStatus)
     } catch let failure as RDBTransferParser.Failure {
-        throw RedisError(.snapshot, endpoint: endpoint, operation: "SYNC", message: failure.description)
+        throw RedisError(.snapshot, endpoint: endpoint, operation: "PSYNC", message: failure.description)
     } catch let failure as RDBValidator.Failure {
         throw RedisError(.snapshot, endpoint: endpoint, operation: "snapshot check", message: failure.description)
     }

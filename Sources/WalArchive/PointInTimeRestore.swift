@@ -69,13 +69,49 @@ public struct PointInTimeRestore: Sendable {
 
     private var archive: WalArchive { WalArchive(backupDir: jobSettings.backupDir) }
 
+    /// A base backup a plan may choose: where it is (a local folder, or the s3:// address of a
+    /// copy in the bucket, downloaded before `run`) and its `.meta`.
+    public struct Candidate: Sendable {
+        public var path: String
+        public var meta: BackupMeta
+        public var startedAt: Double
+        public init(path: String, meta: BackupMeta, startedAt: Double) {
+            self.path = path
+            self.meta = meta
+            self.startedAt = startedAt
+        }
+    }
+
+    /// Where a plan takes its base backups and WAL from: the local catalog and archive, or the
+    /// bucket's copies (`location` names it in messages).
+    public struct Source: Sendable {
+        public var bases: [Candidate]
+        public var chain: WalChain
+        public var location: String
+        public init(bases: [Candidate], chain: WalChain, location: String) {
+            self.bases = bases
+            self.chain = chain
+            self.location = location
+        }
+    }
+
+    /// The good base backups of the local catalog and the local archive's chain.
+    public func localSource() -> Source {
+        let bases = BackupCatalog(backupDir: jobSettings.backupDir).list(kinds: [.postgresBase]).filter(\.isGood).compactMap { base -> Candidate? in
+            guard let meta = try? BackupMeta.read(forData: base.path) else { return nil }
+            return Candidate(path: base.path, meta: meta, startedAt: base.startedAt)
+        }
+        return Source(bases: bases, chain: WalChain.load(archive), location: archive.directory)
+    }
+
     /// Chooses the base backup and proves the chain; throws (nothing touched) on a gap.
-    public func plan() throws -> Plan {
-        let bases = BackupCatalog(backupDir: jobSettings.backupDir).list(kinds: [.postgresBase]).filter(\.isGood)
-            .sorted { $0.startedAt > $1.startedAt }
+    public func plan(from given: Source? = nil) throws -> Plan {
+        let source = given ?? localSource()
+        let bases = source.bases.sorted { $0.startedAt > $1.startedAt }
         var chosen: (String, BackupMeta)?
         for base in bases {
-            guard let meta = try? BackupMeta.read(forData: base.path), meta.startLSN != nil, meta.timeline != nil else { continue }
+            let meta = base.meta
+            guard meta.startLSN != nil, meta.timeline != nil else { continue }
             let name = FileSystem.lastComponent(of: base.path)
             if let wanted = options.fromBase {
                 if name == wanted { chosen = (base.path, meta) }
@@ -91,13 +127,14 @@ public struct PointInTimeRestore: Sendable {
             break
         }
         guard let (basePath, meta) = chosen else {
-            if let wanted = options.fromBase { throw WalArchiveError("no good base backup named \(wanted) in \(jobSettings.postgresDir) (backstop list shows them)") }
-            throw WalArchiveError("no good base backup in \(jobSettings.postgresDir) ends before the target; take one with `backstop backup postgres incremental`. Nothing was changed.")
+            let place = given?.location ?? jobSettings.postgresDir
+            if let wanted = options.fromBase { throw WalArchiveError("no good base backup named \(wanted) in \(place) (backstop list shows them)") }
+            throw WalArchiveError("no good base backup in \(place) ends before the target; take one with `backstop backup postgres incremental`. Nothing was changed.")
         }
         guard let start = meta.startLSN.flatMap({ LSN($0) }), let tli = meta.timeline.map({ UInt32($0) }) else {
             throw WalArchiveError("\(basePath).meta has no start LSN or timeline")
         }
-        let chain = WalChain.load(archive)
+        let chain = source.chain
         let size = chain.segmentSize
         var through: UInt64?
         var target = options.timeline
@@ -118,7 +155,7 @@ public struct PointInTimeRestore: Sendable {
         let report = chain.check(from: start, timeline: tli, target: target, through: through, allowPartial: allowPartial)
         guard report.isContinuous else {
             let what = report.missing.isEmpty ? report.problems.joined(separator: "; ")
-                : "the WAL chain from \(FileSystem.lastComponent(of: basePath)) (\(start), timeline \(tli)) has a gap: \(report.missing.prefix(5).joined(separator: ", ")) \(report.missing.count == 1 ? "is" : "are") missing from \(archive.directory)"
+                : "the WAL chain from \(FileSystem.lastComponent(of: basePath)) (\(start), timeline \(tli)) has a gap: \(report.missing.prefix(5).joined(separator: ", ")) \(report.missing.count == 1 ? "is" : "are") missing from \(source.location)"
             throw WalArchiveError("\(what). Nothing was changed. Restore to a point before the gap (--to-lsn), or from another base backup (--from-base).")
         }
         var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(allowPartial ? " --partial" : "") %f %p'"]

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import BackstopCore
-import CZlib
+import BackupPipeline
 import Crypto
 
 /// Inflates one archived `.gz` (a WAL segment, 16 MiB by default) and hashes what comes out,
@@ -33,69 +33,39 @@ enum SegmentInflater {
             if outFD >= 0 { close(outFD) }
             if !done && !temp.isEmpty { unlink(temp) }
         }
-        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        guard backstop_inflateInit2(stream, 15 + 16) == Z_OK else {
-            stream.deallocate()
+        let inflater: GzipInflater
+        do {
+            inflater = try GzipInflater(outputSize: 1 << 20)
+        } catch {
             throw WalArchiveError("zlib could not start inflating \(source)")
         }
-        defer {
-            inflateEnd(stream)
-            stream.deinitialize(count: 1)
-            stream.deallocate()
-        }
         let chunk = 1 << 20
-        let inBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)
-        let outBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)
-        defer {
-            inBuffer.deallocate()
-            outBuffer.deallocate()
-        }
+        let inBuffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { inBuffer.deallocate() }
         var walHash = SHA256()
         var gzHash = SHA256()
-        var walBytes: UInt64 = 0
-        var gzBytes: UInt64 = 0
-        var ended = false
-        while true {
-            let n = read(input, inBuffer, chunk)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileSystemError.errno(errno, "read", source)
-            }
-            if n == 0 { break }
-            gzHash.update(bufferPointer: UnsafeRawBufferPointer(start: inBuffer, count: n))
-            gzBytes += UInt64(n)
-            stream.pointee.next_in = inBuffer
-            stream.pointee.avail_in = UInt32(n)
-            while true {
-                if ended {
-                    guard stream.pointee.avail_in > 0 else { break }
-                    // Another gzip member follows (concatenated files inflate as one).
-                    guard inflateReset(stream) == Z_OK else { throw WalArchiveError("\(source): zlib reset failed") }
-                    ended = false
-                }
-                stream.pointee.next_out = outBuffer
-                stream.pointee.avail_out = UInt32(chunk)
-                let rc = CZlib.inflate(stream, Z_NO_FLUSH)
-                let produced = chunk - Int(stream.pointee.avail_out)
-                if produced > 0 {
-                    let bytes = UnsafeRawBufferPointer(start: outBuffer, count: produced)
-                    walHash.update(bufferPointer: bytes)
-                    walBytes += UInt64(produced)
-                    if outFD >= 0 { try FileSystem.writeAll(fd: outFD, bytes, path: temp) }
-                }
-                if rc == Z_STREAM_END {
-                    ended = true
-                    continue
-                }
-                if rc == Z_BUF_ERROR { break }
-                guard rc == Z_OK else {
-                    throw WalArchiveError("\(source) is not a whole gzip stream (zlib error \(rc)); the archived file is damaged")
-                }
-                if stream.pointee.avail_in == 0 && stream.pointee.avail_out > 0 { break }
-            }
+        let sink: (UnsafeRawBufferPointer) throws -> Void = { bytes in
+            walHash.update(bufferPointer: bytes)
+            if outFD >= 0 { try FileSystem.writeAll(fd: outFD, bytes, path: temp) }
         }
-        guard ended else { throw WalArchiveError("\(source) ends in the middle of its gzip stream; the archived file is damaged") }
+        do {
+            while true {
+                let n = read(input, inBuffer, chunk)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FileSystemError.errno(errno, "read", source)
+                }
+                if n == 0 { break }
+                let bytes = UnsafeRawBufferPointer(start: inBuffer, count: n)
+                gzHash.update(bufferPointer: bytes)
+                try inflater.feed(bytes, sink: sink)
+            }
+            try inflater.finish(sink: sink)
+        } catch GzipInflater.Failure.truncated, GzipInflater.Failure.empty {
+            throw WalArchiveError("\(source) ends in the middle of its gzip stream; the archived file is damaged")
+        } catch let failure as GzipInflater.Failure {
+            throw WalArchiveError("\(source) is not a whole gzip stream (\(failure)); the archived file is damaged")
+        }
         if outFD >= 0, let destination {
             guard fsync(outFD) == 0 else { throw FileSystemError.errno(errno, "fsync", temp) }
             close(outFD)
@@ -103,7 +73,8 @@ enum SegmentInflater {
             guard rename(temp, destination) == 0 else { throw FileSystemError.errno(errno, "rename to \(destination)", temp) }
             done = true
         }
-        return Result(walBytes: walBytes, walSHA256: hex(walHash.finalize()), gzSHA256: hex(gzHash.finalize()), gzBytes: gzBytes)
+        return Result(walBytes: inflater.uncompressedBytes, walSHA256: hex(walHash.finalize()), gzSHA256: hex(gzHash.finalize()),
+                      gzBytes: inflater.compressedBytes)
     }
 }
 
