@@ -97,7 +97,7 @@ public final class ChildProcess {
 
     deinit {
         if exitStatus == nil {
-            kill(pid, SIGTERM)
+            Self.stop(pid)
             _ = try? wait()
         }
         if stdoutFD >= 0 { close(stdoutFD) }
@@ -121,8 +121,16 @@ public final class ChildProcess {
         }
     }
 
-    /// Asks the child to stop (SIGTERM).
-    public func terminate() { if exitStatus == nil { kill(pid, SIGTERM) } }
+    /// Asks the child to stop (SIGTERM), with what it started.
+    public func terminate() { if exitStatus == nil { Self.stop(pid) } }
+
+    /// SIGTERM to a child's process group (CChildSpawn makes each child the leader of its own),
+    /// so the helpers it started stop with it: pg_basebackup's forked WAL streamer keeps running
+    /// for seconds after its parent is gone otherwise, with the server's connection open. To
+    /// the pid alone when the group is not there (yet: the child sets it right after fork).
+    static func stop(_ pid: pid_t) {
+        if kill(-pid, SIGTERM) != 0 { kill(pid, SIGTERM) }
+    }
 
     /// Waits for the child; returns its exit status (128+signal when killed). Blocking.
     @discardableResult

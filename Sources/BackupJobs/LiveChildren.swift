@@ -16,7 +16,7 @@ final class LiveChildren: Sendable {
     func adopt(_ pid: pid_t) {
         state.withLock { s in
             s.pids.insert(pid)
-            if s.stopping { kill(pid, SIGTERM) }
+            if s.stopping { ChildProcess.stop(pid) }
         }
     }
 
@@ -28,7 +28,7 @@ final class LiveChildren: Sendable {
     func stopAll() {
         state.withLock { s in
             s.stopping = true
-            for pid in s.pids { kill(pid, SIGTERM) }
+            for pid in s.pids { ChildProcess.stop(pid) }
         }
     }
 }
