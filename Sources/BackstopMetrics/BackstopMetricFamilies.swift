@@ -69,7 +69,7 @@ public enum Family: String, CaseIterable, Sendable {
         case .backupEncryptionConfigured: .gauge("1 when BACKUP_ENCRYPTION_RECIPIENTS is set (every new backup must be age-encrypted).")
         case .backupLastDuration: .gauge("Duration in seconds of the newest backup attempt of this kind and target.", labels: ["kind", "target"])
         case .backupDuration: .histogram("Durations of backup runs in seconds.", labels: ["kind"], buckets: Self.durationBuckets)
-        case .backupRuns: .counter("Backup runs by kind, target and result (success or failure).", labels: ["kind", "target", "result"])
+        case .backupRuns: .counter("Backup runs by kind, target and result (success, failure, or interrupted by a shutdown).", labels: ["kind", "target", "result"])
         case .diskTotal: .gauge("Size in bytes of the file system holding the backup folder.", labels: ["path"])
         case .diskFree: .gauge("Bytes available to Backstop on the file system holding the backup folder.", labels: ["path"])
         case .postgresUp: .gauge("1 when the last PostgreSQL probe succeeded.", labels: ["target"])

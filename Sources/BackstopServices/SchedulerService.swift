@@ -1,5 +1,6 @@
 import BackstopCore
 import BackstopMetrics
+import BackupJobs
 import Logging
 import Scheduling
 import ServiceLifecycle
@@ -25,7 +26,9 @@ public struct SchedulerService: Service {
                     // heap and its code pages back rather than keep them until the next run.
                     MemoryRelease.release()
                     let seconds = finished.timeIntervalSince(started)
-                    if let error {
+                    if error is BackupCancelled || error is CancellationError {
+                        logger.warning("job \(job) interrupted by the shutdown after \(Int(seconds)) s: nothing of it was kept; the next run starts afresh")
+                    } else if let error {
                         logger.error("job \(job) failed after \(Int(seconds)) s: \(error)")
                     } else {
                         logger.info("job \(job) finished in \(Int(seconds)) s")

@@ -21,14 +21,16 @@ public struct BackupJobRunner: Sendable {
         self.record = record
     }
 
-    /// `backup postgres full`; throws when any file failed (after recording every outcome).
+    /// `backup postgres full`; throws when any file failed (after recording every outcome),
+    /// `BackupCancelled` when a shutdown stopped it and nothing else failed.
     @discardableResult
     public func postgresFull(settings: PostgresJobSettings) async throws -> [BackupOutcome] {
         let (log, metrics) = (self.log, self.metrics)
         let outcomes = try await run { cancellation in
             try PostgresFullBackup(settings: settings, log: log, metrics: metrics, cancellation: cancellation).run()
         }
-        let failed = outcomes.filter { !$0.success }
+        let failed = outcomes.filter { !$0.success && !$0.interrupted }
+        if failed.isEmpty, outcomes.contains(where: \.interrupted) { throw BackupCancelled() }
         if !failed.isEmpty {
             throw BackupJobError("backup postgres full: \(failed.count) of \(outcomes.count) files failed: "
                 + failed.map { "\($0.target): \($0.message ?? "failed")" }.joined(separator: "; "))
@@ -55,9 +57,11 @@ public struct BackupJobRunner: Sendable {
         }
     }
 
-    /// A job with one outcome; throws `BackupJobError` naming `job` when it failed.
+    /// A job with one outcome; throws `BackupJobError` naming `job` when it failed,
+    /// `BackupCancelled` when a shutdown stopped it.
     private func single(_ job: String, _ body: @escaping @Sendable (JobCancellation) throws -> BackupOutcome) async throws -> BackupOutcome {
         let outcome = try await run { [try body($0)] }[0]
+        if outcome.interrupted { throw BackupCancelled() }
         if !outcome.success { throw BackupJobError("\(job) failed: \(outcome.message ?? "")") }
         return outcome
     }

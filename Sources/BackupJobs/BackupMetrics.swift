@@ -47,28 +47,32 @@ public enum BackupMetrics {
             registry.set(Family.backupLastRunSuccess, labels, status.lastRunSucceeded ? 1 : 0)
             registry.set(Family.backupLastDuration, labels, status.lastDurationSeconds)
             registry.set(Family.backupEncrypted, ["kind": status.kind], status.encrypted ? 1 : 0)
-            for result in ["success", "failure"] {
+            for result in ["success", "failure", "interrupted"] {
                 registry.touch(Family.backupRuns, ["kind": status.kind, "target": status.target, "result": result])
             }
         }
     }
 
     /// Counts a finished run: the runs counter and the duration histogram (the events a
-    /// status cannot carry).
+    /// status cannot carry). An interrupted run is counted, its duration is not (it is the
+    /// time until the shutdown, not the job's).
     public static func count(_ outcome: BackupOutcome, into registry: MetricsRegistry) {
         Family.declareStandard(in: registry)
         let kind = outcome.kind.metricKind
-        registry.add(Family.backupRuns, ["kind": kind, "target": outcome.target, "result": outcome.success ? "success" : "failure"])
-        registry.observe(Family.backupDuration, ["kind": kind], outcome.durationSeconds)
+        registry.add(Family.backupRuns, ["kind": kind, "target": outcome.target, "result": outcome.result])
+        if !outcome.interrupted { registry.observe(Family.backupDuration, ["kind": kind], outcome.durationSeconds) }
     }
 
     /// Records a finished run: runs counter, duration histogram, last attempt/duration/result
-    /// and, on success, last success and size.
+    /// and, on success, last success and size. An interrupted run only counts
+    /// (`result="interrupted"`): the last attempt's gauges stay those of the last run that
+    /// finished, as BackupFailed reads them.
     public static func record(_ outcome: BackupOutcome, into registry: MetricsRegistry) {
         Family.declareStandard(in: registry)
         let kind = outcome.kind.metricKind
         let labels = ["kind": kind, "target": outcome.target]
-        registry.add(Family.backupRuns, ["kind": kind, "target": outcome.target, "result": outcome.success ? "success" : "failure"])
+        registry.add(Family.backupRuns, ["kind": kind, "target": outcome.target, "result": outcome.result])
+        if outcome.interrupted { return }
         registry.observe(Family.backupDuration, ["kind": kind], outcome.durationSeconds)
         registry.set(Family.backupLastAttempt, labels, outcome.startedAt)
         registry.set(Family.backupLastDuration, labels, outcome.durationSeconds)

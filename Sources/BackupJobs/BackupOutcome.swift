@@ -12,11 +12,18 @@ public struct BackupOutcome: Sendable, Equatable {
     public var sha256: String?
     /// What failed (nil on success).
     public var message: String?
+    /// The run was stopped by a shutdown (SIGTERM/SIGINT, the grace period over), not by a
+    /// fault: it kept nothing, and it says nothing about whether the job works, so it neither
+    /// fires nor clears BackupFailed (`success` is false, the previous result stands).
+    public var interrupted: Bool
 
     public var durationSeconds: Double { max(0, finishedAt - startedAt) }
 
+    /// The `result` label of `backstop_backup_runs_total`.
+    public var result: String { success ? "success" : interrupted ? "interrupted" : "failure" }
+
     public init(kind: BackupKind, target: String, path: String?, success: Bool, startedAt: Double, finishedAt: Double,
-                sizeBytes: UInt64, sha256: String?, message: String?) {
+                sizeBytes: UInt64, sha256: String?, message: String?, interrupted: Bool = false) {
         self.kind = kind
         self.target = target
         self.path = path
@@ -26,6 +33,7 @@ public struct BackupOutcome: Sendable, Equatable {
         self.sizeBytes = sizeBytes
         self.sha256 = sha256
         self.message = message
+        self.interrupted = interrupted && !success
     }
 }
 

@@ -8,7 +8,8 @@ enum BackupRecorder {
     static func record(_ outcome: BackupOutcome, backupDir: String, metrics: MetricsRegistry?, log: BackupLog) {
         let attempt = AttemptsRecord.Attempt(kind: outcome.kind.rawValue, target: outcome.target, startedAt: outcome.startedAt,
                                              finishedAt: outcome.finishedAt, success: outcome.success,
-                                             sizeBytes: outcome.success ? outcome.sizeBytes : nil, message: outcome.message)
+                                             sizeBytes: outcome.success ? outcome.sizeBytes : nil, message: outcome.message,
+                                             interrupted: outcome.interrupted)
         do {
             try AttemptsRecord.record(attempt, backupDir: backupDir)
         } catch {

@@ -28,8 +28,11 @@ public struct BackupStatus: Sendable, Equatable {
         self.target = target
     }
 
-    /// Folds one finished run in, as the run itself would be read back from the disk.
+    /// Folds one finished run in, as the run itself would be read back from the disk. An
+    /// interrupted run changes nothing (it goes to the attempts record's `interrupted`, which
+    /// `load` does not read either).
     public mutating func apply(_ outcome: BackupOutcome) {
+        if outcome.interrupted { return }
         lastAttempt = outcome.startedAt
         lastDurationSeconds = outcome.durationSeconds
         lastRunSucceeded = outcome.success

@@ -89,6 +89,7 @@ public final class ChildProcess {
             unlink(stderrPath)
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(rc))) (is the PostgreSQL client installed and on PATH?)")
         }
+        Self.live.adopt(child)
         pid = child
         stdoutFD = captureStdout ? fds[0] : -1
         stdinFD = stdinPipe ? inFDs[1] : -1
@@ -96,7 +97,7 @@ public final class ChildProcess {
 
     deinit {
         if exitStatus == nil {
-            kill(pid, SIGTERM)
+            Self.stop(pid)
             _ = try? wait()
         }
         if stdoutFD >= 0 { close(stdoutFD) }
@@ -120,14 +121,29 @@ public final class ChildProcess {
         }
     }
 
-    /// Asks the child to stop (SIGTERM).
-    public func terminate() { if exitStatus == nil { kill(pid, SIGTERM) } }
+    /// Asks the child to stop (SIGTERM), with what it started.
+    public func terminate() { if exitStatus == nil { Self.stop(pid) } }
+
+    /// SIGTERM to a child's process group (CChildSpawn makes each child the leader of its own),
+    /// so the helpers it started stop with it: pg_basebackup's forked WAL streamer keeps running
+    /// for seconds after its parent is gone otherwise, with the server's connection open. To
+    /// the pid alone when the group is not there (yet: the child sets it right after fork).
+    static func stop(_ pid: pid_t) {
+        if kill(-pid, SIGTERM) != 0 { kill(pid, SIGTERM) }
+    }
 
     /// Waits for the child; returns its exit status (128+signal when killed). Blocking.
     @discardableResult
     public func wait() throws -> Int32 {
         if let exitStatus { return exitStatus }
         closeStdin()
+        // Waited for without reaping first, so the pid leaves `live` while it still names
+        // this zombie: `stopAll` can never signal a stranger that reused it.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 {
+            guard errno == EINTR else { throw FileSystemError.errno(errno, "waitid", executable) }
+        }
+        Self.live.release(pid)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             guard errno == EINTR else { throw FileSystemError.errno(errno, "waitpid", executable) }
@@ -141,6 +157,12 @@ public final class ChildProcess {
     /// lets a supervisor (the WAL receiver) poll its child between other work.
     public func tryWait() -> Int32? {
         if let exitStatus { return exitStatus }
+        var info = siginfo_t()
+        var ended: Int32
+        repeat { ended = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) } while ended < 0 && errno == EINTR
+        // With WNOHANG, a child still running leaves si_signo 0; an ended one reports SIGCHLD.
+        guard ended == 0, info.si_signo == SIGCHLD else { return nil }
+        Self.live.release(pid)
         var status: Int32 = 0
         var rc: pid_t
         repeat { rc = waitpid(pid, &status, WNOHANG) } while rc < 0 && errno == EINTR
@@ -178,4 +200,14 @@ public final class ChildProcess {
     /// What the kernel sends a child when this process dies: SIGKILL, because nobody is left
     /// to read its output or wait for it, and a program that traps SIGTERM must still go.
     public static let deathSignal = SIGKILL
+
+    /// Every child of this process not yet waited for.
+    static let live = LiveChildren()
+
+    /// A one-shot command's answer to SIGTERM/SIGINT: SIGTERM to every child still running
+    /// (pg_dump, the restore's psql, the drill's servers), and any child started afterwards is
+    /// stopped at once. Each job then fails the ordinary way — a child that exits non-zero —
+    /// and cleans up as it always does (temporary file, scratch database, scratch folder).
+    /// `serve` never calls it: its scheduler cancels the jobs one by one after the grace period.
+    public static func stopAll() { live.stopAll() }
 }

@@ -31,7 +31,7 @@ public final class JobCancellation: Sendable {
             s.cancelled = true
             return s.child
         }
-        if let child { kill(child, SIGTERM) }
+        if let child { ChildProcess.stop(child) }
     }
 
     /// Called by a job right after it started a child; stops it at once if already cancelled.
@@ -40,7 +40,7 @@ public final class JobCancellation: Sendable {
             s.child = pid
             return s.cancelled
         }
-        if cancelled { kill(pid, SIGTERM) }
+        if cancelled { ChildProcess.stop(pid) }
     }
 
     func detach() { state.withLock { $0.child = nil } }

@@ -99,8 +99,9 @@ public struct PostgresBaseBackup: Sendable {
             try? FileManager.default.removeItem(atPath: partial)
             let finished = WallClock.now()
             outcome = BackupOutcome(kind: .postgresBase, target: target, path: nil, success: false, startedAt: started,
-                                    finishedAt: finished, sizeBytes: 0, sha256: nil, message: "\(error)")
-            log.error("postgres_base \(target): FAILED after \(String(format: "%.1f", finished - started)) s: \(error)")
+                                    finishedAt: finished, sizeBytes: 0, sha256: nil, message: "\(error)",
+                                    interrupted: cancellation?.isCancelled == true)
+            log.error("postgres_base \(target): \(outcome.interrupted ? "INTERRUPTED" : "FAILED") after \(String(format: "%.1f", finished - started)) s: \(error)")
         }
         BackupRecorder.record(outcome, backupDir: settings.backupDir, metrics: metrics, log: log)
         return outcome

@@ -89,8 +89,9 @@ public struct PostgresFullBackup: Sendable {
         } catch {
             let finished = WallClock.now()
             outcome = BackupOutcome(kind: kind, target: target, path: nil, success: false, startedAt: started,
-                                    finishedAt: finished, sizeBytes: 0, sha256: nil, message: "\(error)")
-            log.error("\(kind.rawValue) \(target): FAILED after \(String(format: "%.1f", finished - started)) s: \(error)")
+                                    finishedAt: finished, sizeBytes: 0, sha256: nil, message: "\(error)",
+                                    interrupted: cancellation?.isCancelled == true)
+            log.error("\(kind.rawValue) \(target): \(outcome.interrupted ? "INTERRUPTED" : "FAILED") after \(String(format: "%.1f", finished - started)) s: \(error)")
         }
         BackupRecorder.record(outcome, backupDir: settings.backupDir, metrics: metrics, log: log)
         return outcome

@@ -82,8 +82,9 @@ public struct RedisSnapshotBackup: Sendable {
                     if sleepUnlessCancelled(settings.retryDelay) { continue }
                 }
                 outcome = BackupOutcome(kind: .redis, target: target, path: nil, success: false, startedAt: started,
-                                        finishedAt: finished, sizeBytes: 0, sha256: nil, message: errors.joined(separator: "; "))
-                log.error("redis \(target): FAILED after \(String(format: "%.1f", finished - started)) s (\(attempt) attempt\(attempt == 1 ? "" : "s")): \(error)")
+                                        finishedAt: finished, sizeBytes: 0, sha256: nil, message: errors.joined(separator: "; "),
+                                        interrupted: cancellation?.isCancelled == true)
+                log.error("redis \(target): \(outcome.interrupted ? "INTERRUPTED" : "FAILED") after \(String(format: "%.1f", finished - started)) s (\(attempt) attempt\(attempt == 1 ? "" : "s")): \(error)")
                 break
             }
         }

@@ -67,6 +67,9 @@ static void run_child(const backstop_spawn_request *request, const char *path, p
     }
     sigprocmask(SIG_SETMASK, &empty, NULL);
     int failure = 0;
+    /* Its own process group, so stopping it reaches what it starts too (pg_basebackup's WAL
+       streamer, a wrapper's real program); the parent sets it as well, whichever runs first. */
+    (void)setpgid(0, 0);
     if (prctl(PR_SET_PDEATHSIG, request->death_signal) != 0) failure = errno;
     /* The parent may have died between fork and prctl: then nobody would send the signal. */
     else if (getppid() != parent) failure = ESRCH;
@@ -105,6 +108,7 @@ static int fork_child(const backstop_spawn_request *request, const char *path, p
         close(pipe_fds[0]);
         run_child(request, path, parent, pipe_fds[1]);
     }
+    (void)setpgid(child, child);
     close(pipe_fds[1]);
     int failure = 0;
     ssize_t n;

@@ -29,11 +29,15 @@ public enum CleanupRun {
         let local = try await Blocking.run {
             try BackupCleanup(backupDir: backupDir, policy: policy, log: log, metrics: metrics).run(dryRun: dryRun, now: now)
         }
+        // A shutdown (SIGTERM to `backstop cleanup`, serve's grace period over) stops it between
+        // parts: each part leaves every backup either whole or removed with its `.meta`.
+        try Task.checkCancellation()
         var outcome = Outcome(local: local)
         // With S3 on, a segment leaves the disk only once the bucket has it (its upload marker).
         outcome.wal = await Blocking.run { WalRetention(backupDir: backupDir, requireUploaded: s3 != nil).run(dryRun: dryRun, log: log) }
         outcome.local.errors += outcome.wal.errors
         guard let s3 else { return outcome }
+        try Task.checkCancellation()
         let remote = await RemoteCleanup(settings: s3, policy: policy, backupDir: backupDir).run(dryRun: dryRun, now: now)
         outcome.remote = remote
         for error in remote.errors { log?.error("cleanup \(s3.destination): \(error)") }

@@ -32,13 +32,11 @@ public struct WalUploadState: Codable, Sendable, Equatable {
     /// nil when no WAL upload has run yet.
     public static func load(backupDir: String) -> WalUploadState? {
         guard let bytes = try? FileSystem.read(path(backupDir: backupDir)) else { return nil }
-        return try? JSONDecoder().decode(WalUploadState.self, from: Data(bytes))
+        return try? JSONCoding.decode(WalUploadState.self, from: bytes)
     }
 
     public func save(backupDir: String) throws {
         try FileSystem.createDirectory(backupDir + "/.state")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(Array(try encoder.encode(self)) + [10], to: Self.path(backupDir: backupDir), mode: 0o640)
+        try AtomicFile.write(try JSONCoding.encode(self, newline: true), to: Self.path(backupDir: backupDir), mode: 0o640)
     }
 }

@@ -47,7 +47,7 @@ public struct WalUploadMarker: Codable, Sendable, Equatable {
     /// The marker of `name`, nil when there is none (or it does not decode: then it is uploaded again).
     public static func read(_ name: String, in archive: WalArchive) -> WalUploadMarker? {
         guard let bytes = try? FileSystem.read(path(name, in: archive)) else { return nil }
-        return try? JSONDecoder().decode(WalUploadMarker.self, from: Data(bytes))
+        return try? JSONCoding.decode(WalUploadMarker.self, from: bytes)
     }
 
     /// Every marker in the folder, by file name.
@@ -63,9 +63,7 @@ public struct WalUploadMarker: Codable, Sendable, Equatable {
     /// Written after S3 confirmed the objects (temporary file, fsync, rename).
     public func write(in archive: WalArchive) throws {
         try FileSystem.createDirectory(Self.directory(of: archive), mode: 0o750)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(Array(try encoder.encode(self)) + [10], to: Self.path(name, in: archive), mode: 0o640)
+        try AtomicFile.write(try JSONCoding.encode(self, newline: true), to: Self.path(name, in: archive), mode: 0o640)
     }
 
     /// Removed with the local file it vouches for (retention).

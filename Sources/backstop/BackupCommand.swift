@@ -72,7 +72,12 @@ struct BackupPostgresCommand: AsyncParsableCommand {
 
     @OptionGroup var options: BackupDirOption
 
+    /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
     func run() async throws {
+        try await SignalStop.run { try await self.perform() }
+    }
+
+    private func perform() async throws {
         let settings = try options.postgresSettings()
         let s3 = try S3Config.optional(options.environment())
         let log = BackupLog(backupDir: settings.backupDir)

@@ -46,7 +46,12 @@ struct BackupRedisCommand: AsyncParsableCommand {
 
     @OptionGroup var options: BackupDirOption
 
+    /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
     func run() async throws {
+        try await SignalStop.run { try await self.perform() }
+    }
+
+    private func perform() async throws {
         var env = options.environment()
         if fromReplica { env["BACKUP_REDIS_SOURCE"] = "replica" }
         if let method { env["BACKUP_REDIS_METHOD"] = method }

@@ -46,7 +46,12 @@ struct CleanupCommand: AsyncParsableCommand {
 
     @OptionGroup var options: BackupDirOption
 
+    /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
     func run() async throws {
+        try await SignalStop.run { try await self.perform() }
+    }
+
+    private func perform() async throws {
         let env = options.environment()
         let settings = try options.postgresSettings()
         let policy = try validated { try RetentionPolicy(environment: env) }

@@ -46,7 +46,12 @@ struct DrillCommand: AsyncParsableCommand {
 
     @OptionGroup var options: BackupDirOption
 
+    /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
     func run() async throws {
+        try await SignalStop.run { try await self.perform() }
+    }
+
+    private func perform() async throws {
         let settings = try options.postgresSettings()
         if pitr {
             let drill = PitrDrill(jobSettings: settings, backstopPath: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path,

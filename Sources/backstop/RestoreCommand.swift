@@ -120,7 +120,12 @@ struct RestorePostgresCommand: AsyncParsableCommand {
         if inPlace && dropPrevious { throw ValidationError("--drop-previous has no meaning with --in-place (there is no previous copy)") }
     }
 
+    /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
     func run() async throws {
+        try await SignalStop.run { try await self.perform() }
+    }
+
+    private func perform() async throws {
         if pointInTime.isRequested {
             return try await runPointInTime()
         }
@@ -312,7 +317,12 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0-65535") }
     }
 
+    /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
     func run() async throws {
+        try await SignalStop.run { try await self.perform() }
+    }
+
+    private func perform() async throws {
         let env = options.environment()
         let config = try validated { try BackstopConfig(environment: env) }
         let backupDir = config.backupDir

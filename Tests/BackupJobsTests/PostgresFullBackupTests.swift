@@ -153,11 +153,17 @@ import Testing
         #expect(Fixtures.files(in: backupDir + "/postgres").contains { $0.hasPrefix(".\(db)_full_") && $0.hasSuffix(".partial") })
         task.cancel()
         let result = await task.result
-        let error = #expect(throws: BackupJobError.self) { try result.get() }
+        let error = #expect(throws: BackupCancelled.self) { try result.get() }
         #expect(error?.description.contains("cancelled") == true)
         #expect(Fixtures.files(in: backupDir + "/postgres").isEmpty)
-        #expect(registry.value(Family.backupRuns, ["kind": "postgres_full", "target": db, "result": "failure"]) == 1)
+        // Interrupted, not failed: counted as such, and the last finished attempt (none) stands.
+        #expect(registry.value(Family.backupRuns, ["kind": "postgres_full", "target": db, "result": "interrupted"]) == 1)
+        #expect(registry.value(Family.backupRuns, ["kind": "postgres_full", "target": db, "result": "failure"]) == nil)
         #expect(registry.value(Family.backupRuns, ["kind": "postgres_full", "target": "globals", "result": "success"]) == nil)
+        let attempts = AttemptsRecord.load(backupDir: backupDir)
+        #expect(attempts.interrupted["postgres_full/\(db)"]?.interrupted == true)
+        #expect(attempts.interrupted["postgres_globals/globals"]?.interrupted == true)
+        #expect(attempts.attempts["postgres_full/\(db)"] == nil)
     }
 
     @Test func fullDiskLeavesNothing() throws {

@@ -48,6 +48,10 @@ struct AccessTests {
         let curl = try TestEnvironment.binary("curl", package: "curl")
         let untrusted = try TestProcesses.run(curl, ["-sS", "--max-time", "5", url + "/healthz"], check: false)
         #expect(untrusted.status != 0)
+        ReliabilityReport.record(
+            fault: "a wrong password, an unknown user, no password, or bad base64",
+            did: "`\(wrong.status)`, `\(unknown.status)`, `\(none.status)`, `\(garbage.status)` with `WWW-Authenticate`; plain HTTP to the TLS port and TLS 1.1 get no answer; `/healthz` answers without a password",
+            lost: "nothing")
     }
 
     @Test func aTwoBHashFromTheSameAlgorithmIsAccepted() throws {

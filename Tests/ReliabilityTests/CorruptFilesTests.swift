@@ -82,5 +82,13 @@ struct CorruptFilesTests {
         let dry = try BackstopBinary.run(["restore", "postgres", postgresDir + "/" + good, "--dry-run"], environment: env)
         #expect(dry.status == 0, "\(dry.stdout)\(dry.stderr)")
         for (path, bytes) in dataBefore { #expect((try? Data(contentsOf: URL(fileURLWithPath: path))) == bytes) }
+        ReliabilityReport.record(
+            fault: "a `.meta` truncated, not JSON, or of a newer format",
+            did: "`list` shows `META UNREADABLE` and names each of the \(damaged.count) files; `cleanup` keeps those backups whatever their age; `restore` offers and dry-runs the good one; `serve` starts and names the files",
+            lost: "nothing: the \(dataBefore.count) damaged backups stay byte-identical")
+        ReliabilityReport.record(
+            fault: "`.state/attempts.json` or `alerts.json` damaged",
+            did: "`serve` starts, names the file, reads it as empty; its metrics still know the good backup",
+            lost: "nothing (the firing set is rebuilt at the first evaluation)")
     }
 }

@@ -98,6 +98,12 @@ struct HostileClientTests {
         print("fuzz cases answered 200: \(answers.filter { $0.value == 200 }.keys.sorted())")
         print("fuzz: \(answers.count) cases; serve RSS \(rssBefore) -> \(rssAfter) KiB, fds \(serve.openDescriptors)")
         #expect(rssAfter - rssBefore < 32 * 1024, "RSS grew from \(rssBefore) to \(rssAfter) KiB")
+        let tally = histogram.sorted { $0.key < $1.key }.filter { $0.key != 0 }.map { "\($0.value) × \($0.key)" }.joined(separator: ", ")
+        let ok = answers.filter { $0.value == 200 }.keys.sorted().joined(separator: ", ")
+        ReliabilityReport.record(
+            fault: "\(answers.count) malformed requests (bad request lines, invalid methods and paths, 200 KB paths and headers, 10,000 headers, bodies claiming 1 TB, TLS on the plain port, random bytes, cut requests, HTTP/1.0 and /0.9)",
+            did: "\(tally), \(histogram[0] ?? 0) closed without an answer; 200 only for: \(ok); `/metrics%00.txt` is 404; never a crash; 20 pipelined requests got 20 answers",
+            lost: "nothing; RSS \(String(format: "%.1f", Double(rssBefore) / 1024)) → \(String(format: "%.1f", Double(rssAfter) / 1024)) MB, \(serve.openDescriptors) fds")
     }
 
     @Test func slowlorisAndAThousandConnectionsLeaveScrapesFastAndResourcesBounded() throws {
@@ -142,6 +148,11 @@ struct HostileClientTests {
         let fdsAfter = serve.openDescriptors
         #expect(fdsAfter <= fdsBefore + 2, "fds after the timeout \(fdsAfter), before \(fdsBefore)")
         #expect(timedScrape(port: serve.port, source: "127.0.0.1").status == 200, "the attacking address is served again once its connections are gone")
+        let ms = during.map { $0 * 1000 }
+        ReliabilityReport.record(
+            fault: "1,000 connections from one address, half of them slowloris (a header never finished)",
+            did: "\(fdsDuring - fdsBefore) descriptors held (per-address limit 16), the rest refused at accept; the stalled ones closed after `METRICS_CONNECTION_TIMEOUT`; scrapes from another address answered in \(String(format: "%.1f–%.1f", ms.min() ?? 0, ms.max() ?? 0)) ms",
+            lost: "nothing; fds \(fdsBefore) → \(fdsDuring) during, \(fdsAfter) after; RSS \(rssDuring - rssBefore >= 0 ? "+" : "")\(String(format: "%.1f", Double(rssDuring - rssBefore) / 1024)) MB")
     }
 
     @Test func stalledTLSHandshakesLeaveTLSScrapesFast() throws {
@@ -186,5 +197,10 @@ struct HostileClientTests {
         #expect(during.dropFirst().allSatisfy { $0.seconds < 0.1 }, "a kept-alive TLS scrape took over 100 ms: \(ms(during))")
         #expect(fdsDuring - fdsBefore <= 16 + 4)
         #expect(serve.isRunning)
+        let kept = during.dropFirst().map { $0.seconds * 1000 }
+        ReliabilityReport.record(
+            fault: "400 connections that never finish a TLS handshake (TLS on)",
+            did: "TLS scrapes with basic auth from another address, kept alive as Prometheus keeps them, answered in \(String(format: "%.1f–%.1f", kept.min() ?? 0, kept.max() ?? 0)) ms; one on a new TLS connection \(String(format: "%.0f", (during.first?.seconds ?? 0) * 1000)) ms",
+            lost: "nothing; fds \(fdsBefore) → \(fdsDuring)")
     }
 }

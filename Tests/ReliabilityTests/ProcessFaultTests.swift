@@ -117,6 +117,10 @@ struct ProcessFaultTests {
         let listed = try BackstopBinary.run(["list", "--json"], environment: ["BACKUP_DIR": backupDir])
         #expect(listed.stdout.contains(good) && !listed.stdout.contains(busy), "\(listed.stdout)")
         unlink(liveTemp)
+        ReliabilityReport.record(
+            fault: "`serve` SIGKILLed while `pg_dump` runs",
+            did: "`pg_dump` died with it (PR_SET_PDEATHSIG, set between fork and exec by the `CChildSpawn` shim on every child: pg_dump, pg_dumpall, pg_basebackup, psql, the drill's redis-server); the next start removed the \(partials.count) partial dump(s), the temporary file and stderr file of the dead pid and the dead holder's lock text, and logged each; a live process's temporary file stayed",
+            lost: "nothing: the \(before.count) good files (dumps and `.meta`) byte-identical, `list` shows only them")
     }
 
     @Test func sigkillDuringARedisDrillLeavesNoRedisServer() throws {
@@ -160,5 +164,9 @@ struct ProcessFaultTests {
             serve.logText().contains("removed the scratch folder of a restore drill of dead process \(drill)")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).allSatisfy { !$0.hasPrefix("backstop-drill-\(drill)-") })
+        ReliabilityReport.record(
+            fault: "`backstop drill` SIGKILLed while its redis-server loads the snapshot",
+            did: "the redis-server (pid \(serverPID)) died with it; the next `serve` removed the drill's scratch folder (`$TMPDIR/backstop-drill-PID-*`, a copy of the snapshot)",
+            lost: "nothing; no stray server, no stray copy")
     }
 }

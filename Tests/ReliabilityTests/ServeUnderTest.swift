@@ -61,6 +61,15 @@ final class ServeUnderTest {
         return 0
     }
 
+    /// Threads of the process (the `Threads:` line of /proc/PID/status).
+    var threads: Int {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") where line.hasPrefix("Threads:") {
+            return Int(line.split(separator: "\t").last ?? "") ?? 0
+        }
+        return 0
+    }
+
     /// Open file descriptors.
     var openDescriptors: Int {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
