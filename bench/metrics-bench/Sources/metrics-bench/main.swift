@@ -24,7 +24,8 @@ func argument(_ name: String) -> String? {
 }
 
 func fail(_ message: String) -> Never {
-    fputs("metrics-bench: \(message)\n", stderr)
+    let line = Array("metrics-bench: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     exit(2)
 }
 
@@ -123,5 +124,5 @@ let server = try HTTPServer(listen: listen, limits: HTTPServerLimits()) { [rende
 }
 let families = appFamilies.count + exposition.families.count(where: { $0.name.hasPrefix("process_") })
 print("metrics-bench: \(registryKind) registry on \(listen.host):\(server.port), \(families) families, \(exposition.seriesCount) series")
-fflush(stdout)
+fflush(nil)
 while true { pause() }
