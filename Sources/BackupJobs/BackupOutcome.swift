@@ -12,6 +12,9 @@ public struct BackupOutcome: Sendable, Equatable {
     public var sha256: String?
     /// What failed (nil on success).
     public var message: String?
+    /// Whether the backup is age-encrypted: a `.age` file, or a base-backup folder whose
+    /// tar is (`backstop_backup_encrypted{kind}` and BackupNotEncrypted read it).
+    public var encrypted: Bool
 
     public var durationSeconds: Double { max(0, finishedAt - startedAt) }
 
@@ -26,6 +29,7 @@ public struct BackupOutcome: Sendable, Equatable {
         self.sizeBytes = sizeBytes
         self.sha256 = sha256
         self.message = message
+        encrypted = success && (path?.hasSuffix(".age") ?? false)
     }
 }
 

@@ -24,7 +24,10 @@ public struct EncryptedGzipVerification: Sendable {
 ///
 /// Blocking: call from a thread that may block.
 public enum EncryptedGzipVerifier {
-    public static func verify(path: String, identities: [AgeIdentity]?) throws -> EncryptedGzipVerification {
+    /// - Parameter inflated: sees the plaintext inside the gzip as it is inflated (in memory),
+    ///   e.g. the tar of an encrypted base backup, walked to check it against its manifest.
+    public static func verify(path: String, identities: [AgeIdentity]?,
+                              inflated: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws -> EncryptedGzipVerification {
         var hasher = SHA256()
         let decryptor = identities.map { AgeDecryptor(identities: $0) }
         let inflater = GzipInflater()
@@ -33,7 +36,8 @@ public enum EncryptedGzipVerifier {
         var stored: UInt64 = 0
         var plain: UInt64 = 0
         let sink: AgeDecryptor.Sink = { bytes in
-            if let problem = inflater.feed(bytes, offset: plain) { throw GzipVerificationError(path: path, reason: "decrypted, but " + problem) }
+            let problem = try inflated.map { try inflater.feed(bytes, offset: plain, into: $0) } ?? inflater.feed(bytes, offset: plain)
+            if let problem { throw GzipVerificationError(path: path, reason: "decrypted, but " + problem) }
             plain += UInt64(bytes.count)
         }
         do {

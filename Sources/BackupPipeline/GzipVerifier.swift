@@ -71,18 +71,20 @@ public enum GzipVerifier {
     }
 }
 
-/// A gzip-mode inflate stream (owned by the one call that verifies a file).
-final class GzipInflater {
+/// A gzip-mode inflate stream (owned by the one call that verifies a file). Its output is
+/// dropped unless a sink is given: an encrypted base backup's tar is read through one, in
+/// memory, so its manifest can be checked without plaintext on disk.
+public final class GzipInflater {
     private let stream: UnsafeMutablePointer<z_stream>
     private let out: UnsafeMutableRawPointer
     private let outSize = 256 * 1024
-    let ready: Bool
-    private(set) var members = 0
-    private(set) var uncompressed: UInt64 = 0
+    public let ready: Bool
+    public private(set) var members = 0
+    public private(set) var uncompressed: UInt64 = 0
     /// Bytes of a member have been fed but its end has not been seen.
-    private(set) var inMember = false
+    public private(set) var inMember = false
 
-    init() {
+    public init() {
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         out = .allocate(byteCount: outSize, alignment: 16)
@@ -99,6 +101,13 @@ final class GzipInflater {
 
     /// Inflates `bytes`; returns a reason when the data is bad.
     func feed(_ bytes: UnsafeRawBufferPointer, offset: UInt64) -> String? {
+        // The sink never throws here.
+        (try? feed(bytes, offset: offset) { _ in }) ?? nil
+    }
+
+    /// Inflates `bytes`, handing every inflated piece to `sink` (which may throw to stop);
+    /// returns a reason when the gzip data is bad.
+    public func feed(_ bytes: UnsafeRawBufferPointer, offset: UInt64, into sink: (UnsafeRawBufferPointer) throws -> Void) throws -> String? {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return nil }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         stream.pointee.avail_in = uInt(bytes.count)
@@ -107,7 +116,9 @@ final class GzipInflater {
             stream.pointee.next_out = out.assumingMemoryBound(to: Bytef.self)
             stream.pointee.avail_out = uInt(outSize)
             let rc = inflate(stream, Z_NO_FLUSH)
-            uncompressed += UInt64(outSize - Int(stream.pointee.avail_out))
+            let produced = outSize - Int(stream.pointee.avail_out)
+            uncompressed += UInt64(produced)
+            if produced > 0 { try sink(UnsafeRawBufferPointer(start: out, count: produced)) }
             switch rc {
             case Z_STREAM_END:
                 members += 1

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgeEncryption
 import BackstopCore
 import BackupCatalog
 import BackupJobs
@@ -55,6 +56,15 @@ public struct PointInTimeRestore: Sendable {
         public var chain: WalChain.Report
         public var settings: [String]
         public var allowPartial: Bool
+        /// The keys for an encrypted base backup or `.gz.age` segments in the chain (checked
+        /// to open them while planning); nil when nothing in the plan is encrypted.
+        public var identities: [AgeIdentity]?
+
+        /// The one file of an encrypted base backup, when this one is.
+        public var encryptedTar: String? {
+            let path = basePath + "/" + PostgresBaseBackup.encryptedTarName
+            return FileSystem.exists(path) ? path : nil
+        }
     }
 
     public let jobSettings: PostgresJobSettings
@@ -121,7 +131,21 @@ public struct PointInTimeRestore: Sendable {
                 : "the WAL chain from \(FileSystem.lastComponent(of: basePath)) (\(start), timeline \(tli)) has a gap: \(report.missing.prefix(5).joined(separator: ", ")) \(report.missing.count == 1 ? "is" : "are") missing from \(archive.directory)"
             throw WalArchiveError("\(what). Nothing was changed. Restore to a point before the gap (--to-lsn), or from another base backup (--from-base).")
         }
-        var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(allowPartial ? " --partial" : "") %f %p'"]
+        // Encrypted files need the key before anything is written: a missing or wrong one is
+        // refused here, naming BACKUP_ENCRYPTION_IDENTITY_FILE.
+        let wal = archive
+        let encryptedSegment = report.segments.lazy.compactMap { wal.meta($0.name) }.first { $0.file.hasSuffix(".age") }
+        let tar = basePath + "/" + PostgresBaseBackup.encryptedTarName
+        var identities: [AgeIdentity]?
+        for path in [FileSystem.exists(tar) ? tar : nil, encryptedSegment.map { wal.storedPath($0) }].compactMap({ $0 }) {
+            let keys = try identities ?? ArchiveKeys.identities(jobSettings, for: path)
+            try ArchiveKeys.check(keys, open: path)
+            identities = keys
+        }
+        // restore_command runs in the restored server, perhaps started later by hand: it is
+        // told where the key is (a path, not a secret) when the chain holds encrypted segments.
+        let identityArgument = encryptedSegment != nil ? jobSettings.encryption.identityFile.map { " --identity \($0)" } ?? "" : ""
+        var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(identityArgument)\(allowPartial ? " --partial" : "") %f %p'"]
         switch options.target {
         case .time(let t, _):
             // A numeric zone: PostgreSQL reads postgresql.auto.conf before its zone
@@ -137,7 +161,7 @@ public struct PointInTimeRestore: Sendable {
         }
         settings.append("recovery_target_timeline = '\(options.timeline.map { String($0) } ?? (options.target == .immediate ? "current" : "latest"))'")
         if options.target != .latest { settings.append("recovery_target_action = '\(options.action)'") }
-        return Plan(basePath: basePath, baseMeta: meta, chain: report, settings: settings, allowPartial: allowPartial)
+        return Plan(basePath: basePath, baseMeta: meta, chain: report, settings: settings, allowPartial: allowPartial, identities: identities)
     }
 
     /// What a dry run prints.
@@ -145,7 +169,9 @@ public struct PointInTimeRestore: Sendable {
         let first = plan.chain.segments.first?.name ?? "-", last = plan.chain.segments.last?.name ?? "-"
         return ["base backup \(plan.basePath) (start \(plan.baseMeta.startLSN ?? "?"), timeline \(plan.baseMeta.timeline ?? 0), finished \(plan.baseMeta.finishedAt ?? "?"))",
                 "WAL: \(plan.chain.segments.count) segments \(first) … \(last) continuous\(plan.chain.partial.map { " (the last from \($0), being received)" } ?? "")",
-                "check the base backup's files against its .meta, unpack base.tar.gz and pg_wal.tar.gz into \(options.dataDirectory) (must be empty), pg_verifybackup",
+                plan.encryptedTar != nil
+                    ? "check base.tar.gz.age against its .meta, decrypt and unpack it (data, WAL, backup_manifest) into \(options.dataDirectory) (must be empty), pg_verifybackup there"
+                    : "check the base backup's files against its .meta, unpack base.tar.gz and pg_wal.tar.gz into \(options.dataDirectory) (must be empty), pg_verifybackup",
                 "write \(options.dataDirectory)/recovery.signal and append to postgresql.auto.conf:"] + plan.settings.map { "    \($0)" }
     }
 
@@ -168,14 +194,22 @@ public struct PointInTimeRestore: Sendable {
         try FileSystem.createDirectory(dir, mode: 0o700)
         _ = chmod(dir, 0o700)
         do {
-            _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/base.tar.gz", "-C", dir], scratchDirectory: jobSettings.stateDir)
-            if FileSystem.exists(plan.basePath + "/pg_wal.tar.gz") {
-                try FileSystem.createDirectory(dir + "/pg_wal", mode: 0o700)
-                _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/pg_wal.tar.gz", "-C", dir + "/pg_wal"], scratchDirectory: jobSettings.stateDir)
+            let manifest: String
+            if let tar = plan.encryptedTar, let identities = plan.identities {
+                try unpackEncrypted(tar, identities: identities, into: dir)
+                manifest = dir + "/backup_manifest"
+                say("decrypted and unpacked \(PostgresBaseBackup.encryptedTarName) into \(dir) (no plaintext written elsewhere)")
+            } else {
+                _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/base.tar.gz", "-C", dir], scratchDirectory: jobSettings.stateDir)
+                if FileSystem.exists(plan.basePath + "/pg_wal.tar.gz") {
+                    try FileSystem.createDirectory(dir + "/pg_wal", mode: 0o700)
+                    _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/pg_wal.tar.gz", "-C", dir + "/pg_wal"], scratchDirectory: jobSettings.stateDir)
+                }
+                manifest = plan.basePath + "/backup_manifest"
+                say("unpacked base.tar.gz and pg_wal.tar.gz into \(dir)")
             }
-            say("unpacked base.tar.gz and pg_wal.tar.gz into \(dir)")
             if access(jobSettings.program("pg_verifybackup"), X_OK) == 0 || jobSettings.binDirectory == nil {
-                _ = try ChildProcess.output(jobSettings.program("pg_verifybackup"), ["--manifest-path", plan.basePath + "/backup_manifest", dir],
+                _ = try ChildProcess.output(jobSettings.program("pg_verifybackup"), ["--manifest-path", manifest, dir],
                                             scratchDirectory: jobSettings.stateDir)
                 say("pg_verifybackup: \(dir) matches the backup manifest")
             }
@@ -192,5 +226,24 @@ public struct PointInTimeRestore: Sendable {
             if created { rmdir(dir) }
             throw WalArchiveError("restore into \(dir) failed and what it unpacked was removed: \(error)")
         }
+    }
+
+    /// Decrypts `tar` (every chunk authenticated before its bytes go on) straight into
+    /// `tar -xz` in the target directory: the plaintext exists only there. A failure part way
+    /// leaves what was unpacked for `run`'s cleanup to remove.
+    private func unpackEncrypted(_ tar: String, identities: [AgeIdentity], into dir: String) throws {
+        signal(SIGPIPE, SIG_IGN) // a tar that stops on an error must give EPIPE, not kill us
+        let child = try ChildProcess(executable: "tar", arguments: ["-xzf", "-", "-C", dir], captureStdout: false, stdinPipe: true,
+                                     scratchDirectory: jobSettings.stateDir)
+        do {
+            try AgeFile.decrypt(path: tar, identities: identities) { try FileSystem.writeAll(fd: child.stdinFD, $0, path: "tar's input") }
+        } catch {
+            child.terminate()
+            _ = try? child.wait()
+            throw WalArchiveError("decrypting \(tar) failed: \(error)")
+        }
+        child.closeStdin()
+        let status = try child.wait()
+        guard status == 0 else { throw WalArchiveError("tar exited \(status) unpacking \(tar): \(child.stderrText())") }
     }
 }

@@ -1,11 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgeEncryption
 import BackstopCore
 import CZlib
 import Crypto
 
-/// Inflates one archived `.gz` (a WAL segment, 16 MiB by default) and hashes what comes out,
+/// Inflates one archived `.gz` or `.gz.age` (a WAL segment, 16 MiB by default) and hashes what comes out,
 /// either into a file (fetch: temporary name, fsync, rename — PostgreSQL never sees half a
 /// segment) or nowhere (verify: the checksum alone).
 enum SegmentInflater {
@@ -16,8 +17,19 @@ enum SegmentInflater {
         var gzBytes: UInt64
     }
 
-    /// Inflates `source`; when `destination` is given the bytes land there atomically.
-    static func inflate(_ source: String, to destination: String? = nil) throws -> Result {
+    /// Inflates `source`; when `destination` is given the bytes land there atomically. A
+    /// `.gz.age` source is decrypted on the way with `identities` (each 64 KiB chunk
+    /// authenticated before its bytes are inflated); `gzSHA256` is always of the file as stored.
+    static func inflate(_ source: String, to destination: String? = nil, identities: [AgeIdentity]? = nil) throws -> Result {
+        let decryptor: AgeDecryptor?
+        if source.hasSuffix(".age") {
+            guard let identities else {
+                throw WalArchiveError("\(source) is age-encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE to the file holding its AGE-SECRET-KEY-1 key (mode 0600) to read it")
+            }
+            decryptor = AgeDecryptor(identities: identities)
+        } else {
+            decryptor = nil
+        }
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw FileSystemError.errno(errno, "open", source) }
         defer { close(input) }
@@ -56,17 +68,11 @@ enum SegmentInflater {
         var walBytes: UInt64 = 0
         var gzBytes: UInt64 = 0
         var ended = false
-        while true {
-            let n = read(input, inBuffer, chunk)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileSystemError.errno(errno, "read", source)
-            }
-            if n == 0 { break }
-            gzHash.update(bufferPointer: UnsafeRawBufferPointer(start: inBuffer, count: n))
-            gzBytes += UInt64(n)
-            stream.pointee.next_in = inBuffer
-            stream.pointee.avail_in = UInt32(n)
+        // gzip bytes (decrypted when the file is age) inflated into the WAL bytes.
+        let inflateBytes: (UnsafeRawBufferPointer) throws -> Void = { gzip in
+            guard let base = gzip.baseAddress, gzip.count > 0 else { return }
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
+            stream.pointee.avail_in = UInt32(gzip.count)
             while true {
                 if ended {
                     guard stream.pointee.avail_in > 0 else { break }
@@ -94,6 +100,25 @@ enum SegmentInflater {
                 }
                 if stream.pointee.avail_in == 0 && stream.pointee.avail_out > 0 { break }
             }
+        }
+        do {
+            while true {
+                let n = read(input, inBuffer, chunk)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FileSystemError.errno(errno, "read", source)
+                }
+                if n == 0 { break }
+                let bytes = UnsafeRawBufferPointer(start: inBuffer, count: n)
+                gzHash.update(bufferPointer: bytes)
+                gzBytes += UInt64(n)
+                if let decryptor { try decryptor.update(bytes, into: inflateBytes) } else { try inflateBytes(bytes) }
+            }
+            try decryptor?.finish(into: inflateBytes)
+        } catch let error as AgeError where error.kind == .noMatch {
+            throw WalArchiveError("\(source) cannot be decrypted with BACKUP_ENCRYPTION_IDENTITY_FILE: \(error)")
+        } catch let error as AgeError {
+            throw WalArchiveError("\(source) is damaged (\(error)); the archived file was refused")
         }
         guard ended else { throw WalArchiveError("\(source) ends in the middle of its gzip stream; the archived file is damaged") }
         if outFD >= 0, let destination {

@@ -52,7 +52,9 @@ public struct WalRetention: Sendable {
             if !dryRun {
                 // The .meta first: a .gz left without it is an interrupted store, never a good segment.
                 if unlink(archive.metaPath(name)) != 0 && errno != ENOENT { report.errors.append("\(archive.metaPath(name)): \(String(cString: strerror(errno)))"); continue }
-                if unlink(archive.dataPath(name)) != 0 && errno != ENOENT { report.errors.append("\(archive.dataPath(name)): \(String(cString: strerror(errno)))"); continue }
+                // Both kinds: a segment is stored as .gz or .gz.age (encryption turned on mid-archive).
+                let failed = [archive.directory + "/" + name + ".gz", archive.directory + "/" + name + ".gz.age"].filter { unlink($0) != 0 && errno != ENOENT }
+                if let path = failed.first { report.errors.append("\(path): \(String(cString: strerror(errno)))"); continue }
             }
             report.removed.append(name)
             report.freedBytes += bytes

@@ -1,3 +1,4 @@
+import AgeEncryption
 import ArgumentParser
 import BackstopCore
 import BackupCatalog
@@ -49,7 +50,8 @@ struct VerifyCommand: AsyncParsableCommand {
         var walBad = false
         if wal || all, wal || FileSystem.isDirectory(settings.backupDir + "/postgres/wal") {
             let backupDir = settings.backupDir
-            let result = await Blocking.run { WalVerification(backupDir: backupDir).run() }
+            let identities = try validated { try settings.encryption.loadIdentities() }
+            let result = await Blocking.run { WalVerification(backupDir: backupDir, identities: identities).run() }
             print(result.ok ? "OK   WAL archive: \(result.summary)" : "BAD  WAL archive: \(result.problems.joined(separator: "; "))")
             walBad = !result.ok
             if wal && !all && !latest {
