@@ -12,6 +12,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "backstop", targets: ["backstop"]),
+        // For bench/metrics-bench only (a package of its own, so swift-prometheus stays out of
+        // this one): the registry and the /metrics server, to serve them beside swift-prometheus.
+        .library(name: "BackstopMetricsServer", targets: ["BackstopMetrics", "MetricsHTTPServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -109,7 +112,7 @@ let package = Package(
         // location="s3" series.
         .target(
             name: "OffsiteCopies",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupCatalog", "BackupJobs", "S3", "WalArchive"],
+            dependencies: ["AgeEncryption", "BackstopCore", "BackstopMetrics", "BackupCatalog", "BackupJobs", "S3", "WalArchive"],
             swiftSettings: strict
         ),
         // The one typed state store: what jobs, probes, uploads and drills write and what the

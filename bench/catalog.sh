@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
 # Times `backstop list`, `list --json` and `cleanup --dry-run` on a generated catalog of
 # N (default 100,000) backups with their .meta files, spread over two years and four
-# kinds/targets, for two binaries in one run: the baseline (BASE, default `main`, exported with
-# `git archive` into a scratch folder and built there; no worktree or branch is touched) and
-# this checkout. Goal: each under 1 s. Prints the best of 3 wall-clock seconds of each, and the
-# ratio baseline/new. The new binary's first `list` (which writes the catalog index) is timed
-# apart as "cold". OLD_BIN=... / BIN=... skip a build. Never fails on a number.
+# kinds/targets, for two binaries in one run: the baseline (BASELINE, a git revision, default
+# 2540f14, the tree before issue #13's work; exported with `git archive` and built apart by
+# scripts/build-baseline.sh, so no worktree or branch is touched; BASE is the older name of
+# the same setting) and this checkout. Goal: each under 1 s. Prints the best of 3 wall-clock
+# seconds of each, and the ratio baseline/new. The new binary's first `list` (which writes the
+# catalog index) is timed apart as "cold". OLD_BIN=... / BIN=... skip a build. Never fails on
+# a number.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-BASE=${BASE:-main}
-if [ -z "${OLD_BIN:-}" ]; then
-  old_src=${OLD_SRC:-/tmp/backstop-bench-old-src}
-  rm -rf "$old_src" && mkdir -p "$old_src"
-  git archive "$BASE" | tar -x -C "$old_src"
-  OLD_BIN=$(BACKSTOP_SCRATCH_PATH=${OLD_SCRATCH:-/tmp/backstop-bench-old-build} "$old_src/scripts/build-release.sh" 2>/dev/null)
-fi
+BASE=${BASELINE:-${BASE:-2540f14}}
+OLD_BIN=${OLD_BIN:-$(./scripts/build-baseline.sh "$BASE" 2>/dev/null)}
 BIN=${BIN:-$(./scripts/build-release.sh 2>/dev/null)}
 N=${N:-100000}
 work=$(mktemp -d /tmp/backstop-catalog-XXXXXX)

@@ -7,6 +7,15 @@
 # default 15: backstop's first health round and its start-up memory release are done) and again
 # after each process's load run; each figure is VmRSS = RssAnon (heap, stacks, written data)
 # + RssFile (mapped code and read-only data). BACKSTOP_BIN skips the release build.
+#
+# Then, in the same run, two comparisons, ROUNDS (default 5) wrk runs each, alternating the
+# order every round (the machine is shared), medians reported, same -t2 -c20 throughout:
+# - before/after: `backstop serve` of BASELINE (a git revision, default 2540f14, the tree
+#   before issue #13's work; built by scripts/build-baseline.sh, BASELINE_BIN skips that
+#   build, BASELINE=none skips the comparison) beside this checkout's;
+# - registries: bench/metrics-bench (release) serving the families and label sets of this
+#   run's live `/metrics` through Backstop's libmicrohttpd server from the hand-written
+#   registry and from swift-prometheus (REGISTRIES=0 skips it; METRICS_BENCH_BIN skips the build).
 # Never fails on a number.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +25,14 @@ for p in prometheus-postgres-exporter prometheus-redis-exporter; do
   command -v "$p" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
 done
 BIN=${BACKSTOP_BIN:-$(./scripts/build-release.sh 2>/dev/null)}
+BASELINE=${BASELINE:-2540f14}
+if [ "$BASELINE" != none ]; then BASELINE_BIN=${BASELINE_BIN:-$(./scripts/build-baseline.sh "$BASELINE" 2>/dev/null)}; fi
+REGISTRIES=${REGISTRIES:-1}
+if [ "$REGISTRIES" = 1 ] && [ -z "${METRICS_BENCH_BIN:-}" ]; then
+  swift build -c release --package-path bench/metrics-bench --static-swift-stdlib >&2
+  METRICS_BENCH_BIN="$(swift build -c release --package-path bench/metrics-bench --show-bin-path)/metrics-bench"
+fi
+ROUNDS=${ROUNDS:-5}
 
 DURATION=${DURATION:-10s}
 SETTLE=${SETTLE:-15}
@@ -72,3 +89,69 @@ awk -v b="${RPS[backstop]}" -v p="${RPS[postgres_exporter]}" -v r="${RPS[redis_e
   printf "\nthroughput ratio backstop/postgres_exporter %.2fx, backstop/redis_exporter %.2fx\n", b/p, b/r
   printf "idle RSS ratio   backstop/postgres_exporter %.2fx, backstop/redis_exporter %.2fx\n", bm/pm, bm/rm
   printf "targets: >= 10000 requests/s, p99 < 5ms, idle RSS no larger than the exporters\n" }'
+
+# --- Same run, alternating rounds: before/after and the two registries ----------------------
+# p99 as wrk prints it (us, ms, s) in milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+declare -A URL PID RUNS_RPS RUNS_P99 IDLE
+rounds() { # names...: ROUNDS wrk runs of each, the order reversed every other round
+  local order=("$@") r name out
+  for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2 == 0)); then order=(); for ((i = $#; i >= 1; i--)); do order+=("${!i}"); done; else order=("$@"); fi
+    for name in "${order[@]}"; do
+      out=$(wrk -t2 -c20 -d"$DURATION" --latency "${URL[$name]}")
+      RUNS_RPS[$name]+=" $(echo "$out" | awk '/Requests\/sec/ {print $2}')"
+      RUNS_P99[$name]+=" $(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")"
+      sleep 2
+    done
+  done
+}
+report() { # title names...
+  local title=$1; shift
+  printf "\n%s (wrk -t2 -c20 -d%s, %s rounds alternating, medians)\n" "$title" "$DURATION" "$ROUNDS"
+  printf "%-22s %12s %10s %22s   %s\n" "" "requests/s" "p99 ms" "idle RSS MiB" "runs: requests/s | p99 ms"
+  local name
+  for name in "$@"; do
+    # shellcheck disable=SC2086
+    printf "%-22s %12s %10s %22s   %s |%s\n" "$name" "$(median ${RUNS_RPS[$name]})" "$(median ${RUNS_P99[$name]})" "${IDLE[$name]}" "${RUNS_RPS[$name]# }" "${RUNS_P99[$name]}"
+  done
+}
+
+if [ "$BASELINE" != none ]; then
+  BACKUP_DIR="$work/backups-baseline" PGHOST=127.0.0.1 PGPORT=45432 PGUSER=postgres REDIS_HOST=127.0.0.1 REDIS_PORT=46379 \
+    METRICS_LISTEN=127.0.0.1:49848 HEALTH_CHECK_INTERVAL=5s "$BASELINE_BIN" serve >"$work/baseline.log" 2>&1 &
+  pids+=($!); PID[before]=$!
+  sleep "$SETTLE"
+  URL[before]=http://127.0.0.1:49848/metrics; URL[after]=http://127.0.0.1:49847/metrics; PID[after]=${pids[0]}
+  IDLE[before]=$(rss "${PID[before]}"); IDLE[after]=$idle_backstop  # read before its first load run
+  rounds before after
+  report "backstop serve before ($BASELINE) and after (this checkout)" before after
+  # shellcheck disable=SC2086
+  awk -v b="$(median ${RUNS_RPS[before]})" -v a="$(median ${RUNS_RPS[after]})" -v pb="$(median ${RUNS_P99[before]})" -v pa="$(median ${RUNS_P99[after]})" \
+    -v mb="$(mib "${IDLE[before]}")" -v ma="$(mib "${IDLE[after]}")" 'BEGIN {
+    printf "after/before: throughput %.2fx, p99 %.2fx, idle RSS %.2fx\n", a/b, pa/pb, ma/mb }'
+fi
+
+if [ "$REGISTRIES" = 1 ]; then
+  curl -sf http://127.0.0.1:49847/metrics >"$work/exposition.txt"
+  "$METRICS_BENCH_BIN" --registry backstop --exposition "$work/exposition.txt" --listen 127.0.0.1:49850 >"$work/bench-backstop.log" 2>&1 &
+  pids+=($!); PID[hand-written]=$!
+  "$METRICS_BENCH_BIN" --registry prometheus --exposition "$work/exposition.txt" --listen 127.0.0.1:49851 >"$work/bench-prometheus.log" 2>&1 &
+  pids+=($!); PID[swift-prometheus]=$!
+  sleep 3
+  cat "$work/bench-backstop.log" "$work/bench-prometheus.log"
+  URL[hand-written]=http://127.0.0.1:49850/metrics; URL[swift-prometheus]=http://127.0.0.1:49851/metrics
+  for name in hand-written swift-prometheus; do
+    echo "$name: $(curl -sf "${URL[$name]}" | grep -c '^# TYPE') families, $(curl -sf "${URL[$name]}" | grep -vc '^#') samples, $(curl -sf "${URL[$name]}" | wc -c) bytes per scrape"
+  done
+  echo "live serve: $(grep -c '^# TYPE' "$work/exposition.txt") families, $(grep -vc '^#' "$work/exposition.txt") samples, $(wc -c <"$work/exposition.txt") bytes"
+  IDLE[hand-written]=$(rss "${PID[hand-written]}"); IDLE[swift-prometheus]=$(rss "${PID[swift-prometheus]}")
+  rounds hand-written swift-prometheus
+  report "registries behind the same libmicrohttpd server" hand-written swift-prometheus
+  # shellcheck disable=SC2086
+  awk -v h="$(median ${RUNS_RPS[hand-written]})" -v p="$(median ${RUNS_RPS[swift-prometheus]})" -v hp="$(median ${RUNS_P99[hand-written]})" \
+    -v pp="$(median ${RUNS_P99[swift-prometheus]})" -v hm="$(mib "${IDLE[hand-written]}")" -v pm="$(mib "${IDLE[swift-prometheus]}")" 'BEGIN {
+    printf "swift-prometheus/hand-written: throughput %.2fx, p99 %.2fx, idle RSS %.2fx\n", p/h, pp/hp, pm/hm
+    printf "swift-prometheus %s the target (>= 10000 requests/s and p99 < 5 ms)\n", (p >= 10000 && pp < 5) ? "holds" : "does not hold" }'
+fi

@@ -9,28 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-$PWD/.build/debug/backstop}
 MB=${MB:-1024}
-PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
-work=$(mktemp -d /tmp/backstop-pitr-bench-XXXXXX); chmod 777 "$work"
+. bench/lib.sh
+bench_workdir pitr
 port=$((20000 + RANDOM % 20000)); p1=$((port + 1)); p2=$((port + 2))
-as_pg() { runuser -u postgres -- "$@"; }
-cleanup() {
-  for d in "$work/data" "$work/r-backstop" "$work/r-hand"; do as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_on_exit "for d in '$work/r-backstop' '$work/r-hand'; do as_pg '$PGBIN/pg_ctl' -D \"\$d\" -m immediate stop; done"
 mkdir -p "$work/backups/postgres/wal"; chown -R postgres: "$work/backups"; chmod -R 777 "$work/backups"
-as_pg "$PGBIN/initdb" -D "$work/data" -U postgres --auth=trust --no-sync >/dev/null
-cat >> "$work/data/postgresql.conf" <<CONF
-port = $port
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '/tmp'
-wal_level = replica
-archive_mode = on
-archive_command = '$BIN wal push --backup-dir $work/backups %p'
-fsync = off
-max_wal_size = 4GB
-CONF
-as_pg "$PGBIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
+bench_pg_start "$work/data" "$port" "wal_level = replica" "archive_mode = on" \
+  "archive_command = '$BIN wal push --backup-dir $work/backups %p'" "fsync = off" "max_wal_size = 4GB"
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 "$BIN" backup postgres incremental --backup-dir "$work/backups" >/dev/null
 echo "generating ~$MB MB of WAL after the base backup"

@@ -28,33 +28,13 @@ if [[ ! -x $BACKSTOP ]]; then
     echo "building $BACKSTOP (swift build -c release --product backstop)…" >&2
     (cd "$ROOT" && swift build -c release --product backstop >&2)
 fi
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[[ -x $PGBIN/initdb ]] || { echo "PostgreSQL server programs not found: apt-get install -y postgresql" >&2; exit 2; }
-
-WORK=$(mktemp -d /tmp/backstop-bench-XXXXXX)
-chmod 777 "$WORK"
+cd "$ROOT"
+. bench/lib.sh
+bench_workdir dump
+WORK=$work
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-AS=()
-if [[ $(id -u) == 0 ]]; then AS=(runuser -u postgres --); fi
-
-cleanup() {
-    "${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-    if [[ ${KEEP:-0} != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
-}
-trap cleanup EXIT
-
 echo "== cluster: PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT, data in $WORK" >&2
-"${AS[@]}" "$PGBIN/initdb" -D "$WORK/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<CONF
-port = $PORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$WORK'
-fsync = off
-synchronous_commit = off
-shared_buffers = 128MB
-max_wal_size = 4GB
-CONF
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+bench_pg_start "$WORK/data" "$PORT" "fsync = off" "synchronous_commit = off" "shared_buffers = 128MB" "max_wal_size = 4GB"
 
 export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=bench
 PSQL=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1)

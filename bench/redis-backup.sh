@@ -19,17 +19,12 @@
 # "replication" wall time below includes everything from connect to the renamed file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="/opt/swift/usr/bin:$PATH"
+. bench/lib.sh
 SIZE_MB=${SIZE_MB:-300}
 PORT=${PORT:-46390}
 BIN=${BACKSTOP_BIN:-$(./scripts/build-release.sh 2>/dev/null)}
-
-work=$(mktemp -d /tmp/backstop-redis-bench-XXXXXX)
-cleanup() {
-  redis-cli -p "$PORT" shutdown nosave >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir redis
+bench_on_exit 'redis-cli -p "$PORT" shutdown nosave'
 mkdir -p "$work/data" "$work/old"
 redis-server --port "$PORT" --bind 127.0.0.1 --daemonize yes --save "" --appendonly no \
   --dir "$work/data" --dbfilename dump.rdb --logfile "$work/redis.log" \

@@ -10,24 +10,14 @@
 #   BACKSTOP_BIN=.build/debug/backstop bench/restore-postgres.sh   # skip the release build
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="/opt/swift/usr/bin:$PATH"
+. bench/lib.sh
 SIZE_MB=${SIZE_MB:-200}
 ROUNDS=${ROUNDS:-3}
 BIN=${BACKSTOP_BIN:-$(./scripts/build-release.sh 2>/dev/null)}
-
-work=$(mktemp -d /tmp/backstop-bench-restore-XXXXXX); chmod 777 "$work"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pgbin=$PGBIN
 port=${PORT:-45433}
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() {
-  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-as_pg "$pgbin/initdb" -D "$work/pg" -U postgres -A trust >/dev/null
-printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_wal_size = 4GB\n" "$port" "$work" >> "$work/pg/postgresql.conf"
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
+bench_workdir restore
+bench_pg_start "$work/pg" "$port" "max_wal_size = 4GB"
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres BACKUP_DIR="$work/backups" BACKUP_POSTGRES_BIN="$pgbin"
 psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 

@@ -10,20 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-$PWD/.build/debug/backstop}
 N=${N:-30}
-PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
-work=$(mktemp -d /tmp/backstop-rpo-bench-XXXXXX); chmod 777 "$work"
+. bench/lib.sh
+bench_workdir rpo
 port=$((20000 + RANDOM % 20000)); mport=$((port + 1))
-as_pg() { runuser -u postgres -- "$@"; }
 serve_pid=""
-cleanup() {
-  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
-  as_pg "$PGBIN/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-as_pg "$PGBIN/initdb" -D "$work/data" -U postgres --auth=trust --no-sync >/dev/null
-printf "port = $port\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '/tmp'\nwal_level = replica\n" >> "$work/data/postgresql.conf"
-as_pg "$PGBIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w start >/dev/null
+bench_pg_start "$work/data" "$port" "wal_level = replica"
+bench_on_exit '[ -n "$serve_pid" ] && kill "$serve_pid" && wait "$serve_pid"'
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 psql -qX -c "CREATE TABLE rpo(x int)"
 

@@ -175,9 +175,9 @@ public enum AlertMetrics {
     /// retries it took), or one `failure` when it was given up (attempts exhausted, a 4xx, or
     /// dropped from a full queue). Alertmanager posts are not counted here (they are logged).
     public static func declare(in registry: MetricsRegistry, webhooks: Bool) {
-        registry.declare(Family.alertsFiring, .gauge, help: "1 while the alert fires, 0 once it has resolved.", labels: ["alertname", "severity"])
+        registry.declare(Family.alertsFiring)
         guard webhooks else { return }
-        registry.declare(Family.webhookDeliveries, .counter, help: "Alert webhook deliveries by result (success or failure), counted once per notification and URL after retries.", labels: ["result"])
+        registry.declare(Family.webhookDeliveries)
         registry.touch(Family.webhookDeliveries, ["result": "success"])
         registry.touch(Family.webhookDeliveries, ["result": "failure"])
     }

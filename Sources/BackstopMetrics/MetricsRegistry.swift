@@ -14,7 +14,7 @@ public typealias Labels = [String: String]
 /// copies the values under the same lock and renders outside it, so it never waits on a
 /// database, a network call or a job.
 public final class MetricsRegistry: Sendable {
-    struct Family: Sendable {
+    struct StoredFamily: Sendable {
         var name: String
         var help: String
         var type: MetricType
@@ -35,7 +35,7 @@ public final class MetricsRegistry: Sendable {
     public typealias Collector = @Sendable (_ now: Double) -> [(labels: Labels, value: Double)]
 
     private struct State: Sendable {
-        var families: [String: Family] = [:]
+        var families: [String: StoredFamily] = [:]
         var order: [String] = []
         var collectors: [String: Collector] = [:]
         /// Bumped by every change; the rendered text of the stored families is reused while
@@ -60,7 +60,7 @@ public final class MetricsRegistry: Sendable {
     public func declare(_ name: String, _ type: MetricType, help: String, labels: [String] = [], buckets: [Double] = []) {
         state.withLock { s in
             guard s.families[name] == nil else { return }
-            s.families[name] = Family(name: name, help: help, type: type, labelNames: labels, buckets: buckets.sorted())
+            s.families[name] = StoredFamily(name: name, help: help, type: type, labelNames: labels, buckets: buckets.sorted())
             s.order.append(name)
             s.generation &+= 1
         }
@@ -180,7 +180,7 @@ public final class MetricsRegistry: Sendable {
     public func render(now: Double = WallClock.now()) -> [UInt8] {
         enum Snapshot {
             case cached([Part])
-            case fresh(UInt64, [Family], [String: Collector])
+            case fresh(UInt64, [StoredFamily], [String: Collector])
         }
         let snapshot: Snapshot = state.withLock { s in
             if let rendered = s.rendered, rendered.generation == s.generation { return .cached(rendered.parts) }
@@ -217,7 +217,7 @@ public final class MetricsRegistry: Sendable {
         return out.bytes
     }
 
-    private static func renderStored(_ family: Family) -> [UInt8] {
+    private static func renderStored(_ family: StoredFamily) -> [UInt8] {
         var out = TextExposition(capacity: 256)
         out.header(family.name, family.help, family.type)
         for key in family.order {

@@ -6,6 +6,7 @@ import BackupJobs
 import OffsiteCopies
 import Restore
 import S3
+import WalArchive
 
 /// The jobs `serve` runs on their cron schedules — the same runner the CLI subcommands use —
 /// each writing its outcome into the state store, which renders the metrics and wakes the
@@ -16,7 +17,8 @@ public enum ScheduledJobs {
     /// failed run: the backups of earlier runs, or the databases that did succeed, still go);
     /// the upload never changes the job's result.
     public static func actions(postgres: PostgresJobSettings, redis: RedisJobSettings, retention: RetentionPolicy, s3: S3Settings?,
-                               environment: [String: String], store: StateStore, registry: MetricsRegistry) -> [String: @Sendable () async throws -> Void] {
+                               environment: [String: String], store: StateStore, registry: MetricsRegistry,
+                               pitrDrill: PitrDrill? = nil) -> [String: @Sendable () async throws -> Void] {
         let backupDir = postgres.backupDir
         let log = BackupLog(backupDir: backupDir)
         let runner = BackupJobRunner(log: log, record: { outcomes in await store.recordBackups(outcomes) })
@@ -53,10 +55,21 @@ public enum ScheduledJobs {
             "drill": {
                 let drill = RestoreDrill(settings: postgres, redisServer: redisServer, log: log, metrics: registry)
                 let results = await Blocking.run { drill.run() }
-                await store.recordRestores(await Blocking.run { RestoreRecord.load(backupDir: backupDir) })
-                let failed = results.filter { !$0.success }
+                var failed = results.filter { !$0.success }.map { "\($0.kind): \($0.details)" }
+                // With the WAL archive on, the point-in-time drill too, recorded as its own kind.
+                if let pitrDrill {
+                    let pitr = await Blocking.run { pitrDrill.run() }
+                    await Blocking.run {
+                        try? RestoreRecord.recordDrill(kind: PitrDrill.kind, at: WallClock.now(), seconds: pitr.seconds,
+                                                       error: pitr.success ? nil : pitr.message, backupDir: backupDir)
+                    }
+                    if !pitr.success { failed.append("\(PitrDrill.kind): \(pitr.message)") }
+                }
+                let record = await Blocking.run { RestoreRecord.load(backupDir: backupDir) }
+                record.publish(into: registry)
+                await store.recordRestores(record)
                 if !failed.isEmpty {
-                    throw BackupJobError("restore drill failed: " + failed.map { "\($0.kind): \($0.details)" }.joined(separator: "; "))
+                    throw BackupJobError("restore drill failed: " + failed.joined(separator: "; "))
                 }
             },
         ]

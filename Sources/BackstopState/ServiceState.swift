@@ -16,6 +16,8 @@ public struct ServiceState: Sendable {
     public var health: HealthReport?
     /// The upload state of `.state/s3_uploads.json`; nil when S3 is off.
     public var uploads: S3UploadState?
+    /// `.state/s3_wal_uploads.json`: the WAL archive's uploads; nil when none ran (or S3 is off).
+    public var walUploads: WalUploadState?
     /// The bucket (and prefix) uploads go to, for the alert description; nil when S3 is off.
     public var s3Destination: String?
     /// `.state/restores.json`: real restores and drills.
@@ -53,15 +55,23 @@ public struct ServiceState: Sendable {
         }
     }
 
+    /// S3UploadFailing's input: the backup uploads and the WAL archive's uploads together —
+    /// the worse run of failures counts, and its error is the one described.
     public var s3Facts: S3Facts? {
         uploads.map { u in
-            S3Facts(consecutiveFailures: u.consecutiveFailures, lastFailure: u.lastFailure, lastSuccess: u.lastSuccess,
-                    lastError: u.lastError, destination: s3Destination)
+            var facts = S3Facts(consecutiveFailures: u.consecutiveFailures, lastFailure: u.lastFailure, lastSuccess: u.lastSuccess,
+                                lastError: u.lastError, destination: s3Destination)
+            if let w = walUploads, w.consecutiveFailures > facts.consecutiveFailures {
+                facts.consecutiveFailures = w.consecutiveFailures
+                facts.lastFailure = w.lastFailure
+                facts.lastError = w.lastError.map { "WAL archive upload: " + $0 }
+            }
+            return facts
         }
     }
 
     public var drillFacts: [RestoreDrillFacts] {
-        RestoreRecord.drilledKinds.map { kind in
+        restores.drillKinds.map { kind in
             let success = restores.drillLastSuccess[kind]
             let attempt = restores.drillLastAttempt[kind] ?? success
             let ok = restores.drillLastRunSucceeded(kind)

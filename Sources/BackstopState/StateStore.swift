@@ -105,6 +105,13 @@ public actor StateStore {
         publish(.uploads)
     }
 
+    /// The WAL upload state an upload run just wrote.
+    public func recordWalUploads(_ uploads: WalUploadState?) {
+        guard s3Destination != nil, uploads != state.walUploads else { return }
+        state.walUploads = uploads
+        publish(.uploads)
+    }
+
     /// The restore record a restore or a drill just wrote.
     public func recordRestores(_ record: RestoreRecord) {
         state.restores = record
@@ -127,8 +134,9 @@ public actor StateStore {
             state.backups = fresh.backups
             publish(.backups)
         }
-        if fresh.uploads != state.uploads {
+        if fresh.uploads != state.uploads || fresh.walUploads != state.walUploads {
             state.uploads = fresh.uploads
+            state.walUploads = fresh.walUploads
             publish(.uploads)
         }
         if fresh.restores != state.restores {
@@ -157,9 +165,11 @@ public actor StateStore {
 
     /// Blocking: the catalog, `.state/attempts.json`, `s3_uploads.json`, `restores.json`.
     static func read(backupDir: String, expected: [BackupMetrics.Expected], s3Destination: String?) -> ServiceState {
-        ServiceState(backups: BackupStatus.load(backupDir: backupDir, expected: expected),
-                     uploads: s3Destination == nil ? nil : S3UploadState.load(backupDir: backupDir),
-                     s3Destination: s3Destination,
-                     restores: RestoreRecord.load(backupDir: backupDir))
+        var state = ServiceState(backups: BackupStatus.load(backupDir: backupDir, expected: expected),
+                                 uploads: s3Destination == nil ? nil : S3UploadState.load(backupDir: backupDir),
+                                 s3Destination: s3Destination,
+                                 restores: RestoreRecord.load(backupDir: backupDir))
+        state.walUploads = s3Destination == nil ? nil : WalUploadState.load(backupDir: backupDir)
+        return state
     }
 }

@@ -221,9 +221,7 @@ public final class BackupCleanup: Sendable {
 /// serve start and after each cleanup.
 public enum RetentionMetrics {
     public static func declare(in registry: MetricsRegistry) {
-        registry.declare(Family.backupsRetained, .gauge, help: "Good backups kept, by kind and location (local or s3).", labels: ["kind", "location"])
-        registry.declare(Family.backupStorage, .gauge, help: "Bytes used by the good backups of this kind at this location.", labels: ["kind", "location"])
-        registry.declare(Family.backupOldest, .gauge, help: "Unix start time of the oldest good backup of this kind at this location; 0 when there is none.", labels: ["kind", "location"])
+        for family in [Family.backupsRetained, .backupStorage, .backupOldest] { registry.declare(family) }
     }
 
     /// Sets the series of `location` from `entries` (every contract kind gets a series, 0 when empty).

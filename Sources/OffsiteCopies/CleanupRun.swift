@@ -15,10 +15,12 @@ public enum CleanupRun {
         public var remote: RemoteCleanup.Report?
         /// The WAL archive's part (segments no kept base backup needs).
         public var wal = WalRetention.Report()
+        /// The bucket's WAL archive (nil: S3 off, or the bucket's backups could not be listed).
+        public var remoteWal: WalRetention.Report?
         /// s3:// addresses of the inventory files uploaded.
         public var uploadedReports: [String] = []
         public var inventoryErrors: [String] = []
-        public var remoteErrors: [String] { (remote?.errors ?? []) + inventoryErrors }
+        public var remoteErrors: [String] { (remote?.errors ?? []) + (remoteWal?.errors ?? []) + inventoryErrors }
     }
 
     public static func run(backupDir: String, policy: RetentionPolicy, s3: S3Settings?, dryRun: Bool,
@@ -28,12 +30,23 @@ public enum CleanupRun {
             try BackupCleanup(backupDir: backupDir, policy: policy, log: log, metrics: metrics).run(dryRun: dryRun, now: now)
         }
         var outcome = Outcome(local: local)
-        outcome.wal = await Blocking.run { WalRetention(backupDir: backupDir).run(dryRun: dryRun, log: log) }
+        // With S3 on, a segment leaves the disk only once the bucket has it (its upload marker).
+        outcome.wal = await Blocking.run { WalRetention(backupDir: backupDir, requireUploaded: s3 != nil).run(dryRun: dryRun, log: log) }
         outcome.local.errors += outcome.wal.errors
         guard let s3 else { return outcome }
         let remote = await RemoteCleanup(settings: s3, policy: policy, backupDir: backupDir).run(dryRun: dryRun, now: now)
         outcome.remote = remote
         for error in remote.errors { log?.error("cleanup \(s3.destination): \(error)") }
+        if let kept = remote.kept {
+            // The bucket's WAL against the base backups the bucket keeps (after their retention).
+            let bases = RemoteWalArchive.bases(kept).map { (start: $0.start, timeline: $0.timeline) }
+            let wal = await RemoteWalArchive(settings: s3, backupDir: backupDir).prune(bases: bases, dryRun: dryRun)
+            outcome.remoteWal = wal
+            for error in wal.errors { log?.error("cleanup \(s3.destination)/postgres/wal: \(error)") }
+            if !dryRun && !wal.removed.isEmpty {
+                log?.info("cleanup \(s3.destination)/postgres/wal: removed \(wal.removed.count) WAL files before \(wal.keepFrom ?? "?"), freed \(HumanBytes.format(wal.freedBytes))")
+            }
+        }
         guard !dryRun else { return outcome }
         let removed = remote.plan.count(where: { !$0.decision.keep }) - remote.errors.count
         if remote.kept != nil {

@@ -48,6 +48,13 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
     /// The kinds `backstop drill` restores (their drill series always exist).
     public static let drilledKinds = ["postgres_full", "redis"]
 
+    /// The drilled kinds plus any other kind this record holds a drill of (`postgres_pitr`,
+    /// recorded once the WAL archive's drill ran), so each has its series and its alert.
+    public var drillKinds: [String] {
+        let others = Set(drillLastAttempt.keys).union(drillLastSuccess.keys).subtracting(Self.drilledKinds)
+        return Self.drilledKinds + others.sorted()
+    }
+
     /// The record on disk; empty when there is none or it cannot be read.
     public static func load(backupDir: String) -> RestoreRecord {
         guard let bytes = try? FileSystem.read(path(backupDir: backupDir)),
@@ -102,7 +109,7 @@ public struct RestoreRecord: Codable, Sendable, Equatable {
         for (kind, time) in lastSuccess {
             registry.set(Family.restoreLastSuccess, ["kind": kind], time)
         }
-        for kind in Self.drilledKinds {
+        for kind in drillKinds {
             registry.set(Family.restoreDrillLastSuccess, ["kind": kind], drillLastSuccess[kind] ?? 0)
             registry.set(Family.restoreDrillDuration, ["kind": kind], drillDuration[kind] ?? 0)
             registry.set(Family.restoreDrillLastAttempt, ["kind": kind], drillLastAttempt[kind] ?? drillLastSuccess[kind] ?? 0)

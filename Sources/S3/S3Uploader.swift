@@ -60,26 +60,22 @@ public struct S3Uploader: Sendable {
         self.metrics = metrics
     }
 
-    /// Gauges read from `s3_uploads.json`, so they survive restarts and also show uploads made
-    /// by `backstop backup …` run by hand (serve re-reads the file on every health check).
-    public static let consecutiveFailuresFamily = "backstop_s3_upload_consecutive_failures"
-    public static let lastSuccessFamily = "backstop_s3_upload_last_success_timestamp_seconds"
-
     /// Declares the S3 families (only when S3 is on), every series at 0 until something happens.
+    /// The two gauges are read from `s3_uploads.json`, so they survive restarts and also show
+    /// uploads made by `backstop backup …` run by hand.
     public static func declareMetrics(in registry: MetricsRegistry) {
-        registry.declare(Family.s3Uploads, .counter, help: "Backup uploads to S3 by result (success or failure).", labels: ["result"])
+        registry.declare(Family.s3Uploads)
         for result in ["success", "failure"] { registry.touch(Family.s3Uploads, ["result": result]) }
-        registry.declare(consecutiveFailuresFamily, .gauge,
-                         help: "Upload runs in a row that failed since the last successful upload (S3UploadFailing fires at ALERT_S3_FAILURES, default 1).")
-        registry.declare(lastSuccessFamily, .gauge, help: "Unix time the last successful upload to S3 finished (0: none yet).")
-        registry.touch(consecutiveFailuresFamily)
-        registry.touch(lastSuccessFamily)
+        for family in [Family.s3UploadConsecutiveFailures, .s3UploadLastSuccess] {
+            registry.declare(family)
+            registry.touch(family)
+        }
     }
 
     /// Sets the gauges from the upload state.
     public static func publish(_ state: S3UploadState, in registry: MetricsRegistry) {
-        registry.set(consecutiveFailuresFamily, [:], Double(state.consecutiveFailures))
-        registry.set(lastSuccessFamily, [:], state.lastSuccess ?? 0)
+        registry.set(Family.s3UploadConsecutiveFailures, [:], Double(state.consecutiveFailures))
+        registry.set(Family.s3UploadLastSuccess, [:], state.lastSuccess ?? 0)
     }
 
     /// Uploads what is pending. Holds `.state/s3.lock` (a second run at once throws `FileLock.Held`).

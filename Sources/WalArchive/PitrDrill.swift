@@ -19,6 +19,9 @@ public struct PitrDrill: Sendable {
         public var message: String
     }
 
+    /// The drill kind in restores.json, the state and the metrics.
+    public static let kind = "postgres_pitr"
+
     public let jobSettings: PostgresJobSettings
     public let backstopPath: String
     let log: BackupLog

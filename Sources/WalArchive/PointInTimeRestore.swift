@@ -79,13 +79,49 @@ public struct PointInTimeRestore: Sendable {
 
     private var archive: WalArchive { WalArchive(backupDir: jobSettings.backupDir) }
 
+    /// A base backup a plan may choose: where it is (a local folder, or the s3:// address of a
+    /// copy in the bucket, downloaded before `run`) and its `.meta`.
+    public struct Candidate: Sendable {
+        public var path: String
+        public var meta: BackupMeta
+        public var startedAt: Double
+        public init(path: String, meta: BackupMeta, startedAt: Double) {
+            self.path = path
+            self.meta = meta
+            self.startedAt = startedAt
+        }
+    }
+
+    /// Where a plan takes its base backups and WAL from: the local catalog and archive, or the
+    /// bucket's copies (`location` names it in messages).
+    public struct Source: Sendable {
+        public var bases: [Candidate]
+        public var chain: WalChain
+        public var location: String
+        public init(bases: [Candidate], chain: WalChain, location: String) {
+            self.bases = bases
+            self.chain = chain
+            self.location = location
+        }
+    }
+
+    /// The good base backups of the local catalog and the local archive's chain.
+    public func localSource() -> Source {
+        let bases = BackupCatalog(backupDir: jobSettings.backupDir).list(kinds: [.postgresBase]).filter(\.isGood).compactMap { base -> Candidate? in
+            guard let meta = try? BackupMeta.read(forData: base.path) else { return nil }
+            return Candidate(path: base.path, meta: meta, startedAt: base.startedAt)
+        }
+        return Source(bases: bases, chain: WalChain.load(archive), location: archive.directory)
+    }
+
     /// Chooses the base backup and proves the chain; throws (nothing touched) on a gap.
-    public func plan() throws -> Plan {
-        let bases = BackupCatalog(backupDir: jobSettings.backupDir).list(kinds: [.postgresBase]).filter(\.isGood)
-            .sorted { $0.startedAt > $1.startedAt }
+    public func plan(from given: Source? = nil) throws -> Plan {
+        let source = given ?? localSource()
+        let bases = source.bases.sorted { $0.startedAt > $1.startedAt }
         var chosen: (String, BackupMeta)?
         for base in bases {
-            guard let meta = try? BackupMeta.read(forData: base.path), meta.startLSN != nil, meta.timeline != nil else { continue }
+            let meta = base.meta
+            guard meta.startLSN != nil, meta.timeline != nil else { continue }
             let name = FileSystem.lastComponent(of: base.path)
             if let wanted = options.fromBase {
                 if name == wanted { chosen = (base.path, meta) }
@@ -101,13 +137,14 @@ public struct PointInTimeRestore: Sendable {
             break
         }
         guard let (basePath, meta) = chosen else {
-            if let wanted = options.fromBase { throw WalArchiveError("no good base backup named \(wanted) in \(jobSettings.postgresDir) (backstop list shows them)") }
-            throw WalArchiveError("no good base backup in \(jobSettings.postgresDir) ends before the target; take one with `backstop backup postgres incremental`. Nothing was changed.")
+            let place = given?.location ?? jobSettings.postgresDir
+            if let wanted = options.fromBase { throw WalArchiveError("no good base backup named \(wanted) in \(place) (backstop list shows them)") }
+            throw WalArchiveError("no good base backup in \(place) ends before the target; take one with `backstop backup postgres incremental`. Nothing was changed.")
         }
         guard let start = meta.startLSN.flatMap({ LSN($0) }), let tli = meta.timeline.map({ UInt32($0) }) else {
             throw WalArchiveError("\(basePath).meta has no start LSN or timeline")
         }
-        let chain = WalChain.load(archive)
+        let chain = source.chain
         let size = chain.segmentSize
         var through: UInt64?
         var target = options.timeline
@@ -128,18 +165,21 @@ public struct PointInTimeRestore: Sendable {
         let report = chain.check(from: start, timeline: tli, target: target, through: through, allowPartial: allowPartial)
         guard report.isContinuous else {
             let what = report.missing.isEmpty ? report.problems.joined(separator: "; ")
-                : "the WAL chain from \(FileSystem.lastComponent(of: basePath)) (\(start), timeline \(tli)) has a gap: \(report.missing.prefix(5).joined(separator: ", ")) \(report.missing.count == 1 ? "is" : "are") missing from \(archive.directory)"
+                : "the WAL chain from \(FileSystem.lastComponent(of: basePath)) (\(start), timeline \(tli)) has a gap: \(report.missing.prefix(5).joined(separator: ", ")) \(report.missing.count == 1 ? "is" : "are") missing from \(source.location)"
             throw WalArchiveError("\(what). Nothing was changed. Restore to a point before the gap (--to-lsn), or from another base backup (--from-base).")
         }
         // Encrypted files need the key before anything is written: a missing or wrong one is
         // refused here, naming BACKUP_ENCRYPTION_IDENTITY_FILE.
+        // The chain's own records say which files are encrypted (local or in the bucket); the
+        // key is proved on the local ones here, on a downloaded base backup before it is unpacked.
+        let metas = Dictionary(chain.contents.files.map { ($0.meta.name, $0.meta) }) { a, _ in a }
+        let encryptedSegment = report.segments.lazy.compactMap { metas[$0.name] }.first { $0.file.hasSuffix(".age") }
         let wal = archive
-        let encryptedSegment = report.segments.lazy.compactMap { wal.meta($0.name) }.first { $0.file.hasSuffix(".age") }
-        let tar = basePath + "/" + PostgresBaseBackup.encryptedTarName
         var identities: [AgeIdentity]?
-        for path in [FileSystem.exists(tar) ? tar : nil, encryptedSegment.map { wal.storedPath($0) }].compactMap({ $0 }) {
+        let encryptedBase = meta.encryption == "age" ? basePath + "/" + PostgresBaseBackup.encryptedTarName : nil
+        for path in [encryptedBase, encryptedSegment.map { wal.storedPath($0) }].compactMap({ $0 }) {
             let keys = try identities ?? ArchiveKeys.identities(jobSettings, for: path)
-            try ArchiveKeys.check(keys, open: path)
+            if FileSystem.exists(path) { try ArchiveKeys.check(keys, open: path) }
             identities = keys
         }
         // restore_command runs in the restored server, perhaps started later by hand: it is
@@ -190,12 +230,18 @@ public struct PointInTimeRestore: Sendable {
             }
         }
         say("base backup files match their .meta: \(plan.basePath)")
+        // A downloaded encrypted base backup: the key proved before the first write.
+        var baseKeys: [AgeIdentity]?
+        if let tar = plan.encryptedTar {
+            baseKeys = try plan.identities ?? ArchiveKeys.identities(jobSettings, for: tar)
+            try ArchiveKeys.check(baseKeys ?? [], open: tar)
+        }
         let created = !FileSystem.exists(dir)
         try FileSystem.createDirectory(dir, mode: 0o700)
         _ = chmod(dir, 0o700)
         do {
             let manifest: String
-            if let tar = plan.encryptedTar, let identities = plan.identities {
+            if let tar = plan.encryptedTar, let identities = baseKeys {
                 try unpackEncrypted(tar, identities: identities, into: dir)
                 manifest = dir + "/backup_manifest"
                 say("decrypted and unpacked \(PostgresBaseBackup.encryptedTarName) into \(dir) (no plaintext written elsewhere)")

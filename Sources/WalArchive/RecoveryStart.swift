@@ -24,6 +24,9 @@ public struct RecoveryStart: Sendable {
     public let dataDirectory: String
     public let port: Int
     public let say: @Sendable (String) -> Void
+    /// Copies one WAL file into place (name, destination) for the root case above; nil: from
+    /// the local archive. A restore from the bucket passes its own (restore_command's fallback).
+    public var fetchFile: (@Sendable (String, String) throws -> Void)?
 
     public init(jobSettings: PostgresJobSettings, dataDirectory: String, port: Int, say: @escaping @Sendable (String) -> Void) {
         self.jobSettings = jobSettings
@@ -39,7 +42,11 @@ public struct RecoveryStart: Sendable {
             var names = plan.chain.segments.map(\.name)
             names += plan.chain.path.map(\.timeline).filter { $0 > 1 }.map { historyFileName(timeline: $0) }
             for name in names {
-                _ = try archive.fetch(name: name, to: dataDirectory + "/pg_wal/" + name, allowPartial: plan.allowPartial)
+                if let fetchFile {
+                    try fetchFile(name, dataDirectory + "/pg_wal/" + name)
+                } else {
+                    _ = try archive.fetch(name: name, to: dataDirectory + "/pg_wal/" + name, allowPartial: plan.allowPartial)
+                }
             }
             say("copied \(names.count) WAL files into \(dataDirectory)/pg_wal (restore_command runs as postgres)")
             _ = try ChildProcess.output("chown", ["-R", "postgres:postgres", dataDirectory], scratchDirectory: jobSettings.stateDir)

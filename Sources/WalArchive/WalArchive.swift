@@ -154,11 +154,7 @@ public struct WalArchive: Sendable {
             throw WalArchiveError("\(name) is not a WAL file name PostgreSQL asks for")
         }
         if let meta = meta(name) {
-            let result = try SegmentInflater.inflate(storedPath(meta), to: destination, identities: identities)
-            guard result.walSHA256 == meta.walSHA256 else {
-                unlink(destination)
-                throw WalArchiveError("\(storedPath(meta)) does not match its .meta (SHA-256 \(result.walSHA256.prefix(12))…, recorded \(meta.walSHA256.prefix(12))…): the archived segment is damaged")
-            }
+            try Self.inflate(storedPath(meta), checkedAgainst: meta, to: destination, identities: identities)
             return .fetched(fromPartial: false)
         }
         if allowPartial, case .segment = parsed {
@@ -169,6 +165,19 @@ public struct WalArchive: Sendable {
             }
         }
         return .missing
+    }
+
+    /// Inflates an archived `.gz` (local, or downloaded from the bucket) into `destination`
+    /// (temporary name, fsync, rename) and proves it is the file `meta` describes: the `.gz`'s
+    /// SHA-256 and the WAL bytes' SHA-256 both match, or `destination` is left absent and the
+    /// error says the copy is damaged.
+    /// A `.gz.age` copy is decrypted on the way with `identities`.
+    public static func inflate(_ gz: String, checkedAgainst meta: WalArchiveMeta, to destination: String, identities: [AgeIdentity]? = nil) throws {
+        let result = try SegmentInflater.inflate(gz, to: destination, identities: identities)
+        guard result.walSHA256 == meta.walSHA256, result.gzSHA256 == meta.sha256 else {
+            unlink(destination)
+            throw WalArchiveError("\(gz) does not match its .meta (SHA-256 of the WAL \(result.walSHA256.prefix(12))…, recorded \(meta.walSHA256.prefix(12))…; of the .gz \(result.gzSHA256.prefix(12))…, recorded \(meta.sha256.prefix(12))…): the archived copy of \(meta.name) is damaged")
+        }
     }
 
     /// The history of `timeline` from the archive; nil for timeline 1 or when it is missing.
@@ -241,6 +250,10 @@ public struct WalArchiveContents: Sendable {
     public struct File: Sendable {
         public var name: WalFileName
         public var meta: WalArchiveMeta
+        public init(name: WalFileName, meta: WalArchiveMeta) {
+            self.name = name
+            self.meta = meta
+        }
     }
     public var files: [File] = []
     /// `.gz` / `.gz.age` files without a `.meta` (an interrupted store).
@@ -251,6 +264,8 @@ public struct WalArchiveContents: Sendable {
     public var partials: [String] = []
     /// Files set aside in `.conflicts/`.
     public var conflicts: [String] = []
+
+    public init() {}
 
     /// The completed segments, sorted by number then timeline.
     public var segments: [(segment: WalSegment, meta: WalArchiveMeta)] {

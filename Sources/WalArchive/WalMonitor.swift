@@ -30,7 +30,7 @@ public struct WalMonitor: Sendable {
     public func refresh(_ registry: MetricsRegistry, now: Double = WallClock.now()) -> Reading {
         let chain = WalChain.load(archive)
         let newest = chain.contents.segments.max { $0.meta.archivedAtSeconds < $1.meta.archivedAtSeconds }
-        registry.set(WalMetrics.lastSegment, [:], newest?.meta.archivedAtSeconds ?? 0)
+        registry.set(Family.walArchiveLastSegment, [:], newest?.meta.archivedAtSeconds ?? 0)
         var reading = Reading(lastSegment: newest?.meta.archivedAtSeconds)
         // The recovery window: from the end of the oldest base backup whose chain is continuous.
         let bases = BackupCatalog(backupDir: jobSettings.backupDir).list(kinds: [.postgresBase]).filter(\.isGood)
@@ -48,8 +48,8 @@ public struct WalMonitor: Sendable {
                 break
             }
         }
-        registry.set(WalMetrics.windowStart, [:], start)
-        registry.set(WalMetrics.windowEnd, [:], end)
+        registry.set(Family.recoveryWindowStart, [:], start)
+        registry.set(Family.recoveryWindowEnd, [:], end)
         // Lag and slots from the server.
         do {
             // The same settings (password included) as the client programs and the restore get.
@@ -67,16 +67,16 @@ public struct WalMonitor: Sendable {
             }
             if let current {
                 let lag = durable.map { LSN.distance(from: $0, to: current) } ?? current.value
-                registry.set(WalMetrics.lagBytes, [:], Double(lag))
+                registry.set(Family.walArchiveLagBytes, [:], Double(lag))
                 if settings.mode != .receivewal { lagSeconds = lag > 0 ? max(0, now - (newest?.meta.archivedAtSeconds ?? now)) : 0 }
-                registry.set(WalMetrics.lagSeconds, [:], lagSeconds)
+                registry.set(Family.walArchiveLagSeconds, [:], lagSeconds)
             }
             let slots = try connection.query("SELECT slot_name, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) FROM pg_replication_slots WHERE restart_lsn IS NOT NULL")
             let retained = slots.compactMap { row -> (String, Double)? in
                 guard let name = row[0], let bytes = row[1].flatMap({ Double($0) }) else { return nil }
                 return (name, bytes)
             }
-            registry.replace(WalMetrics.slotRetained, with: retained.map { (labels: ["slot": $0.0], value: $0.1) })
+            registry.replace(Family.replicationSlotRetained, with: retained.map { (labels: ["slot": $0.0], value: $0.1) })
             reading.slotRetainedBytes = Dictionary(retained) { a, _ in a }
         } catch {
             // The server is down: PostgresDown says so; the gauges keep their last values.

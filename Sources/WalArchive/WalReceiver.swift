@@ -99,7 +99,7 @@ public final class WalReceiver: Sendable {
                 if case .stored(let meta) = result {
                     done.append(name)
                     log.info("wal: \(name) archived (\(HumanBytes.format(meta.sizeBytes)) gzip)")
-                    if case .segment = parsed { metrics?.set(WalMetrics.lastSegment, [:], meta.archivedAtSeconds) }
+                    if case .segment = parsed { metrics?.set(Family.walArchiveLastSegment, [:], meta.archivedAtSeconds) }
                 }
             } catch let error as WalArchiveError {
                 let kept = (try? archive.setAside(path: path, name: name)) ?? path
@@ -149,7 +149,7 @@ public final class WalReceiver: Sendable {
                 return s.stopping
             }
             if stopNow { child.terminate() }
-            metrics?.set(WalMetrics.receiverUp, [:], 1)
+            metrics?.set(Family.walReceiverUp, [:], 1)
             log.info("wal: pg_receivewal streaming from \(jobSettings.displayHost) over slot \(settings.slot)\(settings.synchronous ? " (synchronous)" : "") into \(archive.stagingDirectory)")
             var status: Int32?
             while status == nil {
@@ -158,10 +158,10 @@ public final class WalReceiver: Sendable {
                 if status == nil { usleep(200_000) }
             }
             state.withLock { $0.childPID = 0 }
-            metrics?.set(WalMetrics.receiverUp, [:], 0)
+            metrics?.set(Family.walReceiverUp, [:], 0)
             ingest()
             if stopping { break }
-            metrics?.add(WalMetrics.receiverRestarts, [:], 1)
+            metrics?.add(Family.walReceiverRestarts, [:], 1)
             if WallClock.now() - started > 60 { backoff = 1 }
             let why = child.stderrText(limit: 600).replacingOccurrences(of: "\n", with: " | ")
             log.error("wal: pg_receivewal ended (status \(status ?? -1)): \(why.isEmpty ? "no message" : why); restarting in \(Int(backoff)) s")

@@ -13,6 +13,7 @@ public struct WalVerification: Sendable {
         public var ok: Bool { problems.isEmpty }
         public var problems: [String] = []
         public var summary: String = ""
+        public init() {}
     }
 
     public let archive: WalArchive
@@ -60,6 +61,22 @@ public struct WalVerification: Sendable {
             guard let meta = try? BackupMeta.read(forData: base.path), let lsn = meta.startLSN.flatMap({ LSN($0) }), let tli = meta.timeline else { return nil }
             return (lsn, UInt32(tli), FileSystem.lastComponent(of: base.path))
         }
+        let (problems, reached) = Self.checkChains(chain, starts: starts)
+        result.problems += problems
+        result.summary = "\(contents.segments.count) segments, \(contents.files.count - contents.segments.count) history/backup files checked; " +
+            (reached.isEmpty ? "no chain" : reached.joined(separator: "; "))
+        if keyless > 0 {
+            result.summary += "; \(keyless) encrypted segment\(keyless == 1 ? "" : "s"): checksum and age header only, content NOT checked: decrypting needs the key (set BACKUP_ENCRYPTION_IDENTITY_FILE)"
+        }
+        return result
+    }
+
+    /// The chain check of every timeline with segments: continuous from the oldest base backup
+    /// (in `starts`: start LSN, timeline, a label) the timeline descends from — or, without
+    /// one, from its oldest segment — to its newest segment. Shared by the bucket's check.
+    public static func checkChains(_ chain: WalChain, starts: [(LSN, UInt32, String)]) -> (problems: [String], reached: [String]) {
+        let contents = chain.contents
+        var problems: [String] = []
         var reached: [String] = []
         for timeline in chain.timelines {
             // The oldest base backup this timeline descends from (or, without one, its oldest segment).
@@ -68,15 +85,10 @@ public struct WalVerification: Sendable {
                 ?? contents.segments.first { $0.segment.timeline == timeline }.map { ($0.segment.startLSN, timeline, "its oldest segment") }
             guard let (lsn, tli, label) = from else { continue }
             let report = chain.check(from: lsn, timeline: tli, target: timeline)
-            result.problems += report.problems.map { "timeline \(timeline): \($0)" }
-            for name in report.missing { result.problems.append("gap: \(name) is missing (timeline \(timeline), needed from \(label))") }
+            problems += report.problems.map { "timeline \(timeline): \($0)" }
+            for name in report.missing { problems.append("gap: \(name) is missing (timeline \(timeline), needed from \(label))") }
             if let last = report.last { reached.append("timeline \(timeline): \(label) \(lsn) → \(last.name)") }
         }
-        result.summary = "\(contents.segments.count) segments, \(contents.files.count - contents.segments.count) history/backup files checked; " +
-            (reached.isEmpty ? "no chain" : reached.joined(separator: "; "))
-        if keyless > 0 {
-            result.summary += "; \(keyless) encrypted segment\(keyless == 1 ? "" : "s"): checksum and age header only, content NOT checked: decrypting needs the key (set BACKUP_ENCRYPTION_IDENTITY_FILE)"
-        }
-        return result
+        return (problems, reached)
     }
 }

@@ -65,7 +65,13 @@ struct CleanupCommand: AsyncParsableCommand {
             if !outcome.wal.removed.isEmpty {
                 print("WAL archive: \(outcome.wal.removed.count) segments before \(outcome.wal.keepFrom ?? "?") \(dryRun ? "would be removed" : "removed") (no kept base backup needs them), \(HumanBytes.format(outcome.wal.freedBytes))")
             }
+            if !outcome.wal.notUploaded.isEmpty {
+                print("WAL archive: \(outcome.wal.notUploaded.count) segments no kept base backup needs are kept until they are in S3 (the next WAL upload sends them)")
+            }
             if let remote = outcome.remote { printRemote(remote, outcome: outcome) }
+            if let wal = outcome.remoteWal, !wal.removed.isEmpty {
+                print("WAL archive in S3: \(wal.removed.count) files before \(wal.keepFrom ?? "?") \(dryRun ? "would be removed" : "removed") (no base backup kept in the bucket needs them), \(HumanBytes.format(wal.freedBytes))")
+            }
         }
         if !outcome.local.errors.isEmpty || !outcome.remoteErrors.isEmpty { throw ExitCode(1) }
     }
@@ -80,7 +86,7 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         var object: [String: Any] = ["dry_run": report.dryRun, "backups": backups, "logs_removed": report.removedLogs, "inventories_removed": report.removedInventories,
                                      "orphan_metas_removed": report.removedOrphans, "freed_bytes": report.freedBytes,
-                                     "errors": report.errors, "wal_removed": outcome.wal.removed]
+                                     "errors": report.errors, "wal_removed": outcome.wal.removed, "wal_kept_not_uploaded": outcome.wal.notUploaded]
         if let remote = outcome.remote {
             let remoteBackups: [[String: Any]] = remote.plan.map { p in
                 ["path": p.backup.entry.path, "kind": p.backup.entry.kind.rawValue, "target": p.backup.entry.target,
@@ -90,7 +96,7 @@ struct CleanupCommand: AsyncParsableCommand {
             }
             object["remote"] = ["location": remote.destination, "backups": remoteBackups, "orphan_metas_removed": remote.removedOrphans, "archived": remote.archived, "reports_removed": remote.removedReports,
                                 "freed_bytes": remote.freedBytes, "errors": outcome.remoteErrors,
-                                "inventory_uploaded": outcome.uploadedReports] as [String: Any]
+                                "inventory_uploaded": outcome.uploadedReports, "wal_removed": outcome.remoteWal?.removed ?? []] as [String: Any]
         }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         FileHandle.standardOutput.write(data + Data("\n".utf8))

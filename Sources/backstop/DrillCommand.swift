@@ -52,7 +52,7 @@ struct DrillCommand: AsyncParsableCommand {
             let drill = PitrDrill(jobSettings: settings, backstopPath: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path,
                                   log: BackupLog(backupDir: settings.backupDir))
             let result = await Blocking.run { drill.run() }
-            try? RestoreRecord.recordDrill(kind: "postgres_pitr", at: WallClock.now(), seconds: result.seconds,
+            try? RestoreRecord.recordDrill(kind: PitrDrill.kind, at: WallClock.now(), seconds: result.seconds,
                                            error: result.success ? nil : result.message, backupDir: settings.backupDir)
             if !result.success { throw ExitCode(1) }
             return

@@ -2,6 +2,7 @@ import ArgumentParser
 import BackstopCore
 import BackupJobs
 import Foundation
+import S3
 import WalArchive
 
 /// The point-in-time options of `restore postgres` (base backup + WAL archive).
@@ -85,22 +86,43 @@ extension RestorePostgresCommand {
         opts.fromBase = group.fromBase
         let log = BackupLog(backupDir: settings.backupDir, echo: !dryRun)
         let restore = PointInTimeRestore(jobSettings: settings, options: opts, say: { log.info("restore postgres pitr: \($0)") })
-        let plan: PointInTimeRestore.Plan
+        var plan: PointInTimeRestore.Plan
+        // The bucket, when the local base backups or WAL cannot reach the target (gone with the disk).
+        var remote: RemotePointInTimeSource?
         do {
             plan = try await Blocking.run { try restore.plan() }
-        } catch {
-            log.error("restore postgres pitr: refused: \(error)")
-            throw restoreFailed(error)
+        } catch let localError {
+            guard let s3 = try S3Config.optional(options.environment()) else {
+                log.error("restore postgres pitr: refused: \(localError)")
+                throw restoreFailed(localError)
+            }
+            do {
+                log.info("restore postgres pitr: the local archive cannot serve it (\(localError)); planning from \(s3.destination)")
+                let source = try await RemotePointInTimeSource(settings: s3, backupDir: settings.backupDir)
+                plan = try restore.plan(from: source.source)
+                remote = source
+            } catch {
+                let text = "\(s3.credentials.redact("\(error)")) (locally: \(localError))"
+                log.error("restore postgres pitr: refused: \(text)")
+                throw restoreFailed(WalArchiveError(text))
+            }
         }
         if dryRun {
             print("dry run: point-in-time restore into \(opts.dataDirectory); nothing will be changed. The steps:")
-            for (i, step) in restore.describe(plan).enumerated() { print("  \(i + 1). \(step)") }
+            let steps = (remote?.dryRunSteps(plan) ?? []) + restore.describe(plan)
+            for (i, step) in steps.enumerated() { print("  \(i + 1). \(step)") }
             return
         }
         try confirmRestore(name: FileSystem.lastComponent(of: opts.dataDirectory), what: "restore \(plan.basePath) and WAL into \(opts.dataDirectory)", yes: yes)
         log.info("restore postgres pitr: \(plan.basePath) + \(plan.chain.segments.count) WAL segments → \(opts.dataDirectory) started")
         do {
-            try await Blocking.run { try restore.run(plan) }
+            defer { remote?.remove() }
+            if let remote {
+                plan = try await remote.download(plan)
+                log.info("restore postgres pitr: downloaded the base backup into \(plan.basePath)")
+            }
+            let chosen = plan
+            try await Blocking.run { try restore.run(chosen) }
         } catch {
             log.error("restore postgres pitr: \(error)")
             throw restoreFailed(error)
@@ -112,10 +134,11 @@ extension RestorePostgresCommand {
             print("recovery replays WAL through restore_command and stops at the target (\(opts.action)).")
             return
         }
-        let starter = RecoveryStart(jobSettings: settings, dataDirectory: opts.dataDirectory, port: port, say: { log.info("restore postgres pitr: \($0)") })
+        var starter = RecoveryStart(jobSettings: settings, dataDirectory: opts.dataDirectory, port: port, say: { log.info("restore postgres pitr: \($0)") })
+        starter.fetchFile = remote?.fetchFile(backstopPath: opts.backstopPath, jobSettings: settings)
         do {
-            let action = opts.action
-            let reached = try await Blocking.run { try starter.run(plan, action: action) }
+            let (action, chosen, started) = (opts.action, plan, starter)
+            let reached = try await Blocking.run { try started.run(chosen, action: action) }
             log.info("restore postgres pitr: recovery ended at LSN \(reached.lsn), last transaction \(reached.lastTransaction.isEmpty ? "(none replayed)" : reached.lastTransaction)\(reached.inRecovery ? " (paused, still in recovery)" : ", promoted")")
             print("PostgreSQL runs on 127.0.0.1:\(port) from \(opts.dataDirectory) (stop it with pg_ctl -D \(opts.dataDirectory) stop)")
         } catch {

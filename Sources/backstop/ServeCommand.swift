@@ -1,5 +1,6 @@
 import Alerting
 import ArgumentParser
+import Foundation
 import BackstopCore
 import BackstopMetrics
 import BackstopServices
@@ -94,13 +95,18 @@ struct ServeCommand: AsyncParsableCommand {
         let evaluator = AlertEvaluationService(store: store, pipeline: pipeline)
         let health = HealthLoopService(checker: HealthChecker(config: config), store: store, interval: config.healthInterval,
                                        logger: Logger(label: BackstopLogging.healthLabel))
+        let walSettings = try validated { try WalArchiveSettings(environment: env) }
+        // With the archive on, the scheduled drill also restores to a point in time.
+        let pitrDrill = walSettings.mode == .off ? nil
+            : PitrDrill(jobSettings: settings.postgres, backstopPath: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path,
+                        log: BackupLog(backupDir: config.backupDir))
         let scheduler = SchedulerService(
             settings: alerting.schedules, actions: ScheduledJobs.actions(postgres: settings.postgres, redis: settings.redis, retention: settings.retention, s3: settings.s3,
-                                                                     environment: settings.environment, store: store, registry: registry),
+                                                                     environment: settings.environment, store: store, registry: registry,
+                                                                     pitrDrill: pitrDrill),
             lastSuccess: { job in await store.lastSuccess(job: job) },
             registry: registry, logger: Logger(label: BackstopLogging.backupLabel))
-        let wal = WalArchiveService.make(settings: try validated { try WalArchiveSettings(environment: env) }, jobSettings: settings.postgres,
-                                         registry: registry, store: store)
+        let wal = WalArchiveService.make(settings: walSettings, jobSettings: settings.postgres, s3: settings.s3, registry: registry, store: store)
         // Graceful shutdown runs in reverse order: the scheduler stops (and lets a running
         // backup finish) while the evaluator still hears its outcome and /metrics still answers.
         let group = ServiceGroup(configuration: .init(

@@ -3,13 +3,15 @@ import ArgumentParser
 import BackstopCore
 import BackupJobs
 import Foundation
+import OffsiteCopies
+import S3
 import WalArchive
 
 /// `backstop wal push|fetch`: archive_command and restore_command for PostgreSQL.
 struct WalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wal",
-        abstract: "Continuous WAL archive: archive_command (push) and restore_command (fetch).",
+        abstract: "Continuous WAL archive: archive_command (push), restore_command (fetch), the copy in S3 (upload).",
         discussion: """
             The archive is $BACKUP_DIR/postgres/wal/: each segment, .history and .backup file \
             as NAME.gz (gzip, fsynced, renamed into place; segments as NAME.gz.age, gzip then age, \
@@ -23,8 +25,13 @@ struct WalCommand: AsyncParsableCommand {
               archive_command = 'backstop wal push --backup-dir /backups %p'
             and when recovering (backstop restore postgres writes this for you):
               restore_command = 'backstop wal fetch --backup-dir /backups %f %p'
+
+            With BACKUP_S3_BUCKET set, serve uploads new archived files to the bucket under \
+            postgres/wal/ every 15 s (`backstop wal upload` does one round by hand), fetch falls \
+            back to the bucket for a file the local archive lacks, and local retention keeps \
+            every file until it is in the bucket.
             """,
-        subcommands: [WalPushCommand.self, WalFetchCommand.self]
+        subcommands: [WalPushCommand.self, WalFetchCommand.self, WalUploadCommand.self]
     )
 }
 
@@ -87,10 +94,12 @@ struct WalFetchCommand: AsyncParsableCommand {
         discussion: """
             Inflates NAME.gz (or decrypts and inflates NAME.gz.age, with --identity or \
             BACKUP_ENCRYPTION_IDENTITY_FILE) from the archive into PATH (temporary name, fsync, rename) and checks \
-            it against its .meta. Exit status, as PostgreSQL expects from restore_command: 0 \
-            when PATH holds the file; 1 when the archive does not have it (normal: recovery asks \
-            for the next segment and for .history files until there are none); 2 when it is \
-            there but damaged or cannot be written. Never a signal or a status above 125, which \
+            it against its .meta. With BACKUP_S3_BUCKET set, a file the local archive lacks (or \
+            holds damaged) is fetched from the bucket (postgres/wal/NAME.gz or NAME.gz.age, checked against the \
+            bucket's NAME.meta). Exit status, as PostgreSQL expects from restore_command: 0 \
+            when PATH holds the file; 1 when neither the archive nor the bucket has it (normal: \
+            recovery asks for the next segment and for .history files until there are none); 2 \
+            when it is there but damaged, cannot be written, or the bucket cannot be read. Never a signal or a status above 125, which \
             would abort recovery.
 
             --partial serves a segment that is still being received (postgres/wal/.receiving/\
@@ -128,21 +137,100 @@ struct WalFetchCommand: AsyncParsableCommand {
         if let identity { settings.encryption.identityFile = identity }
         let (name, path, partial) = (self.name, self.path, self.partial)
         let log = BackupLog(backupDir: settings.backupDir, echo: false)
-        let result: WalArchive.FetchResult
-        do {
-            // The key is read only when one is configured (.gz.age segments say so if it is missing).
-            let archive = WalArchive(backupDir: settings.backupDir, identities: try settings.encryption.loadIdentities())
-            result = try await Blocking.run { try archive.fetch(name: name, to: path, allowPartial: partial) }
-        } catch {
+        func fail(_ error: Any) -> ExitCode {
             log.error("wal fetch: \(name): \(error)")
             FileHandle.standardError.write(Data("backstop wal fetch: \(error)\n".utf8))
-            throw ExitCode(2)
+            return ExitCode(2)
         }
-        switch result {
-        case .fetched(let fromPartial):
-            log.info("wal fetch: \(name) → \(path)\(fromPartial ? " (from the .partial being received)" : "")")
-        case .missing:
+        // The key is read only when one is configured (a .gz.age segment says so if it is missing).
+        let identities: [AgeIdentity]?
+        do { identities = try settings.encryption.loadIdentities() } catch { throw fail(error) }
+        let archive = WalArchive(backupDir: settings.backupDir, identities: identities)
+        var localProblem: (any Error)?
+        do {
+            let result = try await Blocking.run { try archive.fetch(name: name, to: path, allowPartial: partial) }
+            if case .fetched(let fromPartial) = result {
+                log.info("wal fetch: \(name) → \(path)\(fromPartial ? " (from the .partial being received)" : "")")
+                return
+            }
+        } catch {
+            // A damaged local copy: the bucket's may be good.
+            localProblem = error
+        }
+        // Not here (or damaged): the bucket, when S3 is configured.
+        let s3: S3Settings?
+        do { s3 = try S3Settings(environment: options.environment()) } catch { throw fail(error) }
+        guard let s3 else {
+            if let localProblem { throw fail(localProblem) }
             throw ExitCode(1)
         }
+        let remote = RemoteWalArchive(settings: s3, backupDir: settings.backupDir)
+        do {
+            switch try await remote.fetch(name: name, to: path, identities: identities) {
+            case .fetched:
+                log.info("wal fetch: \(name) → \(path) (from \(remote.address(name)))")
+            case .missing:
+                if let localProblem { throw fail(localProblem) }
+                throw ExitCode(1)
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw fail(s3.credentials.redact("\(error)"))
+        }
+    }
+}
+
+/// `backstop wal upload`: one round of what serve does every 15 s.
+struct WalUploadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upload",
+        abstract: "Upload the archived WAL files not yet in S3 (postgres/wal/ in the bucket).",
+        discussion: """
+            Each completed segment, .history and .backup file of $BACKUP_DIR/postgres/wal/ \
+            without an upload marker goes to BACKUP_S3_BUCKET under postgres/wal/NAME.gz, then \
+            its NAME.meta; the marker (postgres/wal/.s3/NAME.json, with the SHA-256) is written \
+            once S3 confirmed both, so a run stopped halfway resumes with exactly what is \
+            missing. The outcome is recorded in $BACKUP_DIR/.state/s3_wal_uploads.json \
+            (S3UploadFailing reads it). Exits 1 when an upload failed, or when S3 is not \
+            configured.
+
+            Examples:
+              backstop wal upload
+              backstop wal upload --json
+            """
+    )
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    @OptionGroup var options: BackupDirOption
+
+    func run() async throws {
+        let settings = try options.postgresSettings()
+        let s3 = try S3Config.required(options.environment(), to: "upload WAL to")
+        let uploader = WalUploader(settings: s3, backupDir: settings.backupDir)
+        let log = BackupLog(backupDir: settings.backupDir, echo: false)
+        let result: WalUploader.Result
+        do {
+            result = try await uploader.uploadPending()
+        } catch let held as FileLock.Held {
+            FileHandle.standardError.write(Data("backstop wal upload: another WAL upload is running (\(held.holder.isEmpty ? held.path : held.holder)); it uploads what is pending\n".utf8))
+            throw ExitCode(1)
+        }
+        if !result.uploaded.isEmpty { log.info("wal upload: \(result.uploaded.count) files to \(s3.destination)/postgres/wal") }
+        if let error = result.error { log.error("wal upload: \(result.failed ?? "?"): \(error)") }
+        if json {
+            var object: [String: Any] = ["destination": s3.destination + "/postgres/wal", "uploaded": result.uploaded, "pending": result.pending,
+                                         "last_segment_archived_at": result.lastSegment > 0 ? WallClock.rfc3339(result.lastSegment) : NSNull()]
+            object["error"] = result.error ?? NSNull()
+            object["failed"] = result.failed ?? NSNull()
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        } else {
+            print("uploaded \(result.uploaded.count) WAL file\(result.uploaded.count == 1 ? "" : "s") to \(s3.destination)/postgres/wal; \(result.pending) pending")
+            if let error = result.error { print("FAILED \(result.failed ?? "?"): \(error)") }
+        }
+        if result.error != nil { throw ExitCode(1) }
     }
 }

@@ -46,26 +46,15 @@ public final class HTTPReceiver: @unchecked Sendable {
         var lastError = ""
         for _ in 0..<10 {
             let candidate = try TestEnvironment.freePort()
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw TestSupportError("HTTPReceiver: socket() failed: \(String(cString: strerror(errno)))") }
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = UInt16(candidate).bigEndian
-            let bound = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            if bound == 0, listen(fd, 64) == 0 {
+            if let (fd, _) = LoopbackSocket.listen(port: candidate) {
                 port = candidate
                 listenFD = fd
-                let thread = Thread { [self] in acceptLoop(fd) }
-                thread.start()
+                LoopbackSocket.acceptLoop(fd) { [self] client in
+                    Thread.detachNewThread { self.serve(client) }
+                }
                 return
             }
             lastError = String(cString: strerror(errno))
-            close(fd)
         }
         throw TestSupportError("HTTPReceiver: could not listen on a loopback port: \(lastError)")
     }
@@ -112,24 +101,11 @@ public final class HTTPReceiver: @unchecked Sendable {
         lock.withLock {
             guard !stopped else { return }
             stopped = true
-            shutdown(listenFD, Int32(SHUT_RDWR))
-            close(listenFD)
+            LoopbackSocket.close(listener: listenFD)
         }
     }
 
     private var isStopped: Bool { lock.withLock { stopped } }
-
-    private func acceptLoop(_ fd: Int32) {
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            let thread = Thread { [self] in serve(client) }
-            thread.start()
-        }
-    }
 
     private func serve(_ fd: Int32) {
         defer { close(fd) }

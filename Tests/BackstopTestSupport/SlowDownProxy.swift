@@ -38,44 +38,19 @@ public final class SlowDownProxy: @unchecked Sendable {
     public init(targetPort: Int, slowDowns: Int, port: Int? = nil) throws {
         self.targetPort = targetPort
         remaining = slowDowns
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("proxy socket() failed") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(port ?? 0).bigEndian
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        guard let (fd, bound) = LoopbackSocket.listen(port: port ?? 0) else {
+            throw TestSupportError("proxy bind/listen on port \(port ?? 0) failed: \(String(cString: strerror(errno)))")
         }
-        guard bound == 0, listen(fd, 64) == 0 else {
-            let problem = String(cString: strerror(errno))
-            close(fd)
-            throw TestSupportError("proxy bind/listen on port \(port ?? 0) failed: \(problem)")
-        }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        self.port = Int(UInt16(bigEndian: addr.sin_port))
+        self.port = bound
         listener = fd
-        Thread.detachNewThread { [self] in
-            while true {
-                let client = accept(fd, nil, nil)
-                if client < 0 {
-                    if errno == EINTR { continue }
-                    return // listener closed by stop()
-                }
-                Thread.detachNewThread { self.serve(client: client) }
-            }
+        LoopbackSocket.acceptLoop(fd) { [self] client in
+            Thread.detachNewThread { self.serve(client: client) }
         }
     }
 
     /// Stops accepting (connections in flight finish on their own).
     public func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
+        LoopbackSocket.close(listener: listener)
     }
 
     /// Takes one 503 from the budget, if any is left.
@@ -126,21 +101,12 @@ public final class SlowDownProxy: @unchecked Sendable {
             let body = Array(Self.slowDownBody.utf8)
             let response = "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: \(body.count)\r\n"
                 + "Connection: close\r\n\r\n"
-            Self.sendAll(client, Array(response.utf8) + body)
+            LoopbackSocket.sendAll(client, Array(response.utf8) + body)
             shutdown(client, Int32(SHUT_WR))
             close(client)
             return
         }
-        let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = UInt16(targetPort).bigEndian
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(upstream)
+        guard let upstream = LoopbackSocket.connect(port: targetPort) else {
             close(client)
             return
         }
@@ -149,7 +115,7 @@ public final class SlowDownProxy: @unchecked Sendable {
             forwardRequests(from: client, to: upstream, buffered: head)
             pair.finish()
         }
-        Self.pump(from: upstream, to: client)
+        LoopbackSocket.pump(from: upstream, to: client)
         pair.finish()
     }
 
@@ -177,13 +143,13 @@ public final class SlowDownProxy: @unchecked Sendable {
             for line in text.lowercased().split(separator: "\r\n") where line.hasPrefix("content-length:") {
                 length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
             }
-            guard Self.sendAll(upstream, Array(pending[0..<headEnd])) else { return }
+            guard LoopbackSocket.sendAll(upstream, pending[0..<headEnd]) else { return }
             pending.removeFirst(headEnd)
             var left = length
             while left > 0 {
                 if pending.isEmpty { guard fill() else { return } }
                 let take = min(left, pending.count)
-                guard Self.sendAll(upstream, Array(pending[0..<take])) else { return }
+                guard LoopbackSocket.sendAll(upstream, pending[0..<take]) else { return }
                 pending.removeFirst(take)
                 left -= take
             }
@@ -196,51 +162,5 @@ public final class SlowDownProxy: @unchecked Sendable {
             if Array(haystack[i..<(i + needle.count)]) == needle { return i }
         }
         return nil
-    }
-
-    @discardableResult
-    private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var sent = 0
-        while sent < bytes.count {
-            let r = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            if r <= 0 { return false }
-            sent += r
-        }
-        return true
-    }
-
-    private static func pump(from source: Int32, to destination: Int32) {
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(source, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { return }
-            if !sendAll(destination, Array(buffer[0..<count])) { return }
-        }
-    }
-}
-
-/// Ends a proxied pair: the first direction to finish shuts both sockets down (waking the
-/// other pump), the second closes them. `finished` is guarded by `lock`.
-private final class ProxyPair: @unchecked Sendable {
-    private let lock = NSLock()
-    private var finished = 0
-    private let client: Int32
-    private let upstream: Int32
-
-    init(client: Int32, upstream: Int32) {
-        self.client = client
-        self.upstream = upstream
-    }
-
-    func finish() {
-        lock.withLock {
-            finished += 1
-            shutdown(client, Int32(SHUT_RDWR))
-            shutdown(upstream, Int32(SHUT_RDWR))
-            if finished == 2 {
-                close(client)
-                close(upstream)
-            }
-        }
     }
 }

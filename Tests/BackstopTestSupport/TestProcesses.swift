@@ -20,19 +20,8 @@ public enum TestEnvironment {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw TestSupportError("socket() failed") }
             defer { close(fd) }
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            addr.sin_port = 0
-            let bound = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else { continue }
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-            }
-            let port = Int(UInt16(bigEndian: addr.sin_port))
+            guard LoopbackSocket.bind(fd, port: 0) else { continue }
+            let port = LoopbackSocket.boundPort(fd)
             if PortLedger.claim(port) { return port }
         }
         throw TestSupportError("no free loopback port found")
@@ -72,16 +61,9 @@ public enum TestEnvironment {
 
     /// True once something accepts TCP connections on 127.0.0.1:`port`.
     public static func isListening(port: Int, host: String = "127.0.0.1") -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr(host)
-        addr.sin_port = UInt16(port).bigEndian
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
+        guard let fd = LoopbackSocket.connect(port: port, host: host) else { return false }
+        close(fd)
+        return true
     }
 
     /// Polls `condition` every 50 ms until it holds or `timeout` seconds pass.

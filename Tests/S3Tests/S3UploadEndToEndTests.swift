@@ -159,8 +159,8 @@ struct S3UploadEndToEndTests {
 
         #expect(registry.value(Family.s3Uploads, ["result": "success"]) == 1)
         #expect(registry.value(Family.s3Uploads, ["result": "failure"]) == 0)
-        #expect(registry.value(S3Uploader.consecutiveFailuresFamily) == 0)
-        #expect((registry.value(S3Uploader.lastSuccessFamily) ?? 0) > 0)
+        #expect(registry.value(Family.s3UploadConsecutiveFailures) == 0)
+        #expect((registry.value(Family.s3UploadLastSuccess) ?? 0) > 0)
         let state = try Self.uploadState(backupDir)
         #expect((state["uploaded"] as? [String: Any])?.keys.sorted() == ["redis/redis_20260101_030000.rdb.gz"])
         #expect(state["consecutive_failures"] as? Int == 0)

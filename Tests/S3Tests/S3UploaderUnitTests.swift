@@ -32,14 +32,14 @@ import Testing
         S3Uploader.declareMetrics(in: registry)
         #expect(registry.value(Family.s3Uploads, ["result": "success"]) == 0)
         #expect(registry.value(Family.s3Uploads, ["result": "failure"]) == 0)
-        #expect(registry.value(S3Uploader.consecutiveFailuresFamily) == 0)
-        #expect(registry.value(S3Uploader.lastSuccessFamily) == 0)
+        #expect(registry.value(Family.s3UploadConsecutiveFailures) == 0)
+        #expect(registry.value(Family.s3UploadLastSuccess) == 0)
         var state = S3UploadState()
         state.consecutiveFailures = 3
         state.lastSuccess = 1_700_000_000
         S3Uploader.publish(state, in: registry)
-        #expect(registry.value(S3Uploader.consecutiveFailuresFamily) == 3)
-        #expect(registry.value(S3Uploader.lastSuccessFamily) == 1_700_000_000)
+        #expect(registry.value(Family.s3UploadConsecutiveFailures) == 3)
+        #expect(registry.value(Family.s3UploadLastSuccess) == 1_700_000_000)
     }
 
     @Test func stateRoundTripsThroughTheFile() throws {

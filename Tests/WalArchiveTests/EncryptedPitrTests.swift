@@ -130,8 +130,8 @@ import Glibc
         #expect(!FileSystem.exists(scratch + "/wrong"))
 
         // With the key: decrypted into the target only, pg_verifybackup there, every row back.
-        let port = try TestEnvironment.freePort()
-        let restored = try BackstopBinary.run(restoreArgs + ["--data-dir", scratch + "/latest", "--port", String(port)], environment: keyed)
+        let restorePort = try TestEnvironment.freePort()
+        let restored = try BackstopBinary.run(restoreArgs + ["--data-dir", scratch + "/latest", "--port", String(restorePort)], environment: keyed)
         if restored.status == 0 { startedDirs.append(scratch + "/latest") }
         #expect(restored.status == 0, "\(restored.stderr)\(restored.stdout)")
         #expect(restored.stdout.contains("pg_verifybackup"), "\(restored.stdout)")

@@ -1,4 +1,5 @@
 import BackstopCore
+import BackstopMetrics
 import BackstopTestSupport
 import Foundation
 import Testing
@@ -26,18 +27,18 @@ import Glibc
         defer { if !reaped { kill(pid, SIGKILL) } }
         let url = "http://127.0.0.1:\(port)/metrics"
         try TestEnvironment.waitUntil(timeout: 20, "serve listening") { TestEnvironment.isListening(port: port) }
-        try TestHTTP.waitFor(url, timeout: 30, "backstop_wal_receiver_up 1") { metricValue($0, WalMetrics.receiverUp) == 1 }
+        try TestHTTP.waitFor(url, timeout: 30, "backstop_wal_receiver_up 1") { metricValue($0, Family.walReceiverUp.name) == 1 }
         #expect(try server.psql("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'serve_slot';") == "1")
         let segment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
         try server.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) x; SELECT pg_switch_wal();")
         let archive = WalArchive(backupDir: dir)
         try WalTestSupport.waitForFile(archive.metaPath(segment))
         let body = try TestHTTP.waitFor(url, timeout: 40, "the newest segment and the slot on /metrics") { text in
-            (metricValue(text, WalMetrics.lastSegment) ?? 0) > 0 && metricValue(text, WalMetrics.slotRetained, "slot=\"serve_slot\"") != nil
+            (metricValue(text, Family.walArchiveLastSegment.name) ?? 0) > 0 && metricValue(text, Family.replicationSlotRetained.name, "slot=\"serve_slot\"") != nil
         }
-        #expect(metricValue(body, WalMetrics.receiverRestarts) == 0)
+        #expect(metricValue(body, Family.walReceiverRestarts.name) == 0)
         #expect(body.contains("# TYPE backstop_wal_receiver_restarts_total counter"))
-        #expect(metricValue(body, WalMetrics.lagBytes) != nil)
+        #expect(metricValue(body, Family.walArchiveLagBytes.name) != nil)
 
         kill(pid, SIGTERM)
         var status: Int32 = 0

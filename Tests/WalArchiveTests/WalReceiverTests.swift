@@ -56,9 +56,9 @@ import Testing
         try TestEnvironment.waitUntil(timeout: 90, "segments \(written) archived") {
             written.allSatisfy { archive.meta($0) != nil }
         }
-        #expect(registry.value(WalMetrics.receiverRestarts) ?? 0 >= 2, "the kill and the server restart each ended pg_receivewal")
-        #expect(registry.value(WalMetrics.receiverUp) == 1)
-        #expect(registry.value(WalMetrics.lastSegment) ?? 0 > WallClock.now() - 120)
+        #expect(registry.value(Family.walReceiverRestarts) ?? 0 >= 2, "the kill and the server restart each ended pg_receivewal")
+        #expect(registry.value(Family.walReceiverUp) == 1)
+        #expect(registry.value(Family.walArchiveLastSegment) ?? 0 > WallClock.now() - 120)
 
         // The chain from the base backup to the newest segment is whole.
         let basePath = try #require(base.path)
@@ -74,9 +74,9 @@ import Testing
 
         // The monitor: slot retention, lag and the recovery window.
         WalMonitor(archive: archive, jobSettings: jobSettings, settings: settings).refresh(registry)
-        #expect(registry.series(WalMetrics.slotRetained).contains { $0.labels["slot"] == "backstop" })
-        #expect(registry.value(WalMetrics.windowStart) ?? 0 > 0)
-        #expect(registry.value(WalMetrics.windowEnd) ?? 0 >= registry.value(WalMetrics.windowStart) ?? 0)
+        #expect(registry.series(Family.replicationSlotRetained).contains { $0.labels["slot"] == "backstop" })
+        #expect(registry.value(Family.recoveryWindowStart) ?? 0 > 0)
+        #expect(registry.value(Family.recoveryWindowEnd) ?? 0 >= registry.value(Family.recoveryWindowStart) ?? 0)
 
         receiver.stop()
         try TestEnvironment.waitUntil(timeout: 20, "receiver stopped") { receiver.childPID == 0 && thread.isFinished }
