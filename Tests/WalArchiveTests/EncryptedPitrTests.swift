@@ -160,4 +160,78 @@ import Glibc
         #expect(damaged.status != 0, "\(damaged.stdout)")
         #expect(!FileSystem.exists(scratch + "/damaged"), "what was unpacked is removed")
     }
+
+    /// Every backup kind with encryption on (dump, globals, Redis snapshot, base backup, WAL
+    /// through archive_command), uploaded to moto_server: a marker that is in the rows, a role
+    /// name and the Redis values is in no file of the backup folder (temporary and state
+    /// folders included) and in no object of the bucket.
+    @Test func everyKindEncryptedNothingPlainOnDiskOrInTheBucket() async throws {
+        let marker = "grep-plaintext-e93b"
+        let moto = try await MotoServer.start()
+        defer { moto.stop() }
+        try moto.createBucket("agegrep")
+        let redis = try StandaloneRedis()
+        defer { redis.stop() }
+        let server = try PostgresServer.start(name: "agegrep")
+        defer { server.shutdown() }
+        let backupDir = try WalTestSupport.backupDirectory("agegrep")
+        let identity = AgeIdentity.generate()
+        let recipient = identity.recipient.encoded
+        try server.psql("ALTER SYSTEM SET archive_mode = on;\nALTER SYSTEM SET archive_command = '\(try WalTestSupport.archiveCommand(backupDir: backupDir, recipients: recipient))';")
+        try server.stop()
+        try server.start()
+        try server.psql("""
+            CREATE ROLE "\(marker)-role";
+            CREATE TABLE items(id int PRIMARY KEY, name text);
+            INSERT INTO items SELECT g, '\(marker)-' || g FROM generate_series(1, 2000) g;
+            """)
+        for i in 0..<200 { _ = try redis.cli(["SET", "k:\(i)", "\(marker) \(i)"]) }
+        var env = server.environment
+        env["BACKUP_DIR"] = backupDir
+        env["BACKUP_POSTGRES_BIN"] = server.binDirectory
+        env["BACKUP_ENCRYPTION_RECIPIENTS"] = recipient
+        env["REDIS_HOST"] = "127.0.0.1"
+        env["REDIS_PORT"] = String(redis.port)
+        env.merge(moto.backstopEnvironment(bucket: "agegrep")) { $1 }
+        for command in [["backup", "postgres", "full"], ["backup", "postgres", "incremental"], ["backup", "redis"]] {
+            let run = try BackstopBinary.run(command, environment: env)
+            #expect(run.status == 0, "\(command): \(run.stdout)\(run.stderr)")
+        }
+        // WAL holding the rows, archived encrypted, then uploaded.
+        try server.psql("UPDATE items SET name = name || '-again';")
+        let segment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        try server.psql("SELECT pg_switch_wal();")
+        let archive = WalArchive(backupDir: backupDir)
+        try WalTestSupport.waitForFile(archive.metaPath(segment))
+        #expect(archive.dataPath(segment).hasSuffix(".gz.age"))
+        let upload = try BackstopBinary.run(["wal", "upload"], environment: env)
+        #expect(upload.status == 0, "\(upload.stdout)\(upload.stderr)")
+
+        // Every kind is stored encrypted, and the status (backstop_backup_encrypted{kind}) says so.
+        let statuses = BackupStatus.load(backupDir: backupDir)
+        // (globals share the postgres_full kind label, every status of a kind must be encrypted)
+        for kind in ["postgres_full", "postgres_base", "redis"] {
+            let ofKind = statuses.filter { $0.kind == kind }
+            #expect(!ofKind.isEmpty && ofKind.allSatisfy(\.encrypted), "\(kind): \(statuses)")
+        }
+        let grep = try TestProcesses.run("/bin/grep", ["-r", "-a", "-l", marker, backupDir], check: false)
+        #expect(grep.status == 1, "plaintext found in: \(grep.stdout)")
+        // Every object in the bucket, downloaded and searched.
+        let keys = try moto.keys(bucket: "agegrep")
+        #expect(keys.contains { $0.hasSuffix("/" + PostgresBaseBackup.encryptedTarName) }, "\(keys)")
+        #expect(keys.contains("postgres/wal/\(segment).gz.age"), "\(keys)")
+        #expect(keys.contains { $0.hasPrefix("redis/") && $0.hasSuffix(".rdb.gz.age") }, "\(keys)")
+        #expect(keys.contains { $0.hasPrefix("postgres/globals_") && $0.hasSuffix(".sql.gz.age") }, "\(keys)")
+        let objects = try TestEnvironment.makeTempDirectory("agegrep-objects")
+        for (index, key) in keys.enumerated() { try moto.download(bucket: "agegrep", key: key, to: objects + "/\(index)") }
+        #expect(try FileSystem.list(objects).count == keys.count)
+        let remote = try TestProcesses.run("/bin/grep", ["-r", "-a", "-l", marker, objects], check: false)
+        #expect(remote.status == 1, "plaintext found in objects: \(remote.stdout)")
+        // The marker is findable once decrypted: the search can fail.
+        let keyFile = try WalTestSupport.writeKey(identity, in: objects)
+        let age = try TestEnvironment.binary("age", package: "age")
+        let walIndex = try #require(keys.firstIndex(of: "postgres/wal/\(segment).gz.age"))
+        let found = try TestProcesses.run("/bin/sh", ["-c", "'\(age)' -d -i '\(keyFile)' '\(objects)/\(walIndex)' | gunzip | grep -a -c '\(marker)'"], check: false)
+        #expect(found.stdout != "0\n" && found.status == 0, "\(found.stdout)\(found.stderr)")
+    }
 }
