@@ -69,7 +69,7 @@ let package = Package(
         // The backup jobs (pg_dump, pg_dumpall, pg_basebackup), verification, backup metrics.
         .target(
             name: "BackupJobs",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", "PostgresClient", "CChildSpawn", "AgeEncryption", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "RedisClient", "PostgresClient", "CChildSpawn", "AgeEncryption", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // S3 over libcurl (SigV4 by curl): uploads, multipart, listing, the upload state.
@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "WalArchive",
             dependencies: ["BackstopCore", "BackstopMetrics", "BackupPipeline", "BackupCatalog", "BackupJobs", "PostgresClient",
-                           .product(name: "Crypto", package: "swift-crypto")],
+                           "AgeEncryption", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // Cron expressions and the next-run arithmetic.
@@ -112,7 +112,7 @@ let package = Package(
         // location="s3" series.
         .target(
             name: "OffsiteCopies",
-            dependencies: ["BackstopCore", "BackstopMetrics", "BackupCatalog", "BackupJobs", "S3", "WalArchive"],
+            dependencies: ["AgeEncryption", "BackstopCore", "BackstopMetrics", "BackupCatalog", "BackupJobs", "S3", "WalArchive"],
             swiftSettings: strict
         ),
         // The one typed state store: what jobs, probes, uploads and drills write and what the
@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(name: "DeploymentTests", dependencies: ["BackstopTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "BackupJobsTests",
-            dependencies: ["BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport", "RedisClient"],
+            dependencies: ["BackupJobs", "AgeEncryption", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport", "RedisClient"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -188,7 +188,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WalArchiveTests",
-            dependencies: ["WalArchive", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"],
+            dependencies: ["WalArchive", "AgeEncryption", "BackupJobs", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -63,4 +63,34 @@ public enum AgeFile {
         FileSystem.syncDirectory(dir)
         return bytes
     }
+
+    /// The header of `path`, parsed from the file's first bytes (no key needed): what a check
+    /// without the identity can still prove.
+    public static func header(path: String) throws -> AgeHeader {
+        var head: [UInt8] = []
+        struct Enough: Error {}
+        do {
+            try read(path: path) { bytes in
+                head += bytes.prefix(AgeDecryptor.maxHeaderBytes - head.count)
+                if head.count >= AgeDecryptor.maxHeaderBytes || AgeHeader.completeLength(in: head) != nil { throw Enough() }
+            }
+        } catch is Enough {}
+        return try AgeHeader.read(from: head)
+    }
+
+    /// Proves `identities` open `path` (a stanza opens, the header MAC holds) before anything
+    /// is written from it, so a wrong key is refused with nothing changed.
+    public static func checkKey(path: String, identities: [AgeIdentity]) throws {
+        let decryptor = AgeDecryptor(identities: identities)
+        struct Opened: Error {}
+        do {
+            try read(path: path) { bytes in
+                try decryptor.update(bytes) { _ in }
+                if decryptor.header != nil { throw Opened() }
+            }
+        } catch is Opened {
+            return
+        }
+        throw AgeError(.headerFailure, "the file ends inside the header")
+    }
 }

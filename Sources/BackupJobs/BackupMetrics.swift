@@ -80,7 +80,7 @@ public enum BackupMetrics {
         if outcome.success {
             registry.set(Family.backupLastSuccess, labels, outcome.finishedAt)
             registry.set(Family.backupLastSize, labels, Double(outcome.sizeBytes))
-            registry.set(Family.backupEncrypted, ["kind": kind], (outcome.path ?? "").hasSuffix(".age") ? 1 : 0)
+            registry.set(Family.backupEncrypted, ["kind": kind], outcome.encrypted ? 1 : 0)
         }
     }
 }

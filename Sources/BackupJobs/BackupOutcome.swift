@@ -16,6 +16,9 @@ public struct BackupOutcome: Sendable, Equatable {
     /// fault: it kept nothing, and it says nothing about whether the job works, so it neither
     /// fires nor clears BackupFailed (`success` is false, the previous result stands).
     public var interrupted: Bool
+    /// Whether the backup is age-encrypted: a `.age` file, or a base-backup folder whose
+    /// tar is (`backstop_backup_encrypted{kind}` and BackupNotEncrypted read it).
+    public var encrypted: Bool
 
     public var durationSeconds: Double { max(0, finishedAt - startedAt) }
 
@@ -34,6 +37,7 @@ public struct BackupOutcome: Sendable, Equatable {
         self.sha256 = sha256
         self.message = message
         self.interrupted = interrupted && !success
+        encrypted = success && (path?.hasSuffix(".age") ?? false)
     }
 }
 

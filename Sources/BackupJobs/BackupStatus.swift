@@ -40,7 +40,7 @@ public struct BackupStatus: Sendable, Equatable {
         if outcome.success {
             lastSuccess = outcome.finishedAt
             lastSizeBytes = outcome.sizeBytes
-            encrypted = outcome.path?.hasSuffix(".age") ?? false
+            encrypted = outcome.encrypted
         }
     }
 
@@ -70,7 +70,7 @@ public struct BackupStatus: Sendable, Equatable {
             if let good {
                 status.lastSuccess = good.finishedAt ?? good.startedAt
                 status.lastSizeBytes = good.sizeBytes
-                status.encrypted = good.path.hasSuffix(".age")
+                status.encrypted = good.path.hasSuffix(".age") || good.meta?.encryption == "age"
             }
             if let attempt = newestAttempt[key], attempt.startedAt >= (good?.startedAt ?? 0) {
                 status.lastAttempt = attempt.startedAt

@@ -26,7 +26,9 @@ public struct BackupVerification: Sendable {
         if entry.state == .incomplete {
             result.problems.append("no completed .meta beside it: an interrupted run or a foreign file, not a backup")
         }
-        if entry.isDirectory {
+        if entry.isDirectory, entry.meta?.encryption == "age" || FileSystem.exists(entry.path + "/" + PostgresBaseBackup.encryptedTarName) {
+            verifyEncryptedBase(entry, &result)
+        } else if entry.isDirectory {
             verifyBase(entry, &result)
         } else if entry.path.hasSuffix(".age") {
             verifyEncrypted(entry, &result)

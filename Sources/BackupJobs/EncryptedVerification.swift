@@ -30,4 +30,35 @@ extension BackupVerification {
             result.problems.append("\(error)")
         }
     }
+
+    /// An encrypted base backup: its `base.tar.gz.age` against the `.meta` (SHA-256, size) and
+    /// the age header; with the key, the in-memory manifest check of `EncryptedBaseCheck`
+    /// (no plaintext is extracted anywhere: pg_verifybackup runs on a restore's target).
+    func verifyEncryptedBase(_ entry: CatalogEntry, _ result: inout VerificationResult) {
+        let name = PostgresBaseBackup.encryptedTarName
+        guard let file = entry.meta?.files?.first(where: { $0.name == name }) else {
+            result.problems.append("the .meta does not list \(name)")
+            return
+        }
+        do {
+            let identities = try settings.encryption.loadIdentities()
+            let check = try EncryptedBaseCheck.run(path: entry.path + "/" + name, identities: identities)
+            result.checked.append("age header ok (\(check.recipients) recipient\(check.recipients == 1 ? "" : "s"))")
+            if check.sha256 == file.sha256.lowercased() && check.storedBytes == file.sizeBytes {
+                result.checked.append("\(name) ok (sha256 and size match .meta)")
+            } else {
+                result.problems.append("\(name): sha256/size differ from the .meta")
+            }
+            if check.contentChecked {
+                result.problems += check.problems.map { "\(name): \($0)" }
+                if check.problems.isEmpty {
+                    result.checked.append("every age chunk authenticated, gzip ok, \(check.filesChecked) files match backup_manifest, \(check.walSegments) WAL segments (checked in memory; pg_verifybackup runs on restore)")
+                }
+            } else {
+                result.checked.append("content NOT checked: decrypting needs the key (set BACKUP_ENCRYPTION_IDENTITY_FILE)")
+            }
+        } catch {
+            result.problems.append("\(name): \(error)")
+        }
+    }
 }

@@ -98,10 +98,12 @@ public struct PostgresFullBackup: Sendable {
     }
 }
 
-/// A child program's stdout streamed through `BackupFileWriter` into a backup file.
+/// A child program's stdout streamed through `BackupFileWriter` into a backup file;
+/// `observe` sees the plain bytes on their way (the base backup reads its manifest there).
 enum StreamedDump {
     static func run(program: String, arguments: [String], destination: String, settings: PostgresJobSettings,
-                    log: BackupLog, label: String, cancellation: JobCancellation?) throws -> WrittenFile {
+                    log: BackupLog, label: String, cancellation: JobCancellation?,
+                    observe: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws -> WrittenFile {
         let writer = try BackupFileWriter(destination: destination, compressionLevel: settings.compressionLevel,
                                           recipients: settings.encryption.recipients)
         let child: ChildProcess
@@ -118,7 +120,7 @@ enum StreamedDump {
         let t0 = MonotonicClock.seconds()
         var lastProgress = t0
         do {
-            while try writer.read(from: child.stdoutFD, sourceName: "\(name) output") > 0 {
+            while try writer.read(from: child.stdoutFD, sourceName: "\(name) output", observe: observe) > 0 {
                 let now = MonotonicClock.seconds()
                 if now - lastProgress >= 1 {
                     lastProgress = now

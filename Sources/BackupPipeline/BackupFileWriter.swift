@@ -140,7 +140,9 @@ public final class BackupFileWriter {
 
     /// One `read()` from `source` straight into the current block — no intermediate buffer.
     /// Returns the byte count, 0 at end of input. Blocks: call it from a dedicated thread.
-    public func read(from source: Int32, sourceName: String) throws -> Int {
+    /// `observe` sees the bytes just read, before compression (a base backup's tar stream
+    /// is watched for its `backup_manifest` this way, in memory, without a second copy).
+    public func read(from source: Int32, sourceName: String, observe: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws -> Int {
         guard state == .open else { throw BackupWriteError(path: destination, reason: "the writer is not open") }
         do {
             if current.free == 0 { try submit(isLast: false) }
@@ -148,6 +150,7 @@ public final class BackupFileWriter {
                 let spare = current.spare
                 let n = Glibc.read(source, spare.baseAddress, spare.count)
                 if n >= 0 {
+                    if let observe, n > 0 { try observe(UnsafeRawBufferPointer(start: spare.baseAddress, count: n)) }
                     current.count += n
                     uncompressedBytes += UInt64(n)
                     return n

@@ -24,7 +24,10 @@ public struct EncryptedGzipVerification: Sendable {
 ///
 /// Blocking: call from a thread that may block.
 public enum EncryptedGzipVerifier {
-    public static func verify(path: String, identities: [AgeIdentity]?) throws -> EncryptedGzipVerification {
+    /// - Parameter inflated: sees the plaintext inside the gzip as it is inflated (in memory),
+    ///   e.g. the tar of an encrypted base backup, walked to check it against its manifest.
+    public static func verify(path: String, identities: [AgeIdentity]?,
+                              inflated: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws -> EncryptedGzipVerification {
         var hasher = SHA256()
         let decryptor = identities.map { AgeDecryptor(identities: $0) }
         let inflater = try GzipVerifier.makeInflater(path: path)
@@ -32,7 +35,7 @@ public enum EncryptedGzipVerifier {
         var stored: UInt64 = 0
         let sink: AgeDecryptor.Sink = { bytes in
             do {
-                try inflater.feed(bytes) { _ in }
+                try inflater.feed(bytes) { piece in try inflated?(piece) }
             } catch let failure as GzipInflater.Failure {
                 throw GzipVerificationError(path: path, reason: "decrypted, but " + failure.description)
             }
@@ -58,7 +61,7 @@ public enum EncryptedGzipVerifier {
         }
         if decryptor != nil {
             do {
-                try inflater.finish { _ in }
+                try inflater.finish { piece in try inflated?(piece) }
             } catch is GzipInflater.Failure {
                 throw GzipVerificationError(path: path, reason: "decrypted, but the gzip stream inside is truncated")
             }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgeEncryption
 import BackstopCore
 import BackupCatalog
 import BackupJobs
@@ -54,6 +55,8 @@ public struct RemoteWalArchive: Sendable {
             let rest = String(object.key.dropFirst(strip.count))
             guard !rest.contains("/") else { continue }
             if rest.hasSuffix(".gz"), WalFileName(rest.dropLast(3)) != nil { gz[String(rest.dropLast(3))] = object.size }
+            // An encrypted segment (`.gz.age`): the same chain, read with the key.
+            if rest.hasSuffix(".gz.age"), WalFileName(rest.dropLast(7)) != nil { gz[String(rest.dropLast(7))] = object.size }
             if rest.hasSuffix(".meta"), WalFileName(rest.dropLast(5)) != nil { metas[String(rest.dropLast(5))] = object.key }
         }
         var listing = Listing()
@@ -118,7 +121,8 @@ public struct RemoteWalArchive: Sendable {
     /// restore_command's fallback: `name` from the bucket into `destination`, checked against
     /// the bucket's `.meta` (SHA-256 of the `.gz` and of the WAL) and written atomically.
     /// `.missing` when the bucket has no `.meta` for it; a damaged copy throws `WalArchiveError`.
-    public func fetch(name: String, to destination: String) async throws -> FetchResult {
+    /// A `.gz.age` copy is decrypted with `identities` (without them it says the key is needed).
+    public func fetch(name: String, to destination: String, identities: [AgeIdentity]? = nil) async throws -> FetchResult {
         let bytes: [UInt8]
         do {
             bytes = try await S3Client(settings: settings).get(key: uploader.metaKey(name))
@@ -132,20 +136,22 @@ public struct RemoteWalArchive: Sendable {
             throw WalArchiveError("\(address(name)).meta does not decode (\(error)): the bucket's record of \(name) is damaged")
         }
         guard meta.name == name else { throw WalArchiveError("\(address(name)).meta describes \(meta.name), not \(name)") }
-        try await fetch(meta: meta, to: destination)
+        try await fetch(meta: meta, to: destination, identities: identities)
         return .fetched
     }
 
     /// The `.gz` into a hidden file beside `destination`, inflated and checked, removed.
-    func fetch(meta: WalArchiveMeta, to destination: String) async throws {
-        let temp = FileSystem.directory(of: destination) + "/." + FileSystem.lastComponent(of: destination) + ".s3-\(getpid()).gz"
+    func fetch(meta: WalArchiveMeta, to destination: String, identities: [AgeIdentity]? = nil) async throws {
+        // The suffix tells the inflater whether to decrypt.
+        let suffix = meta.file.hasSuffix(".age") ? ".gz.age" : ".gz"
+        let temp = FileSystem.directory(of: destination) + "/." + FileSystem.lastComponent(of: destination) + ".s3-\(getpid())" + suffix
         defer { unlink(temp) }
         do {
-            try await S3Client(settings: settings).download(key: uploader.key(meta.name), to: temp)
+            try await S3Client(settings: settings).download(key: uploader.key(for: meta), to: temp)
         } catch let error as S3Error where error.message.hasPrefix("HTTP 404") {
             throw WalArchiveError("\(address(meta.name)) is gone while its .meta is there: the bucket's copy of \(meta.name) is incomplete")
         }
-        try await Blocking.run { try WalArchive.inflate(temp, checkedAgainst: meta, to: destination) }
+        try await Blocking.run { try WalArchive.inflate(temp, checkedAgainst: meta, to: destination, identities: identities) }
     }
 
     /// Remote WAL retention: the one decision (`WalRetention.decide`) over the bucket's files,
@@ -169,6 +175,7 @@ public struct RemoteWalArchive: Sendable {
                 do {
                     try await client.delete(key: uploader.metaKey(name))
                     try await client.delete(key: uploader.key(name))
+                    try await client.delete(key: uploader.key(name) + ".age")
                 } catch {
                     report.errors.append("\(address(name)): \(error)")
                     continue

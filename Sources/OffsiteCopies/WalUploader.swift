@@ -30,6 +30,9 @@ public struct WalUploader: Sendable {
 
     /// The key of an archived file's `.gz` (or, with `.meta` appended, of its record).
     public func key(_ name: String) -> String { settings.key(for: "postgres/wal/" + name + ".gz") }
+    /// The key of the file a `.meta` describes: `NAME.gz`, or `NAME.gz.age` for an encrypted
+    /// segment (the bucket keeps the name, so a listing tells which need the key).
+    public func key(for meta: WalArchiveMeta) -> String { settings.key(for: "postgres/wal/" + meta.file) }
     public func metaKey(_ name: String) -> String { settings.key(for: "postgres/wal/" + name + ".meta") }
 
     /// The archived files not in the bucket, in upload order, and the newest segment that is.
@@ -71,9 +74,9 @@ public struct WalUploader: Sendable {
         let client = S3Client(settings: settings)
         for meta in files {
             do {
-                try await client.upload(file: archive.dataPath(meta.name), key: key(meta.name))
+                try await client.upload(file: archive.storedPath(meta), key: key(for: meta))
                 try await client.upload(file: archive.metaPath(meta.name), key: metaKey(meta.name))
-                let marker = WalUploadMarker(meta: meta, key: key(meta.name), uploadedAt: WallClock.now())
+                let marker = WalUploadMarker(meta: meta, key: key(for: meta), uploadedAt: WallClock.now())
                 try await Blocking.run { try marker.write(in: archive) }
                 result.uploaded.append(meta.name)
                 result.pending -= 1

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgeEncryption
 import BackstopCore
 import BackupCatalog
 import BackupJobs
@@ -55,6 +56,15 @@ public struct PointInTimeRestore: Sendable {
         public var chain: WalChain.Report
         public var settings: [String]
         public var allowPartial: Bool
+        /// The keys for an encrypted base backup or `.gz.age` segments in the chain (checked
+        /// to open them while planning); nil when nothing in the plan is encrypted.
+        public var identities: [AgeIdentity]?
+
+        /// The one file of an encrypted base backup, when this one is.
+        public var encryptedTar: String? {
+            let path = basePath + "/" + PostgresBaseBackup.encryptedTarName
+            return FileSystem.exists(path) ? path : nil
+        }
     }
 
     public let jobSettings: PostgresJobSettings
@@ -158,7 +168,24 @@ public struct PointInTimeRestore: Sendable {
                 : "the WAL chain from \(FileSystem.lastComponent(of: basePath)) (\(start), timeline \(tli)) has a gap: \(report.missing.prefix(5).joined(separator: ", ")) \(report.missing.count == 1 ? "is" : "are") missing from \(source.location)"
             throw WalArchiveError("\(what). Nothing was changed. Restore to a point before the gap (--to-lsn), or from another base backup (--from-base).")
         }
-        var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(allowPartial ? " --partial" : "") %f %p'"]
+        // Encrypted files need the key before anything is written: a missing or wrong one is
+        // refused here, naming BACKUP_ENCRYPTION_IDENTITY_FILE.
+        // The chain's own records say which files are encrypted (local or in the bucket); the
+        // key is proved on the local ones here, on a downloaded base backup before it is unpacked.
+        let metas = Dictionary(chain.contents.files.map { ($0.meta.name, $0.meta) }) { a, _ in a }
+        let encryptedSegment = report.segments.lazy.compactMap { metas[$0.name] }.first { $0.file.hasSuffix(".age") }
+        let wal = archive
+        var identities: [AgeIdentity]?
+        let encryptedBase = meta.encryption == "age" ? basePath + "/" + PostgresBaseBackup.encryptedTarName : nil
+        for path in [encryptedBase, encryptedSegment.map { wal.storedPath($0) }].compactMap({ $0 }) {
+            let keys = try identities ?? ArchiveKeys.identities(jobSettings, for: path)
+            if FileSystem.exists(path) { try ArchiveKeys.check(keys, open: path) }
+            identities = keys
+        }
+        // restore_command runs in the restored server, perhaps started later by hand: it is
+        // told where the key is (a path, not a secret) when the chain holds encrypted segments.
+        let identityArgument = encryptedSegment != nil ? jobSettings.encryption.identityFile.map { " --identity \($0)" } ?? "" : ""
+        var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(identityArgument)\(allowPartial ? " --partial" : "") %f %p'"]
         switch options.target {
         case .time(let t, _):
             // A numeric zone: PostgreSQL reads postgresql.auto.conf before its zone
@@ -174,7 +201,7 @@ public struct PointInTimeRestore: Sendable {
         }
         settings.append("recovery_target_timeline = '\(options.timeline.map { String($0) } ?? (options.target == .immediate ? "current" : "latest"))'")
         if options.target != .latest { settings.append("recovery_target_action = '\(options.action)'") }
-        return Plan(basePath: basePath, baseMeta: meta, chain: report, settings: settings, allowPartial: allowPartial)
+        return Plan(basePath: basePath, baseMeta: meta, chain: report, settings: settings, allowPartial: allowPartial, identities: identities)
     }
 
     /// What a dry run prints.
@@ -182,7 +209,9 @@ public struct PointInTimeRestore: Sendable {
         let first = plan.chain.segments.first?.name ?? "-", last = plan.chain.segments.last?.name ?? "-"
         return ["base backup \(plan.basePath) (start \(plan.baseMeta.startLSN ?? "?"), timeline \(plan.baseMeta.timeline ?? 0), finished \(plan.baseMeta.finishedAt ?? "?"))",
                 "WAL: \(plan.chain.segments.count) segments \(first) … \(last) continuous\(plan.chain.partial.map { " (the last from \($0), being received)" } ?? "")",
-                "check the base backup's files against its .meta, unpack base.tar.gz and pg_wal.tar.gz into \(options.dataDirectory) (must be empty), pg_verifybackup",
+                plan.encryptedTar != nil
+                    ? "check base.tar.gz.age against its .meta, decrypt and unpack it (data, WAL, backup_manifest) into \(options.dataDirectory) (must be empty), pg_verifybackup there"
+                    : "check the base backup's files against its .meta, unpack base.tar.gz and pg_wal.tar.gz into \(options.dataDirectory) (must be empty), pg_verifybackup",
                 "write \(options.dataDirectory)/recovery.signal and append to postgresql.auto.conf:"] + plan.settings.map { "    \($0)" }
     }
 
@@ -201,18 +230,32 @@ public struct PointInTimeRestore: Sendable {
             }
         }
         say("base backup files match their .meta: \(plan.basePath)")
+        // A downloaded encrypted base backup: the key proved before the first write.
+        var baseKeys: [AgeIdentity]?
+        if let tar = plan.encryptedTar {
+            baseKeys = try plan.identities ?? ArchiveKeys.identities(jobSettings, for: tar)
+            try ArchiveKeys.check(baseKeys ?? [], open: tar)
+        }
         let created = !FileSystem.exists(dir)
         try FileSystem.createDirectory(dir, mode: 0o700)
         _ = chmod(dir, 0o700)
         do {
-            _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/base.tar.gz", "-C", dir], scratchDirectory: jobSettings.stateDir)
-            if FileSystem.exists(plan.basePath + "/pg_wal.tar.gz") {
-                try FileSystem.createDirectory(dir + "/pg_wal", mode: 0o700)
-                _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/pg_wal.tar.gz", "-C", dir + "/pg_wal"], scratchDirectory: jobSettings.stateDir)
+            let manifest: String
+            if let tar = plan.encryptedTar, let identities = baseKeys {
+                try unpackEncrypted(tar, identities: identities, into: dir)
+                manifest = dir + "/backup_manifest"
+                say("decrypted and unpacked \(PostgresBaseBackup.encryptedTarName) into \(dir) (no plaintext written elsewhere)")
+            } else {
+                _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/base.tar.gz", "-C", dir], scratchDirectory: jobSettings.stateDir)
+                if FileSystem.exists(plan.basePath + "/pg_wal.tar.gz") {
+                    try FileSystem.createDirectory(dir + "/pg_wal", mode: 0o700)
+                    _ = try ChildProcess.output("tar", ["-xzf", plan.basePath + "/pg_wal.tar.gz", "-C", dir + "/pg_wal"], scratchDirectory: jobSettings.stateDir)
+                }
+                manifest = plan.basePath + "/backup_manifest"
+                say("unpacked base.tar.gz and pg_wal.tar.gz into \(dir)")
             }
-            say("unpacked base.tar.gz and pg_wal.tar.gz into \(dir)")
             if access(jobSettings.program("pg_verifybackup"), X_OK) == 0 || jobSettings.binDirectory == nil {
-                _ = try ChildProcess.output(jobSettings.program("pg_verifybackup"), ["--manifest-path", plan.basePath + "/backup_manifest", dir],
+                _ = try ChildProcess.output(jobSettings.program("pg_verifybackup"), ["--manifest-path", manifest, dir],
                                             scratchDirectory: jobSettings.stateDir)
                 say("pg_verifybackup: \(dir) matches the backup manifest")
             }
@@ -229,5 +272,24 @@ public struct PointInTimeRestore: Sendable {
             if created { rmdir(dir) }
             throw WalArchiveError("restore into \(dir) failed and what it unpacked was removed: \(error)")
         }
+    }
+
+    /// Decrypts `tar` (every chunk authenticated before its bytes go on) straight into
+    /// `tar -xz` in the target directory: the plaintext exists only there. A failure part way
+    /// leaves what was unpacked for `run`'s cleanup to remove.
+    private func unpackEncrypted(_ tar: String, identities: [AgeIdentity], into dir: String) throws {
+        signal(SIGPIPE, SIG_IGN) // a tar that stops on an error must give EPIPE, not kill us
+        let child = try ChildProcess(executable: "tar", arguments: ["-xzf", "-", "-C", dir], captureStdout: false, stdinPipe: true,
+                                     scratchDirectory: jobSettings.stateDir)
+        do {
+            try AgeFile.decrypt(path: tar, identities: identities) { try FileSystem.writeAll(fd: child.stdinFD, $0, path: "tar's input") }
+        } catch {
+            child.terminate()
+            _ = try? child.wait()
+            throw WalArchiveError("decrypting \(tar) failed: \(error)")
+        }
+        child.closeStdin()
+        let status = try child.wait()
+        guard status == 0 else { throw WalArchiveError("tar exited \(status) unpacking \(tar): \(child.stderrText())") }
     }
 }

@@ -1,11 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgeEncryption
 import BackstopCore
 import BackupPipeline
 import Crypto
 
-/// Inflates one archived `.gz` (a WAL segment, 16 MiB by default) and hashes what comes out,
+/// Inflates one archived `.gz` or `.gz.age` (a WAL segment, 16 MiB by default) and hashes what comes out,
 /// either into a file (fetch: temporary name, fsync, rename — PostgreSQL never sees half a
 /// segment) or nowhere (verify: the checksum alone).
 enum SegmentInflater {
@@ -16,8 +17,19 @@ enum SegmentInflater {
         var gzBytes: UInt64
     }
 
-    /// Inflates `source`; when `destination` is given the bytes land there atomically.
-    static func inflate(_ source: String, to destination: String? = nil) throws -> Result {
+    /// Inflates `source`; when `destination` is given the bytes land there atomically. A
+    /// `.gz.age` source is decrypted on the way with `identities` (each 64 KiB chunk
+    /// authenticated before its bytes are inflated); `gzSHA256` is always of the file as stored.
+    static func inflate(_ source: String, to destination: String? = nil, identities: [AgeIdentity]? = nil) throws -> Result {
+        let decryptor: AgeDecryptor?
+        if source.hasSuffix(".age") {
+            guard let identities else {
+                throw WalArchiveError("\(source) is age-encrypted: set BACKUP_ENCRYPTION_IDENTITY_FILE to the file holding its AGE-SECRET-KEY-1 key (mode 0600) to read it")
+            }
+            decryptor = AgeDecryptor(identities: identities)
+        } else {
+            decryptor = nil
+        }
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw FileSystemError.errno(errno, "open", source) }
         defer { close(input) }
@@ -48,6 +60,9 @@ enum SegmentInflater {
             walHash.update(bufferPointer: bytes)
             if outFD >= 0 { try FileSystem.writeAll(fd: outFD, bytes, path: temp) }
         }
+        // gzip bytes (decrypted when the file is age) inflated into the WAL bytes.
+        let inflateBytes: (UnsafeRawBufferPointer) throws -> Void = { gzip in try inflater.feed(gzip, sink: sink) }
+        var storedBytes: UInt64 = 0
         do {
             while true {
                 let n = read(input, inBuffer, chunk)
@@ -58,9 +73,15 @@ enum SegmentInflater {
                 if n == 0 { break }
                 let bytes = UnsafeRawBufferPointer(start: inBuffer, count: n)
                 gzHash.update(bufferPointer: bytes)
-                try inflater.feed(bytes, sink: sink)
+                storedBytes += UInt64(n)
+                if let decryptor { try decryptor.update(bytes, into: inflateBytes) } else { try inflateBytes(bytes) }
             }
+            try decryptor?.finish(into: inflateBytes)
             try inflater.finish(sink: sink)
+        } catch let error as AgeError where error.kind == .noMatch {
+            throw WalArchiveError("\(source) cannot be decrypted with BACKUP_ENCRYPTION_IDENTITY_FILE: \(error)")
+        } catch let error as AgeError {
+            throw WalArchiveError("\(source) is damaged (\(error)); the archived file was refused")
         } catch GzipInflater.Failure.truncated, GzipInflater.Failure.empty {
             throw WalArchiveError("\(source) ends in the middle of its gzip stream; the archived file is damaged")
         } catch let failure as GzipInflater.Failure {
@@ -74,7 +95,7 @@ enum SegmentInflater {
             done = true
         }
         return Result(walBytes: inflater.uncompressedBytes, walSHA256: hex(walHash.finalize()), gzSHA256: hex(gzHash.finalize()),
-                      gzBytes: inflater.compressedBytes)
+                      gzBytes: storedBytes)
     }
 }
 

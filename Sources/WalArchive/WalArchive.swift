@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgeEncryption
 import BackstopCore
 import BackupPipeline
 import Crypto
@@ -9,6 +10,12 @@ import Foundation
 /// The continuous WAL archive, `$BACKUP_DIR/postgres/wal/`: every completed segment,
 /// `.history` and `.backup` file as `<name>.gz` (gzip through the one backup pipeline:
 /// temporary file, fsync, rename) with `<name>.meta` (`WalArchiveMeta`: both checksums, when).
+/// With recipients, completed segments are stored as `<name>.gz.age` (gzip, then age, in the
+/// same pipeline: no plain WAL byte reaches the folder); `.history` and `.backup` files stay
+/// `.gz`, because the chain check (verify, a restore's plan) must read them without the key,
+/// and they hold only timeline switch points and backup labels, never row data. Both kinds of
+/// segment are found by name, so turning encryption on (or rotating keys) mid-archive leaves
+/// one chain; reading a `.gz.age` needs `identities`.
 /// `.receiving/` holds what pg_receivewal is writing (the current `.partial`); `.conflicts/`
 /// keeps a segment that arrived with different content under a name already archived (never
 /// overwritten: verify reports it).
@@ -19,10 +26,17 @@ import Foundation
 public struct WalArchive: Sendable {
     public let directory: String
     public let compressionLevel: Int32
+    /// Age recipients new segments are encrypted to; empty: plain `.gz`.
+    public let recipients: [AgeRecipient]
+    /// The keys that read `.gz.age` segments (fetch, verify, a restore); nil: not given.
+    public let identities: [AgeIdentity]?
 
-    public init(backupDir: String, compressionLevel: Int32 = CompressionSettings.defaultLevel) {
+    public init(backupDir: String, compressionLevel: Int32 = CompressionSettings.defaultLevel,
+                recipients: [AgeRecipient] = [], identities: [AgeIdentity]? = nil) {
         directory = backupDir + "/postgres/wal"
         self.compressionLevel = compressionLevel
+        self.recipients = recipients
+        self.identities = identities
     }
 
     /// Where pg_receivewal writes (its `--directory`).
@@ -42,13 +56,26 @@ public struct WalArchive: Sendable {
         }
     }
 
-    public func dataPath(_ name: String) -> String { directory + "/" + name + ".gz" }
+    /// The stored file of `name`: the one its `.meta` names, else the `.gz.age` or `.gz` present.
+    public func dataPath(_ name: String) -> String {
+        if let bytes = try? FileSystem.read(metaPath(name)), let meta = try? WalArchiveMeta.decode(bytes) { return storedPath(meta) }
+        let encrypted = directory + "/" + name + ".gz.age"
+        return FileSystem.exists(encrypted) ? encrypted : directory + "/" + name + ".gz"
+    }
     public func metaPath(_ name: String) -> String { directory + "/" + name + ".meta" }
+    /// The file a `.meta` describes.
+    public func storedPath(_ meta: WalArchiveMeta) -> String { directory + "/" + meta.file }
+
+    /// Whether `name` is stored encrypted when recipients are set (segments only).
+    func encrypts(_ name: WalFileName) -> Bool {
+        if case .segment = name { return !recipients.isEmpty }
+        return false
+    }
 
     /// The record of `name`, nil when it is not (completely) archived.
     public func meta(_ name: String) -> WalArchiveMeta? {
         guard let bytes = try? FileSystem.read(metaPath(name)), let meta = try? WalArchiveMeta.decode(bytes),
-              FileSystem.exists(dataPath(name)) else { return nil }
+              FileSystem.exists(storedPath(meta)) else { return nil }
         return meta
     }
 
@@ -71,7 +98,12 @@ public struct WalArchive: Sendable {
         let input = open(path, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw FileSystemError.errno(errno, "open", path) }
         defer { close(input) }
-        let writer = try BackupFileWriter(destination: dataPath(name), compressionLevel: compressionLevel)
+        let encrypted = encrypts(parsed)
+        let file = name + (encrypted ? ".gz.age" : ".gz")
+        // Not archived (no .meta): a .gz or .gz.age present is an interrupted store's leftover.
+        unlink(directory + "/" + name + (encrypted ? ".gz" : ".gz.age"))
+        let writer = try BackupFileWriter(destination: directory + "/" + file, compressionLevel: compressionLevel,
+                                          recipients: encrypted ? recipients : [])
         var hasher = SHA256()
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
@@ -89,9 +121,13 @@ public struct WalArchive: Sendable {
             try writer.write(bytes)
         }
         let written = try writer.finish()
-        let meta = WalArchiveMeta(name: name, file: name + ".gz", sizeBytes: written.sizeBytes, sha256: written.sha256,
+        var meta = WalArchiveMeta(name: name, file: file, sizeBytes: written.sizeBytes, sha256: written.sha256,
                                   walBytes: written.uncompressedBytes, walSHA256: hex(hasher.finalize()),
                                   archivedAt: WallClock.now(), source: source)
+        if written.isEncrypted {
+            meta.encryption = "age"
+            meta.recipients = written.recipientFingerprints.joined(separator: ",")
+        }
         try AtomicFile.write(try meta.encoded(), to: metaPath(name), mode: 0o640)
         return .stored(meta)
     }
@@ -118,7 +154,7 @@ public struct WalArchive: Sendable {
             throw WalArchiveError("\(name) is not a WAL file name PostgreSQL asks for")
         }
         if let meta = meta(name) {
-            try Self.inflate(dataPath(name), checkedAgainst: meta, to: destination)
+            try Self.inflate(storedPath(meta), checkedAgainst: meta, to: destination, identities: identities)
             return .fetched(fromPartial: false)
         }
         if allowPartial, case .segment = parsed {
@@ -135,8 +171,9 @@ public struct WalArchive: Sendable {
     /// (temporary name, fsync, rename) and proves it is the file `meta` describes: the `.gz`'s
     /// SHA-256 and the WAL bytes' SHA-256 both match, or `destination` is left absent and the
     /// error says the copy is damaged.
-    public static func inflate(_ gz: String, checkedAgainst meta: WalArchiveMeta, to destination: String) throws {
-        let result = try SegmentInflater.inflate(gz, to: destination)
+    /// A `.gz.age` copy is decrypted on the way with `identities`.
+    public static func inflate(_ gz: String, checkedAgainst meta: WalArchiveMeta, to destination: String, identities: [AgeIdentity]? = nil) throws {
+        let result = try SegmentInflater.inflate(gz, to: destination, identities: identities)
         guard result.walSHA256 == meta.walSHA256, result.gzSHA256 == meta.sha256 else {
             unlink(destination)
             throw WalArchiveError("\(gz) does not match its .meta (SHA-256 of the WAL \(result.walSHA256.prefix(12))…, recorded \(meta.walSHA256.prefix(12))…; of the .gz \(result.gzSHA256.prefix(12))…, recorded \(meta.sha256.prefix(12))…): the archived copy of \(meta.name) is damaged")
@@ -146,16 +183,16 @@ public struct WalArchive: Sendable {
     /// The history of `timeline` from the archive; nil for timeline 1 or when it is missing.
     public func history(timeline: UInt32) throws -> TimelineHistory? {
         let name = historyFileName(timeline: timeline)
-        guard meta(name) != nil else { return nil }
+        guard let meta = meta(name) else { return nil }
         let tmp = directory + "/.history-read-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { unlink(tmp) }
-        _ = try SegmentInflater.inflate(dataPath(name), to: tmp)
+        _ = try SegmentInflater.inflate(storedPath(meta), to: tmp, identities: identities)
         let text = String(decoding: try FileSystem.read(tmp), as: UTF8.self)
         return try TimelineHistory(timeline: timeline, text: text)
     }
 
-    /// Every archived file, by name (a `.gz` with its `.meta`), plus the leftovers a check
-    /// should mention.
+    /// Every archived file, by name (a `.gz` or `.gz.age` with its `.meta`), plus the leftovers
+    /// a check should mention.
     public func contents() -> WalArchiveContents {
         var result = WalArchiveContents()
         let names = (try? FileSystem.list(directory)) ?? []
@@ -163,6 +200,7 @@ public struct WalArchive: Sendable {
         var metas = Set<String>()
         for file in names where !file.hasPrefix(".") {
             if file.hasSuffix(".gz") { gz.insert(String(file.dropLast(3))) }
+            if file.hasSuffix(".gz.age") { gz.insert(String(file.dropLast(7))) }
             if file.hasSuffix(".meta") { metas.insert(String(file.dropLast(5))) }
         }
         for name in gz.union(metas).sorted() {
@@ -218,7 +256,7 @@ public struct WalArchiveContents: Sendable {
         }
     }
     public var files: [File] = []
-    /// `.gz` files without a `.meta` (an interrupted store).
+    /// `.gz` / `.gz.age` files without a `.meta` (an interrupted store).
     public var withoutMeta: [String] = []
     /// `.meta` files whose `.gz` is gone.
     public var withoutData: [String] = []

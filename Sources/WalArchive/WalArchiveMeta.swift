@@ -2,7 +2,7 @@ import BackstopCore
 import Foundation
 
 /// The record beside each archived file: `postgres/wal/<name>.meta` (JSON) for
-/// `postgres/wal/<name>.gz`. Written (atomically) only after the `.gz` is fsynced and renamed
+/// `postgres/wal/<name>.gz` (or `<name>.gz.age`, which `file` names). Written (atomically) only after the `.gz` is fsynced and renamed
 /// into place, so a `.meta` always describes a complete file; a `.gz` without one is the
 /// leftover of an interrupted store and is replaced by the next store of that name.
 ///
@@ -23,9 +23,13 @@ public struct WalArchiveMeta: Codable, Sendable, Equatable {
     /// `pg_receivewal` or `archive_command`.
     public var source: String
     public var toolVersion: String
+    /// `age` when the stored file is `<name>.gz.age`; absent for plain gzip.
+    public var encryption: String?
+    /// Fingerprints of the recipients (comma-separated), as in a backup's `.meta`.
+    public var recipients: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, file, sha256, source
+        case name, file, sha256, source, encryption, recipients
         case sizeBytes = "size_bytes"
         case walBytes = "wal_bytes"
         case walSHA256 = "wal_sha256"

@@ -35,7 +35,8 @@ public final class WalReceiver: Sendable {
     public init(settings: WalArchiveSettings, jobSettings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry?) {
         self.settings = settings
         self.jobSettings = jobSettings
-        archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel)
+        archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel,
+                             recipients: jobSettings.encryption.recipients)
         self.log = log
         self.metrics = metrics
     }

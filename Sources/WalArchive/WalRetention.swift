@@ -93,7 +93,13 @@ public struct WalRetention: Sendable {
             if !dryRun {
                 // The .meta first: a .gz left without it is an interrupted store, never a good segment.
                 if unlink(archive.metaPath(name)) != 0 && errno != ENOENT { report.errors.append("\(archive.metaPath(name)): \(String(cString: strerror(errno)))"); continue }
-                if unlink(archive.dataPath(name)) != 0 && errno != ENOENT { report.errors.append("\(archive.dataPath(name)): \(String(cString: strerror(errno)))"); continue }
+                // Both kinds: a segment is stored as .gz or .gz.age (encryption turned on mid-archive).
+                var failure: String?
+                for suffix in [".gz", ".gz.age"] {
+                    let path: String = archive.directory + "/" + name + suffix
+                    if unlink(path) != 0 && errno != ENOENT { failure = "\(path): \(String(cString: strerror(errno)))" }
+                }
+                if let failure { report.errors.append(failure); continue }
                 WalUploadMarker.remove(name, in: archive)
             }
             report.removed.append(name)

@@ -1,3 +1,4 @@
+import AgeEncryption
 import ArgumentParser
 import BackstopCore
 import BackupCatalog
@@ -77,7 +78,8 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         if wal || all, wal || FileSystem.isDirectory(settings.backupDir + "/postgres/wal") {
             let backupDir = settings.backupDir
-            let result = await Blocking.run { WalVerification(backupDir: backupDir).run() }
+            let identities = try validated { try settings.encryption.loadIdentities() }
+            let result = await Blocking.run { WalVerification(backupDir: backupDir, identities: identities).run() }
             if json {
                 try report(result, location: backupDir + "/postgres/wal")
             } else {

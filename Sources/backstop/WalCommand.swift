@@ -1,3 +1,4 @@
+import AgeEncryption
 import ArgumentParser
 import BackstopCore
 import BackupJobs
@@ -13,7 +14,8 @@ struct WalCommand: AsyncParsableCommand {
         abstract: "Continuous WAL archive: archive_command (push), restore_command (fetch), the copy in S3 (upload).",
         discussion: """
             The archive is $BACKUP_DIR/postgres/wal/: each segment, .history and .backup file \
-            as NAME.gz (gzip, fsynced, renamed into place) with NAME.meta (SHA-256 of the .gz and \
+            as NAME.gz (gzip, fsynced, renamed into place; segments as NAME.gz.age, gzip then age, \
+            when BACKUP_ENCRYPTION_RECIPIENTS is set) with NAME.meta (SHA-256 of the .gz and \
             of the WAL bytes, when it was archived). `backstop serve` fills it with pg_receivewal \
             when BACKUP_WAL_ARCHIVE=true; sites that prefer archive_command use push instead.
 
@@ -66,13 +68,14 @@ struct WalPushCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try options.postgresSettings()
-        let archive = WalArchive(backupDir: settings.backupDir, compressionLevel: settings.compressionLevel)
+        let archive = WalArchive(backupDir: settings.backupDir, compressionLevel: settings.compressionLevel,
+                                 recipients: settings.encryption.recipients)
         let (path, name) = (self.path, FileSystem.lastComponent(of: path))
         let log = BackupLog(backupDir: settings.backupDir, echo: false)
         do {
             let result = try await Blocking.run { try archive.store(path: path, name: name, source: "archive_command") }
             switch result {
-            case .stored(let meta): log.info("wal push: \(name) archived (\(HumanBytes.format(meta.sizeBytes)) gzip)")
+            case .stored(let meta): log.info("wal push: \(name) archived (\(HumanBytes.format(meta.sizeBytes)) gzip\(meta.encryption == "age" ? " + age" : ""))")
             case .alreadyArchived: log.info("wal push: \(name) already archived with the same content")
             }
         } catch {
@@ -89,9 +92,10 @@ struct WalFetchCommand: AsyncParsableCommand {
         commandName: "fetch",
         abstract: "Serve one WAL file to recovery (restore_command = 'backstop wal fetch --backup-dir DIR %f %p').",
         discussion: """
-            Inflates NAME.gz from the archive into PATH (temporary name, fsync, rename) and checks \
+            Inflates NAME.gz (or decrypts and inflates NAME.gz.age, with --identity or \
+            BACKUP_ENCRYPTION_IDENTITY_FILE) from the archive into PATH (temporary name, fsync, rename) and checks \
             it against its .meta. With BACKUP_S3_BUCKET set, a file the local archive lacks (or \
-            holds damaged) is fetched from the bucket (postgres/wal/NAME.gz, checked against the \
+            holds damaged) is fetched from the bucket (postgres/wal/NAME.gz or NAME.gz.age, checked against the \
             bucket's NAME.meta). Exit status, as PostgreSQL expects from restore_command: 0 \
             when PATH holds the file; 1 when neither the archive nor the bucket has it (normal: \
             recovery asks for the next segment and for .history files until there are none); 2 \
@@ -117,6 +121,9 @@ struct WalFetchCommand: AsyncParsableCommand {
     @Flag(help: "Serve the receiver's .partial when the segment is not complete yet.")
     var partial = false
 
+    @Option(help: ArgumentHelp("Identity file for .gz.age segments; overrides BACKUP_ENCRYPTION_IDENTITY_FILE.", valueName: "path"))
+    var identity: String?
+
     @OptionGroup var options: BackupDirOption
 
     func validate() throws {
@@ -126,8 +133,8 @@ struct WalFetchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings = try options.postgresSettings()
-        let archive = WalArchive(backupDir: settings.backupDir)
+        var settings = try options.postgresSettings()
+        if let identity { settings.encryption.identityFile = identity }
         let (name, path, partial) = (self.name, self.path, self.partial)
         let log = BackupLog(backupDir: settings.backupDir, echo: false)
         func fail(_ error: Any) -> ExitCode {
@@ -135,6 +142,10 @@ struct WalFetchCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("backstop wal fetch: \(error)\n".utf8))
             return ExitCode(2)
         }
+        // The key is read only when one is configured (a .gz.age segment says so if it is missing).
+        let identities: [AgeIdentity]?
+        do { identities = try settings.encryption.loadIdentities() } catch { throw fail(error) }
+        let archive = WalArchive(backupDir: settings.backupDir, identities: identities)
         var localProblem: (any Error)?
         do {
             let result = try await Blocking.run { try archive.fetch(name: name, to: path, allowPartial: partial) }
@@ -155,7 +166,7 @@ struct WalFetchCommand: AsyncParsableCommand {
         }
         let remote = RemoteWalArchive(settings: s3, backupDir: settings.backupDir)
         do {
-            switch try await remote.fetch(name: name, to: path) {
+            switch try await remote.fetch(name: name, to: path, identities: identities) {
             case .fetched:
                 log.info("wal fetch: \(name) → \(path) (from \(remote.address(name)))")
             case .missing:
