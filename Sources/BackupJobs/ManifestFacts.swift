@@ -27,44 +27,61 @@ public enum ManifestFacts {
 
     /// The WAL range of a manifest held in memory (`name` is what an error calls it).
     public static func range(of bytes: [UInt8], name: String) throws -> Range {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let ranges = object["WAL-Ranges"] as? [[String: Any]], let first = ranges.first, let last = ranges.last,
-              let start = first["Start-LSN"] as? String, let end = last["End-LSN"] as? String else {
+        guard let manifest = try? JSONCoding.decode(Manifest.self, from: bytes),
+              let first = manifest.ranges?.first, let last = manifest.ranges?.last else {
             throw BackupJobError("\(name) has no WAL-Ranges (not a PostgreSQL 13+ backup manifest?)")
         }
-        let timeline = (last["Timeline"] as? Int) ?? Int("\(last["Timeline"] ?? "0")") ?? 0
-        return Range(timeline: timeline, startLSN: start, endLSN: end)
+        return Range(timeline: last.timeline, startLSN: first.start, endLSN: last.end)
     }
 
     /// Every file the manifest lists ("Encoded-Path", hex, for names that are not UTF-8).
     public static func files(of bytes: [UInt8], name: String) throws -> [File] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let files = object["Files"] as? [[String: Any]] else {
+        guard let manifest = try? JSONCoding.decode(Manifest.self, from: bytes), let files = manifest.files else {
             throw BackupJobError("\(name) is not a backup manifest (no Files list)")
         }
         return try files.map { entry in
-            var path = entry["Path"] as? String
-            if path == nil, let encoded = entry["Encoded-Path"] as? String {
-                path = String(decoding: hexBytes(encoded), as: UTF8.self)
-            }
-            guard let path, let size = (entry["Size"] as? NSNumber)?.uint64Value else {
+            guard let path = entry.path ?? entry.encodedPath.map({ String(decoding: hexBytes($0), as: UTF8.self) }), let size = entry.size else {
                 throw BackupJobError("\(name) has a file entry without Path or Size")
             }
-            return File(path: path, size: size, algorithm: entry["Checksum-Algorithm"] as? String ?? "NONE",
-                        checksum: (entry["Checksum"] as? String ?? "").lowercased())
+            return File(path: path, size: size, algorithm: entry.algorithm ?? "NONE", checksum: (entry.checksum ?? "").lowercased())
         }
     }
 
     /// Whether the manifest's "Manifest-Checksum" (SHA-256 of every byte up to and including
     /// the newline before its own line, as pg_verifybackup computes it) matches.
     public static func checksumMatches(_ bytes: [UInt8]) -> Bool {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let recorded = object["Manifest-Checksum"] as? String else { return false }
+        guard let recorded = (try? JSONCoding.decode(Manifest.self, from: bytes))?.checksum else { return false }
         var end = bytes.count
         while end > 0 && bytes[end - 1] == 10 { end -= 1 }
         guard let lastNewline = bytes[..<end].lastIndex(of: 10) else { return false }
         let digest = SHA256.hash(data: bytes[...lastNewline])
         return digest.map { String(format: "%02x", $0) }.joined() == recorded.lowercased()
+    }
+
+    /// The parts of `backup_manifest` read here, through the project's one JSON decoder.
+    private struct Manifest: Decodable {
+        struct WALRange: Decodable {
+            enum CodingKeys: String, CodingKey { case timeline = "Timeline", start = "Start-LSN", end = "End-LSN" }
+            var timeline: Int, start: String, end: String
+
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                start = try c.decode(String.self, forKey: .start)
+                end = try c.decode(String.self, forKey: .end)
+                // A number in PostgreSQL's manifests; a string of digits is taken too.
+                timeline = (try? c.decode(Int.self, forKey: .timeline)) ?? (try? c.decode(String.self, forKey: .timeline)).flatMap { Int($0) } ?? 0
+            }
+        }
+        struct Entry: Decodable {
+            enum CodingKeys: String, CodingKey {
+                case path = "Path", encodedPath = "Encoded-Path", size = "Size", algorithm = "Checksum-Algorithm", checksum = "Checksum"
+            }
+            var path: String?, encodedPath: String?, size: UInt64?, algorithm: String?, checksum: String?
+        }
+        enum CodingKeys: String, CodingKey { case ranges = "WAL-Ranges", files = "Files", checksum = "Manifest-Checksum" }
+        var ranges: [WALRange]?
+        var files: [Entry]?
+        var checksum: String?
     }
 
     private static func hexBytes(_ text: String) -> [UInt8] {
