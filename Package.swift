@@ -15,6 +15,9 @@ let package = Package(
         // For bench/metrics-bench only (a package of its own, so swift-prometheus stays out of
         // this one): the registry and the /metrics server, to serve them beside swift-prometheus.
         .library(name: "BackstopMetricsServer", targets: ["BackstopMetrics", "MetricsHTTPServer"]),
+        // For bench/meta-decode only: the catalog's `.meta` decoder and `list --json` writer,
+        // timed there against Foundation's JSONDecoder and JSONEncoder.
+        .library(name: "BackupCatalog", targets: ["BackupCatalog", "BackstopCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
