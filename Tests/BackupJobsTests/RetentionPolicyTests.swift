@@ -1,3 +1,4 @@
+import BackstopTestSupport
 import BackstopCore
 import BackupCatalog
 import Foundation
@@ -66,7 +67,7 @@ import Testing
     ])
     func irregularBackupsMatchTheModel(policy: RetentionPolicy) {
         // Several backups on some days, gaps of days and weeks, across year ends (ISO week 53 of 2020 and 2026).
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         let now = WallClock.parseRFC3339("2027-01-03T18:30:00Z")!
         var times: [Double] = []
         var t = now - 3600
@@ -129,18 +130,5 @@ import Testing
         #expect(p == RetentionPolicy(retentionDays: 10, keepDaily: 7, keepWeekly: 0, keepMonthly: 12))
         #expect(throws: (any Error).self) { try RetentionPolicy(environment: ["BACKUP_KEEP_DAILY": "-1"]) }
         #expect(throws: (any Error).self) { try RetentionPolicy(environment: ["BACKUP_RETENTION_DAYS": "0"]) }
-    }
-}
-
-/// A small deterministic generator, so a failure reproduces.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,10 +1,11 @@
+import BackstopTestSupport
 import Foundation
 
 /// Deterministic input that compresses like a real SQL dump: COPY lines with ids, words,
 /// e-mail addresses, timestamps, JSON and numbers, plus some incompressible bytes (bytea).
 enum TestData {
     static func sqlLike(bytes target: Int, seed: UInt64 = 42) -> [UInt8] {
-        var rng = SplitMix(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
                      "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
                      "Zürich", "café", "naïve", "東京", "Ωmega", "script", "backup", "restore", "payment", "invoice"]
@@ -27,19 +28,7 @@ enum TestData {
     }
 
     static func random(bytes: Int, seed: UInt64 = 7) -> [UInt8] {
-        var rng = SplitMix(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         return (0..<bytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

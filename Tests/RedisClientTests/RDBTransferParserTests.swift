@@ -1,3 +1,4 @@
+import BackstopTestSupport
 import Testing
 @testable import RedisClient
 
@@ -24,7 +25,7 @@ struct RDBTransferParserTests {
     }
 
     static func body(_ count: Int) -> [UInt8] {
-        var generator = SplitMix(seed: UInt64(count))
+        var generator = SeededGenerator(seed: UInt64(count))
         return (0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
     }
 
@@ -110,7 +111,7 @@ struct RDBTransferParserTests {
 
     @Test("random payloads and chunkings round-trip in both framings")
     func randomised() throws {
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         for round in 0..<200 {
             let size = Int(generator.next() % 3000)
             let payload = Self.body(size + round)
@@ -127,15 +128,3 @@ struct RDBTransferParserTests {
     }
 }
 
-/// A small deterministic generator so failures reproduce.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e3779b97f4a7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58476d1ce4e5b9
-        z = (z ^ (z >> 27)) &* 0x94d049bb133111eb
-        return z ^ (z >> 31)
-    }
-}

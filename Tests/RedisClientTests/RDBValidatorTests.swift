@@ -1,3 +1,4 @@
+import BackstopTestSupport
 import Testing
 @testable import RedisClient
 
@@ -32,7 +33,7 @@ struct RDBValidatorTests {
 
     @Test("slice-by-8 equals bit-at-a-time, across lengths and split updates")
     func sliceBy8() {
-        var generator = SplitMix(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         for length in [1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4099] {
             let data = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             #expect(CRC64.checksum(data) == CRC64.reference(data))

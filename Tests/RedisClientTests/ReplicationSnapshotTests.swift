@@ -34,7 +34,7 @@ struct ReplicationSnapshotTests {
         _ = try connection.call(["SELECT", "0"])
         // Binary-safe, and large enough to span many reads.
         // Random bytes, so RDB's LZF compression cannot shrink the value.
-        var generator = SplitMix(seed: 99)
+        var generator = SeededGenerator(seed: 99)
         var big = [UInt8]()
         big.reserveCapacity(3 * 1024 * 1024)
         while big.count < 3 * 1024 * 1024 {
@@ -177,7 +177,7 @@ struct ReplicationSnapshotTests {
         let server = try StandaloneRedis()
         defer { server.stop() }
         let connection = try RedisConnection(to: server.endpoint, timeout: 5)
-        var generator = SplitMix(seed: 5)
+        var generator = SeededGenerator(seed: 5)
         for index in 0..<40 {
             let value = (0..<4096).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             _ = try connection.command(bytes: [Array("SET".utf8), Array("k\(index)".utf8), value])

@@ -1,3 +1,4 @@
+import BackstopTestSupport
 import Foundation
 import Scheduling
 import Testing
@@ -79,7 +80,7 @@ import Testing
     }
 
     @Test func randomExpressionsAroundTransitionsMatchTheMinuteByMinuteModel() throws {
-        var rng = CroniterComparisonTests.SplitMix64(state: 99)
+        var rng = SeededGenerator(seed: 99)
         var expressions = ["30 2 * * *", "0,15,30,45 2 * * *", "*/30 * * * *", "30 * * * *", "0 */2 * * *",
                            "15,45 1-3 * * *", "0 2 * * *", "*/20 2 * * *", "@hourly", "@daily", "0 3 * * *", "59 1 * * *"]
         let hourFields = ["*", "2", "1-3", "*/2", "2,3", "0-4/2", "1", "0-3", "3"]
