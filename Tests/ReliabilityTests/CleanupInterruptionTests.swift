@@ -55,13 +55,7 @@ struct CleanupInterruptionTests {
         try TestEnvironment.waitUntil(timeout: 30, "cleanup deleting (log \(log))") {
             Self.backupNames(postgresDir).count < before.count - 20
         }
-        let t0 = Date()
-        kill(cli, SIGTERM)
-        var status: Int32 = 0
-        waitpid(cli, &status, 0)
-        TestProcesses.unregister(pid: cli)
-        let seconds = Date().timeIntervalSince(t0)
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let (_, code, seconds) = InterruptionTests.signalAndReap(cli, SIGTERM)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(code == 143, "exit \(code); \(output)")
         #expect(output.contains("stopped by SIGTERM"), "\(output)")

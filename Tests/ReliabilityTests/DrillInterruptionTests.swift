@@ -47,13 +47,7 @@ struct DrillInterruptionTests {
         let temporary = NSTemporaryDirectory()
         let scratch = try FileManager.default.contentsOfDirectory(atPath: temporary).filter { $0.hasPrefix("backstop-drill-\(drill)-") }
         #expect(scratch.count == 1, "\(scratch)")
-        let t0 = Date()
-        kill(drill, SIGTERM)
-        var status: Int32 = 0
-        waitpid(drill, &status, 0)
-        TestProcesses.unregister(pid: drill)
-        let seconds = Date().timeIntervalSince(t0)
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let (_, code, seconds) = InterruptionTests.signalAndReap(drill, SIGTERM)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(code == 143, "exit \(code); \(output)")
         #expect(output.contains("stopped by SIGTERM"), "\(output)")
