@@ -53,8 +53,15 @@ public enum ScheduledJobs {
                 if !errors.isEmpty { throw BackupJobError("cleanup could not remove: " + errors.joined(separator: "; ")) }
             },
             "drill": {
-                let drill = RestoreDrill(settings: postgres, redisServer: redisServer, log: log, metrics: registry)
-                let results = await Blocking.run { drill.run() }
+                // serve's shutdown cancels this task: the drill stops its scratch copies and records nothing.
+                let cancellation = JobCancellation()
+                let drill = RestoreDrill(settings: postgres, redisServer: redisServer, log: log, metrics: registry, cancellation: cancellation)
+                let results = await withTaskCancellationHandler {
+                    await Blocking.run { drill.run() }
+                } onCancel: {
+                    cancellation.cancel()
+                }
+                try Task.checkCancellation()
                 var failed = results.filter { !$0.success }.map { "\($0.kind): \($0.details)" }
                 // With the WAL archive on, the point-in-time drill too, recorded as its own kind.
                 if let pitrDrill {

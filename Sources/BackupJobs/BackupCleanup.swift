@@ -75,13 +75,21 @@ public final class BackupCleanup: Sendable {
 
     /// Plans and, unless `dryRun`, deletes; then writes the inventory and updates the metrics.
     /// Holds `.state/cleanup.lock` (throws `FileLock.Held` when another cleanup runs).
-    public func run(dryRun: Bool, now: Double = WallClock.now()) throws -> Report {
+    /// `cancellation` (a shutdown: SIGTERM to `backstop cleanup`, serve's grace period over) is
+    /// checked before each backup is removed: the run stops between two backups, each either
+    /// whole or gone with its `.meta`, and throws `BackupCancelled`; the next cleanup finishes.
+    public func run(dryRun: Bool, now: Double = WallClock.now(), cancellation: JobCancellation? = nil) throws -> Report {
         try FileSystem.createDirectory(backupDir + "/.state")
         let lock = try FileLock(path: lockPath, purpose: dryRun ? "cleanup --dry-run" : "cleanup")
         defer { lock.release() }
         let plan = plan(now: now)
         var report = Report(dryRun: dryRun, plan: plan, removedLogs: [], removedOrphans: [], freedBytes: 0, errors: [], inventory: nil)
+        var removed = 0
         for item in plan where !item.decision.keep {
+            if let cancellation, cancellation.isCancelled {
+                log?.info("cleanup: stopped by the shutdown after removing \(removed) backups; the next cleanup removes the rest")
+                throw BackupCancelled()
+            }
             if dryRun {
                 report.freedBytes += item.entry.sizeBytes
                 continue
@@ -98,6 +106,7 @@ public final class BackupCleanup: Sendable {
                 try Self.remove(item.entry.path + ".meta", missingOK: true)
                 try Self.remove(item.entry.path, missingOK: true)
                 report.freedBytes += item.entry.sizeBytes
+                removed += 1
                 log?.info("cleanup: removed \(item.entry.path) (\(item.decision.summary))")
             } catch {
                 report.errors.append("\(item.entry.path): \(error)")

@@ -6,7 +6,9 @@ import Foundation
 ///
 /// - hidden `.NAME.partial` files and `.wal_STAMP.partial/` folders of the backup jobs, each
 ///   only while its job's lock can be taken (a `backstop backup` run by hand beside serve
-///   keeps its file in progress);
+///   keeps its file in progress); a process still writing into one is stopped first: the WAL
+///   streamer pg_basebackup forks outlives a SIGKILLed serve (PR_SET_PDEATHSIG reaches only
+///   pg_basebackup itself, and the streamer is orphaned, not killed, when its parent dies);
 /// - `.NAME.tmp-PID-N` files of atomic writes and `.stderr-PID-N` files of child processes
 ///   whose PID is no longer running;
 /// - the scratch folders (`$TMPDIR/backstop-drill-PID-XXXXXX`, with a copy of a Redis
@@ -42,6 +44,9 @@ public enum LeftoverSweep {
             for name in (try? FileSystem.list(job.folder)) ?? []
             where name.hasPrefix(".") && name.hasSuffix(".partial") && job.owned(String(name.dropFirst())) {
                 let path = job.folder + "/" + name
+                for pid in stopWriters(of: path) {
+                    actions.append(Action(path: path, what: "stopped process \(pid) of a killed run still writing into it"))
+                }
                 if (try? FileManager.default.removeItem(atPath: path)) != nil {
                     actions.append(Action(path: path, what: "removed the partial file of an interrupted run"))
                 }
@@ -87,6 +92,31 @@ public enum LeftoverSweep {
         let rest = name.dropFirst(marker.count).split(separator: "-")
         guard rest.count == 2, let pid = pid_t(rest[0]), pid > 0, UInt32(rest[1]) != nil else { return nil }
         return pid
+    }
+
+    /// Processes of this user whose arguments name `path` (pg_basebackup's `--pgdata PATH`):
+    /// SIGKILLed (a killed run's orphan; the job's lock, held by the caller, proves no live run
+    /// owns it) and waited for, up to 5 s. Returns their pids.
+    static func stopWriters(of path: String) -> [pid_t] {
+        var stopped: [pid_t] = []
+        for name in (try? FileSystem.list("/proc")) ?? [] {
+            guard let pid = pid_t(name), pid != getpid(),
+                  let cmdline = try? FileSystem.read("/proc/\(name)/cmdline"),
+                  cmdline.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == path }) else { continue }
+            if kill(pid, SIGKILL) == 0 { stopped.append(pid) }
+        }
+        let deadline = MonotonicClock.seconds() + 5
+        while stopped.contains(where: { FileSystem.exists("/proc/\($0)/cmdline") && !isZombie($0) }), MonotonicClock.seconds() < deadline {
+            usleep(20_000)
+        }
+        return stopped
+    }
+
+    /// A process that ended and waits to be reaped (its parent's business, not ours).
+    static func isZombie(_ pid: pid_t) -> Bool {
+        guard let stat = try? FileSystem.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")),
+              close + 2 < stat.count else { return true }
+        return stat[close + 2] == UInt8(ascii: "Z") || stat[close + 2] == UInt8(ascii: "X")
     }
 
     /// True when a process with this PID exists (EPERM: exists, owned by someone else).

@@ -26,8 +26,16 @@ public enum CleanupRun {
     public static func run(backupDir: String, policy: RetentionPolicy, s3: S3Settings?, dryRun: Bool,
                     log: BackupLog?, metrics: MetricsRegistry?) async throws -> Outcome {
         let now = WallClock.now()
-        let local = try await Blocking.run {
-            try BackupCleanup(backupDir: backupDir, policy: policy, log: log, metrics: metrics).run(dryRun: dryRun, now: now)
+        // The local part runs on a blocking thread: the task's cancellation reaches it through
+        // `cancellation`, checked before each backup it removes.
+        let cancellation = JobCancellation()
+        let local = try await withTaskCancellationHandler {
+            try await Blocking.run {
+                try BackupCleanup(backupDir: backupDir, policy: policy, log: log, metrics: metrics)
+                    .run(dryRun: dryRun, now: now, cancellation: cancellation)
+            }
+        } onCancel: {
+            cancellation.cancel()
         }
         // A shutdown (SIGTERM to `backstop cleanup`, serve's grace period over) stops it between
         // parts: each part leaves every backup either whole or removed with its `.meta`.

@@ -18,6 +18,8 @@ public struct DrillResult: Sendable {
     public var seconds: Double
     /// What was found (tables and rows, keys per database) or why it failed.
     public var details: String
+    /// Stopped by a shutdown (SIGTERM): neither a pass nor a failure, and not recorded.
+    public var interrupted = false
 }
 
 /// `backstop drill`: proves the newest backups restore. The newest good PostgreSQL dump of each
@@ -36,12 +38,17 @@ public struct RestoreDrill: Sendable {
     public let redisServer: String
     public let log: BackupLog
     public let metrics: MetricsRegistry?
+    /// A shutdown (SIGTERM to `backstop drill`, serve's grace period over): the running drill
+    /// stops its scratch server, removes its scratch folder and reports `interrupted`.
+    public let cancellation: JobCancellation?
 
-    public init(settings: PostgresJobSettings, redisServer: String = "redis-server", log: BackupLog, metrics: MetricsRegistry? = nil) {
+    public init(settings: PostgresJobSettings, redisServer: String = "redis-server", log: BackupLog, metrics: MetricsRegistry? = nil,
+                cancellation: JobCancellation? = nil) {
         self.settings = settings
         self.redisServer = redisServer
         self.log = log
         self.metrics = metrics
+        self.cancellation = cancellation
     }
 
     /// The scratch server program: `BACKUP_REDIS_SERVER`, or `redis-server` on PATH.
@@ -52,10 +59,11 @@ public struct RestoreDrill: Sendable {
     /// Runs the drills asked for and records them.
     public func run(postgres: Bool = true, redis: Bool = true) -> [DrillResult] {
         var results: [DrillResult] = []
-        if postgres { results += settings.databases.map { drillPostgres(database: $0) } }
-        if redis { results.append(drillRedis()) }
+        let stopped = { cancellation?.isCancelled == true }
+        if postgres { results += settings.databases.compactMap { stopped() ? nil : drillPostgres(database: $0) } }
+        if redis && !stopped() { results.append(drillRedis()) }
         for result in results {
-            log.info("drill \(result.kind): \(result.success ? "OK" : "FAILED") in \(String(format: "%.1f", result.seconds)) s\(result.backup.map { " (\($0))" } ?? ""): \(result.details)")
+            log.info("drill \(result.kind): \(result.interrupted ? "INTERRUPTED" : result.success ? "OK" : "FAILED") in \(String(format: "%.1f", result.seconds)) s\(result.backup.map { " (\($0))" } ?? ""): \(result.details)")
         }
         record(results)
         return results
@@ -64,7 +72,9 @@ public struct RestoreDrill: Sendable {
     private func record(_ results: [DrillResult]) {
         let now = WallClock.now()
         var byKind: [String: [DrillResult]] = [:]
-        for r in results { byKind[r.kind, default: []].append(r) }
+        // An interrupted drill proved nothing either way: the last result stands (no pass, no
+        // failure that would fire RestoreDrillFailed).
+        for r in results where !r.interrupted { byKind[r.kind, default: []].append(r) }
         for (kind, list) in byKind {
             let seconds = list.map(\.seconds).reduce(0, +)
             let failures = list.filter { !$0.success }.map(\.details)
@@ -98,7 +108,9 @@ public struct RestoreDrill: Sendable {
         let admin = PostgresAdmin(settings: settings)
         let scratch = "backstop_drill_\(WallClock.fileStamp(WallClock.now()))_\(getpid())"
         func fail(_ why: String) -> DrillResult {
-            DrillResult(kind: kind, backup: entry.path, success: false, seconds: MonotonicClock.seconds() - started, details: why)
+            // After a shutdown, a step that failed was stopped by it (psql, the scratch server).
+            DrillResult(kind: kind, backup: entry.path, success: false, seconds: MonotonicClock.seconds() - started, details: why,
+                        interrupted: cancellation?.isCancelled == true)
         }
         do {
             _ = try RestoreSource.check(path: entry.path, backupDir: settings.backupDir, kind: .postgresFull, allowOutside: false)
@@ -145,7 +157,9 @@ public struct RestoreDrill: Sendable {
             return DrillResult(kind: kind, backup: nil, success: false, seconds: 0, details: "no good Redis snapshot in \(catalog.redisDir)")
         }
         func fail(_ why: String) -> DrillResult {
-            DrillResult(kind: kind, backup: entry.path, success: false, seconds: MonotonicClock.seconds() - started, details: why)
+            // After a shutdown, a step that failed was stopped by it (psql, the scratch server).
+            DrillResult(kind: kind, backup: entry.path, success: false, seconds: MonotonicClock.seconds() - started, details: why,
+                        interrupted: cancellation?.isCancelled == true)
         }
         do {
             _ = try RestoreSource.check(path: entry.path, backupDir: settings.backupDir, kind: .redis, allowOutside: false)
@@ -177,6 +191,9 @@ public struct RestoreDrill: Sendable {
         }
         defer {
             server.terminate()
+            // A redis-server still loading ignores SIGTERM until the load is done: after a
+            // shutdown the scratch copy (nothing in it to keep) is killed, not waited for.
+            if cancellation?.isCancelled == true, server.tryWait() == nil { kill(server.pid, SIGKILL) }
             _ = try? server.wait()
         }
         let endpoint = Endpoint(host: "127.0.0.1", port: port)
@@ -185,7 +202,8 @@ public struct RestoreDrill: Sendable {
         var lastError = "not started"
         while MonotonicClock.seconds() < deadline {
             do {
-                let c = try RedisConnection(to: endpoint, timeout: 5)
+                // 1 s: a loading server answers late; a short wait keeps the shutdown check frequent.
+                let c = try RedisConnection(to: endpoint, timeout: 1)
                 try c.ping()
                 if try c.info("persistence")["loading"] == "0" {
                     keyspace = try c.keyspace()
@@ -194,7 +212,14 @@ public struct RestoreDrill: Sendable {
             } catch {
                 lastError = "\(error)"
             }
-            if kill(server.pid, 0) != 0 { break }
+            if cancellation?.isCancelled == true {
+                return DrillResult(kind: kind, backup: entry.path, success: false, seconds: MonotonicClock.seconds() - started,
+                                   details: "interrupted by the shutdown while the scratch redis-server loaded the snapshot; it was stopped and its folder removed",
+                                   interrupted: true)
+            }
+            // tryWait, not kill(pid, 0): a server that died is a zombie until reaped, and a
+            // zombie still answers kill(pid, 0).
+            if server.tryWait() != nil { break }
             usleep(100_000)
         }
         guard let keyspace else {

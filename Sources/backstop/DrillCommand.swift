@@ -63,9 +63,17 @@ struct DrillCommand: AsyncParsableCommand {
             return
         }
         let env = options.environment()
-        let drill = RestoreDrill(settings: settings, redisServer: RestoreDrill.redisServer(environment: env), log: BackupLog(backupDir: settings.backupDir))
+        // SIGTERM/SIGINT cancel this task; the drill (on a blocking thread) sees it through
+        // `cancellation`, reports `interrupted` and records nothing (SignalStop: exit 143/130).
+        let cancellation = JobCancellation()
+        let drill = RestoreDrill(settings: settings, redisServer: RestoreDrill.redisServer(environment: env), log: BackupLog(backupDir: settings.backupDir),
+                                 cancellation: cancellation)
         let (doPostgres, doRedis) = (postgres || !redis, redis || !postgres)
-        let results = await Blocking.run { drill.run(postgres: doPostgres, redis: doRedis) }
-        if results.contains(where: { !$0.success }) { throw ExitCode(1) }
+        let results = await withTaskCancellationHandler {
+            await Blocking.run { drill.run(postgres: doPostgres, redis: doRedis) }
+        } onCancel: {
+            cancellation.cancel()
+        }
+        if cancellation.isCancelled || results.contains(where: { !$0.success }) { throw ExitCode(1) }
     }
 }

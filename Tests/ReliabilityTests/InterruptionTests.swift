@@ -85,6 +85,18 @@ struct InterruptionTests {
         return env
     }
 
+    /// Sends `signal` to the CLI process `pid` and reaps it: its wait status, exit code (128 +
+    /// the signal when it died of one) and the seconds it took.
+    static func signalAndReap(_ pid: Int32, _ signal: Int32) -> (status: Int32, code: Int32, seconds: Double) {
+        let t0 = Date()
+        kill(pid, signal)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        TestProcesses.unregister(pid: pid)
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (status, code, Date().timeIntervalSince(t0))
+    }
+
     /// Name → SHA-256 of every visible file of `folder`.
     static func fingerprint(_ folder: String) throws -> [String: String] {
         try ProcessFaultTests.fingerprint(folder)
@@ -304,13 +316,7 @@ struct InterruptionTests {
             Self.leftovers(postgresDir).contains { $0.hasPrefix("." + db) } && !SlowPrograms.descendants(of: cli).isEmpty
         }
         let below = SlowPrograms.descendants(of: cli)
-        let t0 = Date()
-        kill(cli, signal)
-        var status: Int32 = 0
-        waitpid(cli, &status, 0)
-        TestProcesses.unregister(pid: cli)
-        let seconds = Date().timeIntervalSince(t0)
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let (status, code, seconds) = Self.signalAndReap(cli, signal)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect((status & 0x7f) == 0, "killed by the signal instead of stopping: \(status)")
         #expect(code == 128 + signal, "exit \(code); \(output)")
@@ -364,13 +370,7 @@ struct InterruptionTests {
         }
         usleep(1_000_000)
         let below = SlowPrograms.descendants(of: cli)
-        let t0 = Date()
-        kill(cli, SIGTERM)
-        var status: Int32 = 0
-        waitpid(cli, &status, 0)
-        TestProcesses.unregister(pid: cli)
-        let seconds = Date().timeIntervalSince(t0)
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let (_, code, seconds) = Self.signalAndReap(cli, SIGTERM)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(code == 143, "exit \(code); \(output)")
         #expect(output.contains("was dropped"), "\(output)")

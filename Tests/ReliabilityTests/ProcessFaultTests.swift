@@ -169,4 +169,77 @@ struct ProcessFaultTests {
             did: "the redis-server (pid \(serverPID)) died with it; the next `serve` removed the drill's scratch folder (`$TMPDIR/backstop-drill-PID-*`, a copy of the snapshot)",
             lost: "nothing; no stray server, no stray copy")
     }
+
+    @Test func sigkillDuringABaseBackupLeavesNoChildAndTheNextStartCleansUp() throws {
+        let pg = try PostgresServer.shared
+        let backupDir = try TestEnvironment.makeTempDirectory("sigkill-base") + "/backups"
+        let postgresDir = backupDir + "/postgres"
+        // A good base backup first, by the CLI with the real pg_basebackup.
+        var cli = pg.environment
+        cli["BACKUP_DIR"] = backupDir
+        let made = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: cli)
+        #expect(made.status == 0, "\(made.stderr)")
+        let good = try FileManager.default.contentsOfDirectory(atPath: postgresDir).filter { !$0.hasPrefix(".") }.sorted()
+        #expect(good.contains { $0.hasPrefix("wal_") && $0.hasSuffix(".meta") }, "\(good)")
+        let goodFolder = try #require(good.first { $0.hasPrefix("wal_") && !$0.hasSuffix(".meta") })
+        func snapshot() throws -> [String: String] {
+            var out = try Self.fingerprint(postgresDir + "/" + goodFolder)
+            out[".meta"] = String(try TestProcesses.run("/usr/bin/sha256sum", [postgresDir + "/" + goodFolder + ".meta"]).stdout.prefix(64))
+            return out
+        }
+        let before = try snapshot()
+        // Set aside while serve starts, so its catch-up run (the kind has no backup) starts at
+        // once; put back beside the running job's partial folder before the kill.
+        let aside = backupDir + "/../aside"
+        try FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
+        for name in good { try FileManager.default.moveItem(atPath: postgresDir + "/" + name, toPath: aside + "/" + name) }
+
+        // 32 kB/s: the next base backup takes minutes; serve is killed while it writes.
+        let slow = try SlowPrograms(realDirectory: pg.binDirectory, slow: ["pg_basebackup": .arguments(["--max-rate=32k"])])
+        let env = InterruptionTests.serveEnvironment(pg, backupDir: backupDir, job: "incremental", extra: ["BACKUP_POSTGRES_BIN": slow.directory])
+        var serveEnv = env
+        let serve = try ServeUnderTest(environment: serveEnv, backupDir: backupDir)
+        var partial = ""
+        try TestEnvironment.waitUntil(timeout: 30, "pg_basebackup filling its partial folder (log \(serve.log))") {
+            guard let name = InterruptionTests.leftovers(postgresDir).first(where: { $0.hasPrefix(".wal_") }) else { return false }
+            partial = name
+            return !((try? FileManager.default.contentsOfDirectory(atPath: postgresDir + "/" + name)) ?? []).isEmpty
+        }
+        for name in good { try FileManager.default.moveItem(atPath: aside + "/" + name, toPath: postgresDir + "/" + name) }
+        let below = SlowPrograms.descendants(of: serve.pid)
+        #expect(!below.isEmpty, "no child under serve")
+        let direct = childProcesses(of: serve.pid).map(\.pid)
+        serve.kill(SIGKILL)
+        try serve.waitForExit()
+        // pg_basebackup itself (PR_SET_PDEATHSIG) dies with serve; the WAL streamer it forked
+        // is only orphaned: the next start stops it (below).
+        try TestEnvironment.waitUntil(timeout: 5, "serve's children \(direct) to die with it") { direct.allSatisfy { !processAlive($0) } }
+        let orphans = below.filter(processAlive)
+        print("process faults: \(below.count) processes under serve, \(orphans.count) left after its SIGKILL (pg_basebackup's WAL streamer)")
+        #expect(FileManager.default.fileExists(atPath: postgresDir + "/" + partial), "the killed run left its partial folder")
+
+        // Restart with the job off: only the start-up sweep can remove anything.
+        serveEnv["BACKUP_SCHEDULE_INCREMENTAL"] = ""
+        let again = try ServeUnderTest(environment: serveEnv, backupDir: backupDir)
+        defer { again.stop() }
+        try TestEnvironment.waitUntil(timeout: 10, "the start-up sweep in the log") { again.logText().contains("start-up: removed the partial file") }
+        #expect(!FileManager.default.fileExists(atPath: postgresDir + "/" + partial))
+        #expect(below.allSatisfy { !processAlive($0) }, "left running after the next start: \(below.filter(processAlive))")
+        let strays = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
+            let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            return processAlive(pid) && cmdline.contains("pg_basebackup") && cmdline.contains(backupDir)
+        }
+        #expect(strays.isEmpty, "pg_basebackup processes left: \(strays)")
+        if !orphans.isEmpty {
+            #expect(again.logText().contains("stopped process"), "\(again.logText())")
+        }
+        #expect(try snapshot() == before, "the good base backup changed")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: postgresDir).filter { !$0.hasPrefix(".") }.sorted() == good)
+        let verified = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        ReliabilityReport.record(
+            fault: "`serve` SIGKILLed while `pg_basebackup` runs",
+            did: "`pg_basebackup` died with it (PR_SET_PDEATHSIG); its forked WAL streamer (\(orphans.count) of the \(below.count) processes under serve), orphaned, kept running until the next start, whose sweep stopped it (SIGKILL, found by its `--pgdata` in /proc) before removing the partial folder, and logged both; no pg_basebackup left in /proc",
+            lost: "nothing: the good base backup byte-identical, `verify` passes")
+    }
 }
