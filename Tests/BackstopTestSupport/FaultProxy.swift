@@ -3,41 +3,91 @@ import Foundation
 import Glibc
 #endif
 
-/// A loopback HTTP proxy in front of an S3-compatible server that answers the first
-/// `slowDowns` requests itself with `503 Slow Down` and an S3 `<Error><Code>SlowDown</Code>…`
-/// body (as S3 does when throttling), then forwards every later connection byte for byte.
-/// With `port` given it listens there (an endpoint that "comes back" on an address a client
-/// already uses); otherwise on a free port.
+/// A loopback HTTP proxy in front of an S3-compatible server that injects faults request by
+/// request and forwards everything else byte for byte. Each request head (on new and on
+/// kept-alive connections alike) is matched against the `rules` in order; the first rule that
+/// matches and has faults left decides what the client gets:
 ///
-/// Each connection gets its own thread(s) doing blocking I/O; `remaining` and `answered` are
-/// guarded by `lock`, everything else is immutable after init.
-public final class SlowDownProxy: @unchecked Sendable {
+/// - `.answer`: an HTTP answer from the proxy (a `503 SlowDown`, a `500 InternalError`, with
+///   or without `Retry-After`), after reading the request body, and the connection closed;
+/// - `.reset(afterBodyBytes:)`: the connection reset (RST) once that many body bytes came;
+/// - `.hang`: the body read, then no answer ever (until the client gives up and closes).
+///
+/// With `port` given it listens there (an endpoint that "comes back" on an address a client
+/// already uses); otherwise on a free port. Each connection gets a thread for the requests and
+/// one for the answers from the target, doing blocking I/O; the rule budgets and the request
+/// log are guarded by `lock`, everything else is immutable after init.
+public final class FaultProxy: @unchecked Sendable {
+    public enum Fault: Sendable {
+        case answer(status: Int, reason: String, headers: [String], body: String)
+        case reset(afterBodyBytes: Int)
+        case hang
+    }
+
+    public struct Rule: Sendable {
+        public var matches: @Sendable (String) -> Bool
+        public var fault: Fault
+        public var times: Int
+
+        /// `times` requests whose head `matches` get `fault`.
+        public init(times: Int, _ fault: Fault, when matches: @escaping @Sendable (String) -> Bool = { _ in true }) {
+            self.matches = matches
+            self.fault = fault
+            self.times = times
+        }
+    }
+
+    /// One request the proxy saw: its head, when its head arrived, and the rule that took it
+    /// (nil: forwarded).
+    public struct Seen: Sendable {
+        public var head: String
+        public var at: ContinuousClock.Instant
+        public var rule: Int?
+    }
+
     public let port: Int
     public let targetPort: Int
     private let listener: Int32
     private let lock = NSLock()
-    private var remaining: Int
-    private var answered = 0
+    private var rules: [Rule]
+    private var seen: [Seen] = []
     private var forwarded = 0
-    private var heads: [String] = []
 
     public static let slowDownBody = """
         <?xml version="1.0" encoding="UTF-8"?>
         <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>SLOWDOWNTEST</RequestId></Error>
         """
 
+    /// S3's answer to throttling.
+    public static let slowDown = Fault.answer(status: 503, reason: "Slow Down", headers: [], body: slowDownBody)
+
+    /// An S3 error document answer with `code`, and `Retry-After: retryAfter` when given.
+    public static func error(_ status: Int, _ code: String, retryAfter: String? = nil) -> Fault {
+        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>\(code)</Code><Message>injected by FaultProxy</Message></Error>"
+        return .answer(status: status, reason: code, headers: retryAfter.map { ["Retry-After: \($0)"] } ?? [], body: body)
+    }
+
     public var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    /// How many requests got the 503 so far.
-    public var slowDownsSent: Int { lock.withLock { answered } }
-    /// How many connections were forwarded to the target.
+    /// Every request seen so far, in order of arrival.
+    public var requests: [Seen] { lock.withLock { seen } }
+    /// How many requests a rule answered with an `.answer` fault of status 503 so far.
+    public var slowDownsSent: Int {
+        lock.withLock {
+            seen.filter { s in
+                guard let r = s.rule, case .answer(503, _, _, _) = rules[r].fault else { return false }
+                return true
+            }.count
+        }
+    }
+    /// How many connections were opened to the target.
     public var connectionsForwarded: Int { lock.withLock { forwarded } }
     /// The head (request line and headers) of every request forwarded to the target, in order.
-    public var forwardedRequestHeads: [String] { lock.withLock { heads } }
+    public var forwardedRequestHeads: [String] { lock.withLock { seen.filter { $0.rule == nil }.map(\.head) } }
 
-    public init(targetPort: Int, slowDowns: Int, port: Int? = nil) throws {
+    public init(targetPort: Int, rules: [Rule], port: Int? = nil) throws {
         self.targetPort = targetPort
-        remaining = slowDowns
+        self.rules = rules
         guard let (fd, bound) = LoopbackSocket.listen(port: port ?? 0) else {
             throw TestSupportError("proxy bind/listen on port \(port ?? 0) failed: \(String(cString: strerror(errno)))")
         }
@@ -48,81 +98,32 @@ public final class SlowDownProxy: @unchecked Sendable {
         }
     }
 
+    /// The first `slowDowns` requests get `503 Slow Down`, every later one is forwarded.
+    public convenience init(targetPort: Int, slowDowns: Int, port: Int? = nil) throws {
+        try self.init(targetPort: targetPort, rules: [Rule(times: slowDowns, Self.slowDown)], port: port)
+    }
+
     /// Stops accepting (connections in flight finish on their own).
     public func stop() {
         LoopbackSocket.close(listener: listener)
     }
 
-    /// Takes one 503 from the budget, if any is left.
-    private func takeSlowDown() -> Bool {
+    /// Records the request and takes a fault from the first matching rule with some left.
+    private func admit(_ head: String) -> Fault? {
         lock.withLock {
-            guard remaining > 0 else {
-                forwarded += 1
-                return false
+            var taken: Int?
+            for (i, rule) in rules.enumerated() where rule.times > 0 && rule.matches(head) {
+                rules[i].times -= 1
+                taken = i
+                break
             }
-            remaining -= 1
-            answered += 1
-            return true
+            seen.append(Seen(head: head, at: .now, rule: taken))
+            return taken.map { rules[$0].fault }
         }
     }
 
     private func serve(client: Int32) {
-        // The request head (and whatever body bytes came with it).
-        var head = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        var headEnd: Int?
-        while headEnd == nil {
-            let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
-            if n <= 0 {
-                close(client)
-                return
-            }
-            head += buffer[0..<n]
-            headEnd = Self.find([13, 10, 13, 10], in: head).map { $0 + 4 }
-            if head.count > 1 << 20 {
-                close(client)
-                return
-            }
-        }
-        guard let headEnd else { return }
-        if takeSlowDown() {
-            // Read (and drop) the body, so the client sees an answer, not a reset.
-            let text = String(decoding: head[0..<headEnd], as: UTF8.self).lowercased()
-            var length = 0
-            for line in text.split(separator: "\r\n") where line.hasPrefix("content-length:") {
-                length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
-            }
-            var left = length - (head.count - headEnd)
-            while left > 0 {
-                let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, min($0.count, left), 0) }
-                if n <= 0 { break }
-                left -= n
-            }
-            let body = Array(Self.slowDownBody.utf8)
-            let response = "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: \(body.count)\r\n"
-                + "Connection: close\r\n\r\n"
-            LoopbackSocket.sendAll(client, Array(response.utf8) + body)
-            shutdown(client, Int32(SHUT_WR))
-            close(client)
-            return
-        }
-        guard let upstream = LoopbackSocket.connect(port: targetPort) else {
-            close(client)
-            return
-        }
-        let pair = ProxyPair(client: client, upstream: upstream)
-        Thread.detachNewThread { [self, head] in
-            forwardRequests(from: client, to: upstream, buffered: head)
-            pair.finish()
-        }
-        LoopbackSocket.pump(from: upstream, to: client)
-        pair.finish()
-    }
-
-    /// Forwards request after request (head, then Content-Length bytes of body), recording
-    /// each head; keep-alive connections carry several.
-    private func forwardRequests(from client: Int32, to upstream: Int32, buffered: [UInt8]) {
-        var pending = buffered
+        var pending = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         func fill() -> Bool {
             let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
@@ -130,28 +131,80 @@ public final class SlowDownProxy: @unchecked Sendable {
             pending += buffer[0..<n]
             return true
         }
+        /// Takes up to `count` body bytes (buffered first); false when the client went away.
+        func consume(_ count: Int, into upstream: Int32?) -> Bool {
+            var left = count
+            while left > 0 {
+                if pending.isEmpty { guard fill() else { return false } }
+                let take = min(left, pending.count)
+                if let upstream { guard LoopbackSocket.sendAll(upstream, pending[0..<take]) else { return false } }
+                pending.removeFirst(take)
+                left -= take
+            }
+            return true
+        }
+        var upstream: Int32?
+        let answersDone = DispatchSemaphore(value: 0)
+        var resetClient = false
+        defer {
+            if let upstream {
+                shutdown(upstream, Int32(SHUT_RDWR))
+                answersDone.wait()
+                close(upstream)
+            }
+            if resetClient {
+                // SO_LINGER 0: close sends RST instead of FIN.
+                var off = linger(l_onoff: 1, l_linger: 0)
+                setsockopt(client, SOL_SOCKET, SO_LINGER, &off, socklen_t(MemoryLayout<linger>.size))
+            } else {
+                shutdown(client, Int32(SHUT_RDWR))
+            }
+            close(client)
+        }
         while true {
             var end = Self.find([13, 10, 13, 10], in: pending)
             while end == nil {
-                guard fill() else { return }
+                guard pending.count < 1 << 20, fill() else { return }
                 end = Self.find([13, 10, 13, 10], in: pending)
             }
             let headEnd = end! + 4
-            let text = String(decoding: pending[0..<headEnd], as: UTF8.self)
-            lock.withLock { heads.append(text) }
+            let head = String(decoding: pending[0..<headEnd], as: UTF8.self)
+            pending.removeFirst(headEnd)
             var length = 0
-            for line in text.lowercased().split(separator: "\r\n") where line.hasPrefix("content-length:") {
+            for line in head.lowercased().split(separator: "\r\n") where line.hasPrefix("content-length:") {
                 length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
             }
-            guard LoopbackSocket.sendAll(upstream, pending[0..<headEnd]) else { return }
-            pending.removeFirst(headEnd)
-            var left = length
-            while left > 0 {
-                if pending.isEmpty { guard fill() else { return } }
-                let take = min(left, pending.count)
-                guard LoopbackSocket.sendAll(upstream, pending[0..<take]) else { return }
-                pending.removeFirst(take)
-                left -= take
+            switch admit(head) {
+            case .answer(let status, let reason, let headers, let body)?:
+                // Read (and drop) the body, so the client sees an answer, not a reset.
+                guard consume(length, into: nil) else { return }
+                let bytes = Array(body.utf8)
+                var response = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/xml\r\nContent-Length: \(bytes.count)\r\n"
+                for header in headers { response += header + "\r\n" }
+                response += "Connection: close\r\n\r\n"
+                LoopbackSocket.sendAll(client, Array(response.utf8) + bytes)
+                return
+            case .reset(let afterBodyBytes)?:
+                _ = consume(min(afterBodyBytes, length), into: nil)
+                resetClient = true
+                return
+            case .hang?:
+                guard consume(length, into: nil) else { return }
+                while fill() { pending.removeAll() }  // until the client gives up
+                return
+            case nil:
+                if upstream == nil {
+                    guard let fd = LoopbackSocket.connect(port: targetPort) else { return }
+                    upstream = fd
+                    lock.withLock { forwarded += 1 }
+                    Thread.detachNewThread {
+                        LoopbackSocket.pump(from: fd, to: client)
+                        // The target closed (or was shut down): wake the request side.
+                        shutdown(client, Int32(SHUT_RD))
+                        answersDone.signal()
+                    }
+                }
+                guard let upstream, LoopbackSocket.sendAll(upstream, Array(head.utf8)), consume(length, into: upstream) else { return }
             }
         }
     }
