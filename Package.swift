@@ -154,7 +154,7 @@ let package = Package(
         // Real servers for the tests: PostgreSQL, Redis + replica + Sentinels, HTTP receivers.
         .target(name: "BackstopTestSupport", dependencies: ["BackstopCore", "Scheduling"], path: "Tests/BackstopTestSupport", swiftSettings: strict),
 
-        .testTarget(name: "S3Tests", dependencies: ["S3", "HTTPClient", "BackupCatalog", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"], swiftSettings: strict),
+        .testTarget(name: "S3Tests", dependencies: ["S3", "HTTPClient", "BackupCatalog", "BackupPipeline", "BackstopCore", "BackstopMetrics", "BackstopTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "BackstopStateTests",
             dependencies: ["BackstopState", "BackstopServices", "Alerting", "BackupJobs", "BackupCatalog", "BackstopCore", "BackstopMetrics", "Health", "Restore", "S3", "Scheduling", "BackstopTestSupport"],

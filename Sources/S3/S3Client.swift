@@ -63,12 +63,42 @@ public struct S3Client: Sendable {
         return .milliseconds(Int(max(0.01, ceiling * random) * 1000))
     }
 
-    /// Sends with retries. `build` makes the request afresh for each attempt.
-    func send(_ operation: String, key: String?, _ build: () throws -> HTTPRequest) async throws -> HTTPClientResponse {
+    /// The longest `Retry-After` honoured: a server asking for more gets this much, so a
+    /// misconfigured proxy cannot park an upload for hours.
+    public static let retryAfterCap: Duration = .seconds(30)
+
+    /// The delay a `Retry-After` answer header asks for (delta-seconds, or an HTTP date as
+    /// RFC 9110 allows), capped at `retryAfterCap`; nil when absent or unreadable.
+    public static func retryAfter(_ value: String?, now: Date = Date()) -> Duration? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        var seconds: Double
+        if let delta = Int(value), delta >= 0 {
+            seconds = Double(delta)
+        } else {
+            let format = DateFormatter()
+            format.locale = Locale(identifier: "en_US_POSIX")
+            format.timeZone = TimeZone(identifier: "GMT")
+            format.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+            guard let date = format.date(from: value) else { return nil }
+            seconds = max(0, date.timeIntervalSince(now))
+        }
+        seconds = min(seconds, retryAfterCap.seconds)
+        return .milliseconds(Int(seconds * 1000))
+    }
+
+    /// Sends with retries. `build` makes the request afresh for each attempt. A retried answer
+    /// with `Retry-After` waits at least that long (capped) before the next attempt.
+    func send(_ operation: String, key: String?, maxAttempts: Int? = nil, _ build: () throws -> HTTPRequest) async throws -> HTTPClientResponse {
         let address = "s3://\(settings.bucket)/\(key ?? "")"
+        let maxAttempts = maxAttempts ?? settings.maxAttempts
         var lastProblem = ""
-        for attempt in 1...settings.maxAttempts {
-            if attempt > 1 { try await Task.sleep(for: Self.backoff(attempt: attempt - 1, base: settings.retryBase)) }
+        var asked: Duration?
+        for attempt in 1...maxAttempts {
+            if attempt > 1 {
+                let backoff = Self.backoff(attempt: attempt - 1, base: settings.retryBase)
+                try await Task.sleep(for: max(backoff, asked ?? .zero))
+            }
+            asked = nil
             var request = try build()
             request.awsSigV4 = try await settings.credentials.signer()
             request.connectTimeout = settings.connectTimeout
@@ -84,12 +114,14 @@ public struct S3Client: Sendable {
             }
             switch Self.classify(status: response.status, body: response.bodyText) {
             case .success: return response
-            case .retry(let problem): lastProblem = problem
+            case .retry(let problem):
+                lastProblem = problem
+                asked = Self.retryAfter(response.header("Retry-After"))
             case .fail(let problem): throw S3Error(operation: operation, address: address, message: problem + Self.hint(response.status))
             }
         }
         throw S3Error(operation: operation, address: address,
-                      message: "\(lastProblem) (gave up after \(settings.maxAttempts) attempts; check BACKUP_S3_ENDPOINT/region and the network, the next cycle retries)")
+                      message: "\(lastProblem) (gave up after \(maxAttempts) attempts; check BACKUP_S3_ENDPOINT/region and the network, the next cycle retries)")
     }
 
     static func hint(_ status: Int) -> String {
@@ -140,7 +172,7 @@ public struct S3Client: Sendable {
     /// Create, parts (`concurrency` in flight, each with Content-MD5), complete; abort on failure.
     func multipartUpload(path: String, size: UInt64, key: String) async throws {
         let created = try await send("CreateMultipartUpload", key: key) {
-            HTTPRequest(method: "POST", url: settings.url(key: key, query: "uploads"), headers: objectHeaders + [Self.unsignedPayload])
+            HTTPRequest(method: "POST", url: settings.url(key: key, query: "uploads="), headers: objectHeaders + [Self.unsignedPayload])
         }
         guard let uploadID = Self.xmlValue(created.bodyText, "UploadId") else {
             throw S3Error(operation: "CreateMultipartUpload", address: "s3://\(settings.bucket)/\(key)", message: "no UploadId in the answer")
@@ -188,10 +220,16 @@ public struct S3Client: Sendable {
                             totalTimeout: .seconds(600))
             }
         } catch {
-            // An incomplete upload costs storage until aborted.
-            _ = try? await send("AbortMultipartUpload", key: key) {
-                HTTPRequest(method: "DELETE", url: settings.url(key: key, query: uploadQuery), headers: [Self.unsignedPayload])
-            }
+            // An incomplete upload costs storage until aborted. Also (above all) when the
+            // upload was cancelled by a shutdown: the abort runs in a task of its own, which the
+            // cancellation does not reach, with two quick attempts so a stop is not held up.
+            let settings = self.settings, client = self
+            await Task.detached {
+                _ = try? await client.send("AbortMultipartUpload", key: key, maxAttempts: 2) {
+                    HTTPRequest(method: "DELETE", url: settings.url(key: key, query: uploadQuery), headers: [Self.unsignedPayload],
+                                totalTimeout: .seconds(10))
+                }
+            }.value
             throw error
         }
     }

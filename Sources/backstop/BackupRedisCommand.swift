@@ -70,6 +70,8 @@ struct BackupRedisCommand: AsyncParsableCommand {
         // With BACKUP_S3_BUCKET set: upload what is pending. Its outcome never changes the exit status.
         if let s3 {
             await OffsiteUploads(settings: s3, backupDir: settings.backupDir, log: log, metrics: nil).afterJob("backup redis")
+            // A signal during the upload: the stopped upload is logged; exit 143/130, not 0.
+            try Task.checkCancellation()
         }
         if let failure {
             FileHandle.standardError.write(Data("backstop: \(failure); see \(log.file)\n".utf8))

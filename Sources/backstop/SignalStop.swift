@@ -44,7 +44,7 @@ enum SignalStop {
             FileHandle.standardError.write(Data("backstop: \(signal) received, but the work had already finished\n".utf8))
             return
         }
-        if case .failure(let error) = result, !(error is ExitCode) {
+        if case .failure(let error) = result, !(error is ExitCode), !(error is CancellationError) {
             // What the stopped step said (e.g. which scratch database was dropped).
             FileHandle.standardError.write(Data("backstop: \(error)\n".utf8))
         }

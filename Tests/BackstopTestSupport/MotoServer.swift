@@ -19,6 +19,11 @@ public final class MotoServer: @unchecked Sendable {
     public static let secretKey = "motoTestSecretKeyDoNotLeak/0123456789abcd"
     public static let region = "us-east-1"
 
+    /// The keys Backstop and the CLI sign with: moto's dummies, or with `authenticated` the IAM
+    /// user's access key made at start (guarded by `lock`; set once, before `start` returns).
+    private var keys = (access: MotoServer.accessKey, secret: MotoServer.secretKey)
+    public var credentials: (accessKey: String, secretKey: String) { lock.withLock { (keys.access, keys.secret) } }
+
     public var endpoint: String { "http://127.0.0.1:\(port)" }
 
     /// The environment Backstop reads to upload into `bucket` on this server.
@@ -27,16 +32,24 @@ public final class MotoServer: @unchecked Sendable {
             "BACKUP_S3_BUCKET": bucket,
             "BACKUP_S3_ENDPOINT": endpoint,
             "BACKUP_S3_REGION": Self.region,
-            "AWS_ACCESS_KEY_ID": Self.accessKey,
-            "AWS_SECRET_ACCESS_KEY": Self.secretKey,
+            "AWS_ACCESS_KEY_ID": credentials.accessKey,
+            "AWS_SECRET_ACCESS_KEY": credentials.secretKey,
         ]
         if let prefix { env["BACKUP_S3_PREFIX"] = prefix }
         return env
     }
 
+    /// The four actions `start(authenticatedBucket:)` makes before moto starts checking.
+    static let setupActions = 4
+
     /// Starts moto_server and waits until it listens. A missing moto_server fails the test.
-    public static func start() async throws -> MotoServer {
-        let server = try MotoServer()
+    ///
+    /// With `authenticatedBucket`, moto checks every request's SigV4 signature and IAM policy
+    /// (`INITIAL_NO_AUTH_ACTION_COUNT`, after the four setup actions made here with the root
+    /// dummies: the bucket, an IAM user `backstop`, its access key, and a user policy allowing
+    /// `s3:*` on that bucket and its objects only). `credentials` are then the user's key.
+    public static func start(authenticatedBucket: String? = nil) async throws -> MotoServer {
+        let server = try MotoServer(noAuthActions: authenticatedBucket == nil ? nil : setupActions)
         let port = server.port
         do {
             try await AsyncWait.until(timeout: 30, "moto_server on 127.0.0.1:\(port)") {
@@ -47,17 +60,34 @@ public final class MotoServer: @unchecked Sendable {
             server.stop()
             throw TestSupportError("\(error); moto_server log:\n\(log)")
         }
+        if let bucket = authenticatedBucket {
+            try server.createBucket(bucket)
+            try server.aws(["iam", "create-user", "--user-name", "backstop"])
+            let out = try server.aws(["iam", "create-access-key", "--user-name", "backstop", "--output", "json"])
+            let json = (try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])?["AccessKey"] as? [String: Any] ?? [:]
+            guard let id = json["AccessKeyId"] as? String, let secret = json["SecretAccessKey"] as? String else {
+                throw TestSupportError("iam create-access-key gave no key: \(out.count) bytes")
+            }
+            let policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":["arn:aws:s3:::\#(bucket)","arn:aws:s3:::\#(bucket)/*"]}]}"#
+            try server.aws(["iam", "put-user-policy", "--user-name", "backstop", "--policy-name", "backstop-s3", "--policy-document", policy])
+            server.lock.withLock { server.keys = (id, secret) }
+        }
         return server
     }
 
-    private init() throws {
+    private init(noAuthActions: Int?) throws {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
         let binary = try TestEnvironment.binary("moto_server", extraDirectories: [home + "/.local/bin", "/usr/local/bin"],
                                                 package: "python3-pip (then: pip install 'moto[server]')")
         directory = try TestEnvironment.makeTempDirectory("moto")
         port = try TestEnvironment.freePort()
         logFile = directory + "/moto.log"
-        pid = try TestProcesses.spawn(binary, ["-H", "127.0.0.1", "-p", String(port)], logFile: logFile)
+        var environment: [String: String]?
+        if let noAuthActions {
+            environment = ProcessInfo.processInfo.environment
+            environment?["INITIAL_NO_AUTH_ACTION_COUNT"] = String(noAuthActions)
+        }
+        pid = try TestProcesses.spawn(binary, ["-H", "127.0.0.1", "-p", String(port)], logFile: logFile, environment: environment)
     }
 
     deinit { stop() }
@@ -74,7 +104,7 @@ public final class MotoServer: @unchecked Sendable {
 
     public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
 
-    /// Runs `aws <arguments> --endpoint-url <this server>` with the dummy credentials in the
+    /// Runs `aws <arguments> --endpoint-url <this server>` with `credentials` in the
     /// environment; throws with stderr when the CLI fails.
     @discardableResult
     public func aws(_ arguments: [String]) throws -> String {
@@ -82,8 +112,9 @@ public final class MotoServer: @unchecked Sendable {
         let binary = try TestEnvironment.binary("aws", extraDirectories: [home + "/.local/bin", "/usr/local/bin"],
                                                 package: "python3-pip (then: pip install awscli)")
         var env = ProcessInfo.processInfo.environment
-        env["AWS_ACCESS_KEY_ID"] = Self.accessKey
-        env["AWS_SECRET_ACCESS_KEY"] = Self.secretKey
+        let keys = credentials
+        env["AWS_ACCESS_KEY_ID"] = keys.accessKey
+        env["AWS_SECRET_ACCESS_KEY"] = keys.secretKey
         env["AWS_DEFAULT_REGION"] = Self.region
         env["AWS_PAGER"] = ""
         env["AWS_CONFIG_FILE"] = directory + "/aws-config"

@@ -114,7 +114,7 @@ struct S3UploadEndToEndTests {
         let moto = try await MotoServer.start()
         defer { moto.stop() }
         try moto.createBucket("big")
-        let proxy = try SlowDownProxy(targetPort: moto.port, slowDowns: 3)
+        let proxy = try FaultProxy(targetPort: moto.port, slowDowns: 3)
         defer { proxy.stop() }
         let backupDir = try TestEnvironment.makeTempDirectory("s3big")
         let size = 25 * 1024 * 1024 + 12345
@@ -392,7 +392,7 @@ struct S3UploadEndToEndTests {
 
         // The endpoint comes back (a proxy to moto on the same address); the next minute's job
         // uploads every pending backup and the alert resolves.
-        let proxy = try SlowDownProxy(targetPort: moto.port, slowDowns: 0, port: endpointPort)
+        let proxy = try FaultProxy(targetPort: moto.port, slowDowns: 0, port: endpointPort)
         defer { proxy.stop() }
         let recovered = try TestHTTP.waitFor(serve.metricsURL, timeout: 100, "an upload after the endpoint came back") {
             (metricValue($0, "backstop_s3_uploads_total", #"result="success""#) ?? 0) >= 1
