@@ -29,7 +29,8 @@ public struct WalArchiveService: Service {
     public static func make(settings: WalArchiveSettings, jobSettings: PostgresJobSettings, s3: S3Settings?, registry: MetricsRegistry,
                             store: StateStore) -> WalArchiveService? {
         guard settings.mode != .off else { return nil }
-        let archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel)
+        let archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel,
+                                 receiveDirectory: settings.receiveDirectory)
         WalMetrics.declare(in: registry, receiver: settings.mode == .receivewal)
         let log = BackupLog(backupDir: jobSettings.backupDir, echo: false)
         let receiver = settings.mode == .receivewal

@@ -24,6 +24,8 @@ public struct PitrDrill: Sendable {
 
     public let jobSettings: PostgresJobSettings
     public let backstopPath: String
+    /// `BACKUP_WAL_RECEIVE_DIR` (nil: the archive's `.receiving/`), for the restore's partial.
+    public var receiveDirectory: String?
     let log: BackupLog
 
     public init(jobSettings: PostgresJobSettings, backstopPath: String, log: BackupLog) {
@@ -83,6 +85,7 @@ public struct PitrDrill: Sendable {
             }
             var options = PointInTimeOptions(target: .name(marker), dataDirectory: dataDir, backstopPath: backstopPath)
             options.action = "promote"
+            options.receiveDirectory = receiveDirectory
             let restore = PointInTimeRestore(jobSettings: jobSettings, options: options, say: { log.info("drill pitr: \($0)") })
             let plan = try restore.plan()
             restored = true

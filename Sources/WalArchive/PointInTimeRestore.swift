@@ -33,6 +33,9 @@ public struct PointInTimeOptions: Sendable {
     public var fromBase: String?
     /// The backstop binary written into restore_command.
     public var backstopPath: String
+    /// `BACKUP_WAL_RECEIVE_DIR` (nil: the archive's `.receiving/`): where the `.partial` being
+    /// received is read; written into restore_command when set.
+    public var receiveDirectory: String?
 
     public init(target: RecoveryTarget, dataDirectory: String, backstopPath: String) {
         self.target = target
@@ -56,6 +59,8 @@ public struct PointInTimeRestore: Sendable {
         public var chain: WalChain.Report
         public var settings: [String]
         public var allowPartial: Bool
+        /// Where the `.partial` is read (`PointInTimeOptions.receiveDirectory`).
+        public var receiveDirectory: String?
         /// The keys for an encrypted base backup or `.gz.age` segments in the chain (checked
         /// to open them while planning); nil when nothing in the plan is encrypted.
         public var identities: [AgeIdentity]?
@@ -77,7 +82,7 @@ public struct PointInTimeRestore: Sendable {
         self.say = say
     }
 
-    private var archive: WalArchive { WalArchive(backupDir: jobSettings.backupDir) }
+    private var archive: WalArchive { WalArchive(backupDir: jobSettings.backupDir, receiveDirectory: options.receiveDirectory) }
 
     /// A base backup a plan may choose: where it is (a local folder, or the s3:// address of a
     /// copy in the bucket, downloaded before `run`) and its `.meta`.
@@ -185,7 +190,10 @@ public struct PointInTimeRestore: Sendable {
         // restore_command runs in the restored server, perhaps started later by hand: it is
         // told where the key is (a path, not a secret) when the chain holds encrypted segments.
         let identityArgument = encryptedSegment != nil ? jobSettings.encryption.identityFile.map { " --identity \($0)" } ?? "" : ""
-        var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(identityArgument)\(allowPartial ? " --partial" : "") %f %p'"]
+        // A receive folder outside BACKUP_DIR is named too: the restored server's environment
+        // may not have BACKUP_WAL_RECEIVE_DIR.
+        let receiveArgument = allowPartial ? options.receiveDirectory.map { " --receive-dir \($0)" } ?? "" : ""
+        var settings = ["restore_command = '\(options.backstopPath) wal fetch --backup-dir \(jobSettings.backupDir)\(identityArgument)\(allowPartial ? " --partial" : "")\(receiveArgument) %f %p'"]
         switch options.target {
         case .time(let t, _):
             // A numeric zone: PostgreSQL reads postgresql.auto.conf before its zone
@@ -201,7 +209,8 @@ public struct PointInTimeRestore: Sendable {
         }
         settings.append("recovery_target_timeline = '\(options.timeline.map { String($0) } ?? (options.target == .immediate ? "current" : "latest"))'")
         if options.target != .latest { settings.append("recovery_target_action = '\(options.action)'") }
-        return Plan(basePath: basePath, baseMeta: meta, chain: report, settings: settings, allowPartial: allowPartial, identities: identities)
+        return Plan(basePath: basePath, baseMeta: meta, chain: report, settings: settings, allowPartial: allowPartial,
+                    receiveDirectory: options.receiveDirectory, identities: identities)
     }
 
     /// What a dry run prints.

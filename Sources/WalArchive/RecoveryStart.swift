@@ -36,7 +36,7 @@ public struct RecoveryStart: Sendable {
     }
 
     public func run(_ plan: PointInTimeRestore.Plan, action: String, timeout: Double = 600) throws -> Reached {
-        let archive = WalArchive(backupDir: jobSettings.backupDir, identities: plan.identities)
+        let archive = WalArchive(backupDir: jobSettings.backupDir, identities: plan.identities, receiveDirectory: plan.receiveDirectory)
         let asPostgres = geteuid() == 0
         if asPostgres {
             var names = plan.chain.segments.map(\.name)

@@ -16,7 +16,8 @@ import Foundation
 /// and they hold only timeline switch points and backup labels, never row data. Both kinds of
 /// segment are found by name, so turning encryption on (or rotating keys) mid-archive leaves
 /// one chain; reading a `.gz.age` needs `identities`.
-/// `.receiving/` holds what pg_receivewal is writing (the current `.partial`); `.conflicts/`
+/// `.receiving/` (or `BACKUP_WAL_RECEIVE_DIR`, `stagingDirectory`, possibly on another
+/// filesystem) holds what pg_receivewal is writing (the current `.partial`); `.conflicts/`
 /// keeps a segment that arrived with different content under a name already archived (never
 /// overwritten: verify reports it).
 ///
@@ -30,17 +31,21 @@ public struct WalArchive: Sendable {
     public let recipients: [AgeRecipient]
     /// The keys that read `.gz.age` segments (fetch, verify, a restore); nil: not given.
     public let identities: [AgeIdentity]?
+    /// Where pg_receivewal writes (its `--directory`): `BACKUP_WAL_RECEIVE_DIR`, by default
+    /// `.receiving/` in the archive. Read for completed segments to archive, the `.partial` a
+    /// restore may be served from and the chain's newest point.
+    public let stagingDirectory: String
 
+    /// `receiveDirectory`: `WalArchiveSettings.receiveDirectory` (nil: `.receiving/` inside).
     public init(backupDir: String, compressionLevel: Int32 = CompressionSettings.defaultLevel,
-                recipients: [AgeRecipient] = [], identities: [AgeIdentity]? = nil) {
+                recipients: [AgeRecipient] = [], identities: [AgeIdentity]? = nil, receiveDirectory: String? = nil) {
         directory = backupDir + "/postgres/wal"
+        stagingDirectory = receiveDirectory ?? directory + "/.receiving"
         self.compressionLevel = compressionLevel
         self.recipients = recipients
         self.identities = identities
     }
 
-    /// Where pg_receivewal writes (its `--directory`).
-    public var stagingDirectory: String { directory + "/.receiving" }
     /// Segments refused because the archive holds different content under the same name.
     public var conflictsDirectory: String { directory + "/.conflicts" }
 
@@ -133,11 +138,16 @@ public struct WalArchive: Sendable {
     }
 
     /// Moves a file that clashed with an archived one into `.conflicts/` (stamped), so nothing
-    /// received is ever deleted unseen.
+    /// received is ever deleted unseen. From a receive folder on another filesystem (rename(2)
+    /// says EXDEV) it is copied (temporary name, fsync, rename) and only then removed.
     public func setAside(path: String, name: String) throws -> String {
         try FileSystem.createDirectory(conflictsDirectory, mode: 0o750)
         let target = conflictsDirectory + "/" + name + "." + WallClock.fileStamp(WallClock.now())
-        guard rename(path, target) == 0 else { throw FileSystemError.errno(errno, "rename to \(target)", path) }
+        if rename(path, target) == 0 { return target }
+        guard errno == EXDEV else { throw FileSystemError.errno(errno, "rename to \(target)", path) }
+        try copyFile(path, to: target)
+        FileSystem.syncDirectory(conflictsDirectory)
+        unlink(path)
         return target
     }
 
@@ -260,7 +270,7 @@ public struct WalArchiveContents: Sendable {
     public var withoutMeta: [String] = []
     /// `.meta` files whose `.gz` is gone.
     public var withoutData: [String] = []
-    /// `.partial` segments in `.receiving/`.
+    /// `.partial` segments in the receive folder (`WalArchive.stagingDirectory`).
     public var partials: [String] = []
     /// Files set aside in `.conflicts/`.
     public var conflicts: [String] = []

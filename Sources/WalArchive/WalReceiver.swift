@@ -7,9 +7,11 @@ import BackupJobs
 import Foundation
 import Synchronization
 
-/// Supervises `pg_receivewal` streaming into the archive's `.receiving/` folder over a physical
-/// replication slot, and moves every segment it completes into the archive (gzip, checksum,
-/// `.meta`), deleting the staged copy only once the archived one is durable.
+/// Supervises `pg_receivewal` streaming into the receive folder (`BACKUP_WAL_RECEIVE_DIR`, by
+/// default the archive's `.receiving/`) over a physical replication slot, and copies every
+/// segment it completes into the archive (gzip, age with recipients, checksum, `.meta`; a
+/// stream copy, so the receive folder may be on another filesystem), deleting the staged copy
+/// only once the archived one is durable.
 ///
 /// Nothing is lost across restarts: the slot makes the server keep WAL until pg_receivewal has
 /// flushed it, pg_receivewal resumes from the `.partial` it left (or the slot's restart LSN),
@@ -36,7 +38,7 @@ public final class WalReceiver: Sendable {
         self.settings = settings
         self.jobSettings = jobSettings
         archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel,
-                             recipients: jobSettings.encryption.recipients)
+                             recipients: jobSettings.encryption.recipients, receiveDirectory: settings.receiveDirectory)
         self.log = log
         self.metrics = metrics
     }
@@ -79,7 +81,7 @@ public final class WalReceiver: Sendable {
         }
     }
 
-    /// Archives what pg_receivewal completed in `.receiving/`. Returns the names archived.
+    /// Archives what pg_receivewal completed in the receive folder. Returns the names archived.
     @discardableResult
     public func ingest() -> [String] {
         let staging = archive.stagingDirectory

@@ -54,9 +54,11 @@ struct DrillCommand: AsyncParsableCommand {
     private func perform() async throws {
         let settings = try options.postgresSettings()
         if pitr {
-            let drill = PitrDrill(jobSettings: settings, backstopPath: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path,
+            var drill = PitrDrill(jobSettings: settings, backstopPath: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path,
                                   log: BackupLog(backupDir: settings.backupDir))
-            let result = await Blocking.run { drill.run() }
+            drill.receiveDirectory = try validated { try WalArchiveSettings.receiveDirectory(environment: options.environment()) }
+            let configured = drill
+            let result = await Blocking.run { configured.run() }
             try? RestoreRecord.recordDrill(kind: PitrDrill.kind, at: WallClock.now(), seconds: result.seconds,
                                            error: result.success ? nil : result.message, backupDir: settings.backupDir)
             if !result.success { throw ExitCode(1) }

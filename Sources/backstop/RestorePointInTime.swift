@@ -84,6 +84,7 @@ extension RestorePostgresCommand {
         opts.timeline = group.timeline
         opts.action = group.targetAction
         opts.fromBase = group.fromBase
+        opts.receiveDirectory = try validated { try WalArchiveSettings.receiveDirectory(environment: options.environment()) }
         let log = BackupLog(backupDir: settings.backupDir, echo: !dryRun)
         let restore = PointInTimeRestore(jobSettings: settings, options: opts, say: { log.info("restore postgres pitr: \($0)") })
         var plan: PointInTimeRestore.Plan

@@ -97,9 +97,10 @@ struct ServeCommand: AsyncParsableCommand {
                                        logger: Logger(label: BackstopLogging.healthLabel))
         let walSettings = try validated { try WalArchiveSettings(environment: env) }
         // With the archive on, the scheduled drill also restores to a point in time.
-        let pitrDrill = walSettings.mode == .off ? nil
+        var pitrDrill = walSettings.mode == .off ? nil
             : PitrDrill(jobSettings: settings.postgres, backstopPath: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path,
                         log: BackupLog(backupDir: config.backupDir))
+        pitrDrill?.receiveDirectory = walSettings.receiveDirectory
         let scheduler = SchedulerService(
             settings: alerting.schedules, actions: ScheduledJobs.actions(postgres: settings.postgres, redis: settings.redis, retention: settings.retention, s3: settings.s3,
                                                                      environment: settings.environment, store: store, registry: registry,
@@ -118,6 +119,9 @@ struct ServeCommand: AsyncParsableCommand {
         // What a killed run left (partial files, temporary files, lock text of a dead pid).
         for action in LeftoverSweep.run(backupDir: config.backupDir) { logger.notice("start-up: \(action)") }
         for line in UnreadableFiles.report(backupDir: config.backupDir) { logger.warning("start-up: \(line)") }
+        if let warning = walSettings.plaintextReceiveWarning(backupDir: config.backupDir, encrypting: settings.postgres.encryption.isEnabled) {
+            logger.warning("start-up: \(warning)")
+        }
         try await group.run()
         alertsLock.release()
         logger.info("backstop stopped")

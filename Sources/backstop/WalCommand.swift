@@ -102,9 +102,9 @@ struct WalFetchCommand: AsyncParsableCommand {
             when it is there but damaged, cannot be written, or the bucket cannot be read. Never a signal or a status above 125, which \
             would abort recovery.
 
-            --partial serves a segment that is still being received (postgres/wal/.receiving/\
-            NAME.partial) when no completed copy exists, so recovery reaches the newest \
-            streamed commit.
+            --partial serves a segment that is still being received (NAME.partial in \
+            --receive-dir, else BACKUP_WAL_RECEIVE_DIR, else postgres/wal/.receiving/) when no \
+            completed copy exists, so recovery reaches the newest streamed commit.
 
             Examples:
               backstop wal fetch --backup-dir /backups 000000010000000000000003 pg_wal/RECOVERYXLOG
@@ -123,6 +123,9 @@ struct WalFetchCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Identity file for .gz.age segments; overrides BACKUP_ENCRYPTION_IDENTITY_FILE.", valueName: "path"))
     var identity: String?
+
+    @Option(help: ArgumentHelp("Where pg_receivewal writes the .partial (--partial); overrides BACKUP_WAL_RECEIVE_DIR.", valueName: "path"))
+    var receiveDir: String?
 
     @OptionGroup var options: BackupDirOption
 
@@ -145,7 +148,11 @@ struct WalFetchCommand: AsyncParsableCommand {
         // The key is read only when one is configured (a .gz.age segment says so if it is missing).
         let identities: [AgeIdentity]?
         do { identities = try settings.encryption.loadIdentities() } catch { throw fail(error) }
-        let archive = WalArchive(backupDir: settings.backupDir, identities: identities)
+        var receiveEnvironment = options.environment()
+        if let receiveDir { receiveEnvironment["BACKUP_WAL_RECEIVE_DIR"] = receiveDir }
+        let receiveDirectory: String?
+        do { receiveDirectory = try WalArchiveSettings.receiveDirectory(environment: receiveEnvironment) } catch { throw fail(error) }
+        let archive = WalArchive(backupDir: settings.backupDir, identities: identities, receiveDirectory: receiveDirectory)
         var localProblem: (any Error)?
         do {
             let result = try await Blocking.run { try archive.fetch(name: name, to: path, allowPartial: partial) }

@@ -28,8 +28,9 @@ public enum TestEnvironment {
     }
 
     /// A new temporary folder, world-writable so servers running as `postgres` can use it.
-    public static func makeTempDirectory(_ prefix: String) throws -> String {
-        let template = NSTemporaryDirectory() + "backstop-\(prefix)-XXXXXX"
+    /// `parent`: another folder than the temporary one (e.g. `/dev/shm`, another filesystem).
+    public static func makeTempDirectory(_ prefix: String, in parent: String? = nil) throws -> String {
+        let template = (parent.map { $0 + "/" } ?? NSTemporaryDirectory()) + "backstop-\(prefix)-XXXXXX"
         var bytes = Array(template.utf8CString)
         guard let result = mkdtemp(&bytes) else { throw TestSupportError("mkdtemp failed for \(template)") }
         let path = String(cString: result)
