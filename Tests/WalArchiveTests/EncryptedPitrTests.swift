@@ -75,13 +75,13 @@ import Glibc
 
         // WAL archived plain, then encryption is turned on: one chain, both kinds.
         try server.psql("INSERT INTO t(note) VALUES ('plain-era');")
-        let plainSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        let plainSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_insert_lsn());")
         try server.psql("SELECT pg_switch_wal();")
         let archive = WalArchive(backupDir: backupDir)
         try WalTestSupport.waitForFile(archive.metaPath(plainSegment))
         try WalTestSupport.encryptArchive(server, backupDir: backupDir, recipients: identity.recipient.encoded)
         try server.psql("INSERT INTO t(note) SELECT '\(Self.marker)-' || g FROM generate_series(1, 300) g;")
-        let secretSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        let secretSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_insert_lsn());")
         try server.psql("SELECT pg_switch_wal();")
         try WalTestSupport.waitForFile(archive.metaPath(secretSegment))
         #expect(archive.dataPath(plainSegment).hasSuffix(".gz"))
@@ -199,7 +199,7 @@ import Glibc
         }
         // WAL holding the rows, archived encrypted, then uploaded.
         try server.psql("UPDATE items SET name = name || '-again';")
-        let segment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        let segment = try server.psql("SELECT pg_walfile_name(pg_current_wal_insert_lsn());")
         try server.psql("SELECT pg_switch_wal();")
         let archive = WalArchive(backupDir: backupDir)
         try WalTestSupport.waitForFile(archive.metaPath(segment))
