@@ -78,7 +78,9 @@ struct CleanupCommand: AsyncParsableCommand {
                 print("WAL archive in S3: \(wal.removed.count) files before \(wal.keepFrom ?? "?") \(dryRun ? "would be removed" : "removed") (no base backup kept in the bucket needs them), \(HumanBytes.format(wal.freedBytes))")
             }
         }
-        if !outcome.local.errors.isEmpty || !outcome.remoteErrors.isEmpty { throw ExitCode(1) }
+        let failed = !outcome.local.errors.isEmpty || !outcome.remoteErrors.isEmpty
+        keepUntilExit(outcome)
+        if failed { throw ExitCode(1) }
     }
 
     private func printJSON(_ outcome: CleanupRun.Outcome) throws {
@@ -139,7 +141,7 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         // The table as bytes, the lines after it appended: one buffer, one write.
         var bytes = TextTable.renderBytes(rows)
-        rows = []
+        keepUntilExit(rows)
         var out = ""
         let verb = report.dryRun ? "would remove" : "removed"
         for path in report.removedLogs { out += "\(verb) old log \(path)\n" }

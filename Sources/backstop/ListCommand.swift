@@ -72,6 +72,7 @@ struct ListCommand: AsyncParsableCommand {
         let now = WallClock.now()
         if json {
             FileHandle.standardOutput.write(Data(CatalogJSON.listing(entries, remote: remote, storageClasses: storageClasses)))
+            keepUntilExit(entries)
             return
         }
         if entries.isEmpty {
@@ -96,6 +97,7 @@ struct ListCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("backstop: \(e.path).meta cannot be read (truncated, not JSON or a newer format); the backup is kept and not used until it is fixed\n".utf8))
         }
         FileHandle.standardOutput.write(Data(TextTable.renderBytes(rows)))
+        keepUntilExit((entries, rows))
     }
 }
 
