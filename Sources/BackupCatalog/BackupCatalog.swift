@@ -76,6 +76,19 @@ public struct BackupCatalog: Sendable {
     /// Every backup of the given kinds (all when nil), newest first. The `.meta` files are
     /// read and decoded on all cores (100,000 backups list in well under 2 s).
     public func list(kinds: Set<BackupKind>? = nil) -> [CatalogEntry] {
+        scan(kinds: kinds, collectsOrphanMetas: false).entries
+    }
+
+    /// Every backup (as `list()`) and the `.meta` files (full paths) whose data file or folder
+    /// the same folder listing did not show, from one read of each folder (cleanup's orphan
+    /// check read the 150,000 names of a 100,000-backup catalog a second time). A name is an
+    /// orphan candidate only: the caller still checks that its data is really gone (a
+    /// symbolic link or an entry of unknown type is not counted as present here).
+    public func listWithOrphanMetas() -> (entries: [CatalogEntry], orphanMetas: [String]) {
+        scan(kinds: nil, collectsOrphanMetas: true)
+    }
+
+    private func scan(kinds: Set<BackupKind>?, collectsOrphanMetas: Bool) -> (entries: [CatalogEntry], orphanMetas: [String]) {
         struct Candidate {
             var folder: Int  // index into `folders`
             var name: String
@@ -90,23 +103,34 @@ public struct BackupCatalog: Sendable {
         var folders: [(path: String, dir: OpaquePointer)] = []
         defer { for f in folders { closedir(f.dir) } }
         var found: [Candidate] = []
+        var orphanMetas: [String] = []
         for folder in [postgresDir, redisDir] {
             guard let dir = opendir(folder) else { continue }
             folders.append((folder, dir))
             let folderName = FileSystem.lastComponent(of: folder)
+            var metaNames: [String] = []
+            var present = Set<String>()
             while let item = readdir(dir) {
                 let name = withUnsafePointer(to: item.pointee.d_name) {
                     $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                let type = Int32(item.pointee.d_type)
+                if collectsOrphanMetas, !name.hasPrefix(".") {
+                    if name.hasSuffix(".meta") {
+                        metaNames.append(name)
+                    } else if type == Int32(DT_REG) || type == Int32(DT_DIR) {
+                        present.insert(name)
+                    }
                 }
                 guard name != ".", name != "..", !name.hasPrefix("."), !name.hasSuffix(".meta"),
                       let (kind, target, stamp) = Self.classify(name) else { continue }
                 if let kinds, !kinds.contains(kind) { continue }
                 guard kind.folder == folderName else { continue }
-                let type = Int32(item.pointee.d_type)
                 let isDirectory: Bool? = type == Int32(DT_DIR) ? true : (type == Int32(DT_REG) ? false : nil)
                 found.append(Candidate(folder: folders.count - 1, name: name, kind: kind, target: target, stamp: stamp,
                                        isDirectory: isDirectory))
             }
+            for name in metaNames where !present.contains(String(name.dropLast(5))) { orphanMetas.append(folder + "/" + name) }
         }
         let candidates = found
         let folderPaths = folders.map(\.path)
@@ -179,7 +203,7 @@ public struct BackupCatalog: Sendable {
         for o in order {
             if let e = listed[o.index / chunk][o.index % chunk].entry.take() { entries.append(e) }
         }
-        return entries
+        return (entries, orphanMetas)
     }
 
     /// What `list` learnt of one candidate: its entry (moved out once sorted), whether its

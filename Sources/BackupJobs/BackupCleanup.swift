@@ -50,7 +50,11 @@ public final class BackupCleanup: Sendable {
 
     /// What the policy says about every backup, newest first. Reads only.
     public func plan(now: Double) -> [PlanEntry] {
-        var entries = BackupCatalog(backupDir: backupDir).list()
+        plan(BackupCatalog(backupDir: backupDir).list(), now: now)
+    }
+
+    private func plan(_ listed: [CatalogEntry], now: Double) -> [PlanEntry] {
+        var entries = listed
         let decisions = policy.decide(entries.map {
             RetentionPolicy.Item(group: $0.kind.rawValue + "/" + $0.target, startedAt: $0.startedAt, isGood: $0.isGood,
                                  metaUnreadable: $0.metaUnreadable)
@@ -82,7 +86,9 @@ public final class BackupCleanup: Sendable {
         try FileSystem.createDirectory(backupDir + "/.state")
         let lock = try FileLock(path: lockPath, purpose: dryRun ? "cleanup --dry-run" : "cleanup")
         defer { lock.release() }
-        let plan = plan(now: now)
+        // One read of each folder gives the backups and the orphan candidates (checked below).
+        let (listed, orphanMetas) = BackupCatalog(backupDir: backupDir).listWithOrphanMetas()
+        let plan = plan(listed, now: now)
         var report = Report(dryRun: dryRun, plan: plan, removedLogs: [], removedOrphans: [], freedBytes: 0, errors: [], inventory: nil)
         var removed = 0
         // By index: a dry run reads one field in place (a `for item in plan` copy of each entry
@@ -116,22 +122,14 @@ public final class BackupCleanup: Sendable {
                 log?.error("cleanup: could not remove \(item.entry.path): \(error). Check its permissions; the next cleanup retries.")
             }
         }
-        // Orphaned .meta files (their data is gone) older than the grace period.
-        for folder in [backupDir + "/postgres", backupDir + "/redis"] {
-            let names = Self.listWithTypes(folder)
-            // Data files and folders the listing shows are there without a syscall each; any
-            // other name (a symbolic link, an unknown type) is checked as before.
-            var present = Set<String>(minimumCapacity: names.count)
-            for n in names where n.type == UInt8(DT_REG) || n.type == UInt8(DT_DIR) { present.insert(n.name) }
-            for (name, _) in names where name.hasSuffix(".meta") && !name.hasPrefix(".") {
-                if present.contains(String(name.dropLast(5))) { continue }
-                let path = folder + "/" + name
-                let data = String(path.dropLast(5))
-                guard !FileSystem.exists(data), let mtime = Self.modificationTime(path),
-                      now - mtime > policy.incompleteGraceSeconds else { continue }
-                report.removedOrphans.append(path)
-                if !dryRun { remove(path, into: &report) }
-            }
+        // Orphaned .meta files (their data is gone) older than the grace period. The candidates
+        // come from the listing the plan was made from; each is checked again here.
+        for path in orphanMetas {
+            let data = String(path.dropLast(5))
+            guard !FileSystem.exists(data), let mtime = Self.modificationTime(path),
+                  now - mtime > policy.incompleteGraceSeconds else { continue }
+            report.removedOrphans.append(path)
+            if !dryRun { remove(path, into: &report) }
         }
         // Rotated logs older than the retention period (the live logs stay).
         let logs = backupDir + "/logs"
@@ -194,20 +192,6 @@ public final class BackupCleanup: Sendable {
             throw FileSystemError.errno(errno, "unlink", path)
         }
         FileSystem.syncDirectory(FileSystem.directory(of: path))
-    }
-
-    /// The names in a folder (none when it cannot be read) with their `d_type`.
-    static func listWithTypes(_ path: String) -> [(name: String, type: UInt8)] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [(name: String, type: UInt8)] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append((name, entry.pointee.d_type)) }
-        }
-        return names
     }
 
     static func modificationTime(_ path: String) -> Double? {
