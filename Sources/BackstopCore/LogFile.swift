@@ -79,7 +79,9 @@ public enum LogFile {
         var fd = try openLocked(path)
         defer { close(fd) }
         var rotationError: (any Error)?
-        if isDue(fd: fd, path: path, adding: UInt64(bytes.count), rotation: rotation, now: now) {
+        // Checked again on the new file: other writers may have filled it between our rotation
+        // and our lock on it (a 16 KiB generation once grew to 16,478 bytes that way).
+        while rotationError == nil, isDue(fd: fd, path: path, adding: UInt64(bytes.count), rotation: rotation, now: now) {
             do { try rotateLocked(path, keep: rotation.keep) } catch { rotationError = error }
             close(fd)  // the rotated (or, on failure, the same) file; the lock goes with it
             fd = try openLocked(path)
