@@ -29,6 +29,10 @@ for tool in podman debootstrap; do
   command -v "$tool" >/dev/null || { say "$tool is missing (apt-get install podman debootstrap; scripts/install-deps.sh does)"; exit 1; }
 done
 mkdir -p "$WORK"
+# One build at a time per work folder (the image tests and scripts/compose-up-local.sh may run
+# side by side): they share the rootfs and the build context below.
+exec 9>"$WORK/.lock"
+flock 9
 
 if ! podman image exists "$BASE"; then
   rootfs="$WORK/rootfs"

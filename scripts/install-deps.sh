@@ -11,6 +11,7 @@ packages=(
   wrk curl ca-certificates gzip python3-pip
   openssl apache2-utils age
   podman runc debootstrap binutils
+  golang-github-containernetworking-plugin-dnsname
 )
 
 missing=()
@@ -34,11 +35,17 @@ fi
 # run their own throwaway servers, so the packaged ones are left alone (not stopped).
 
 # Python tools the tests use: moto_server (S3-compatible server), croniter (reference cron),
-# the AWS CLI (checks what reached the S3 server from the outside).
+# the AWS CLI (checks what reached the S3 server from the outside), podman-compose (brings
+# deploy/docker-compose.yml up: scripts/compose-up-local.sh, ComposeStackTests; pinned to the
+# version tested with Debian's podman 4.3.1; the dnsname plugin above lets its containers
+# find each other by service name on podman's CNI network).
 py_missing=()
 python3 -c "import moto, flask_cors" 2>/dev/null || py_missing+=("moto[server]")
 python3 -c "import croniter" 2>/dev/null || py_missing+=("croniter")
 command -v aws >/dev/null 2>&1 || py_missing+=("awscli")
+PODMAN_COMPOSE_VERSION=1.6.0
+[ "$(python3 -m pip show podman-compose 2>/dev/null | sed -n 's/^Version: //p')" = "$PODMAN_COMPOSE_VERSION" ] \
+  || py_missing+=("podman-compose==$PODMAN_COMPOSE_VERSION")
 if [ ${#py_missing[@]} -gt 0 ]; then
   echo "install-deps: pip installing ${py_missing[*]}"
   python3 -m pip install -q "${py_missing[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${py_missing[@]}"
