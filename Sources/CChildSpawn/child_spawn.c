@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -77,6 +78,11 @@ static void run_child(const backstop_spawn_request *request, const char *path, p
         /* stdout first, then stdin: a pipe end numbered 0 or 1 is never overwritten before use
            (serve's own 0/1/2 are taken, so pipe ends are >= 3 in practice). */
         int stderr_fd = request->stderr_path ? open(request->stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+        /* 64 KiB reserved for the stderr file while there is room (its size stays 0): a child
+           that fails because the disk filled under it (the backup volume also holds .state/,
+           where this file lives) can still write the error that says so. Best effort: a file
+           system without fallocate, or one already full, just gets none. */
+        if (stderr_fd >= 0) (void)fallocate(stderr_fd, FALLOC_FL_KEEP_SIZE, 0, 65536);
         if (request->stderr_path && stderr_fd < 0) failure = errno;
         else if (place(request->stdout_fd, 1, O_WRONLY) != 0) failure = errno;
         else if (place(request->stdin_fd, 0, O_RDONLY) != 0) failure = errno;

@@ -1,0 +1,137 @@
+import BackstopCore
+import BackstopTestSupport
+import BackupCatalog
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The faults of `MidJobFaultTests` during the other backup jobs: the backup volume (a small
+/// tmpfs) filling up while `pg_basebackup` writes a base backup and while a Redis snapshot
+/// streams in, and PostgreSQL restarting under a base backup.
+extension MidJobFaultTests {
+    /// Mounts a tmpfs of `size` (e.g. "16m") on `path` (created); the caller unmounts it.
+    static func mountTmpfs(_ path: String, size: String) throws {
+        try FileSystem.createDirectory(path)
+        let mount = try TestProcesses.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path], check: false)
+        guard mount.status == 0 else {
+            throw TestSupportError("this test mounts a \(size) tmpfs and needs root (mount exited \(mount.status): \(mount.stderr))")
+        }
+    }
+
+    /// Relative path → SHA-256 of every visible file below `folder` (base backups are folders).
+    static func treeFingerprint(_ folder: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        let paths = FileManager.default.subpaths(atPath: folder) ?? []
+        for relative in paths where !relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder + "/" + relative, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            let digest = try TestProcesses.run("/usr/bin/sha256sum", [folder + "/" + relative]).stdout
+            out[relative] = String(digest.prefix(64))
+        }
+        return out
+    }
+
+    /// Waits for the CLI `cli` to exit after a fault: its exit code and output, the seconds
+    /// since `t0`, after checking the processes `below` it died too.
+    static func reap(_ cli: Int32, below: [Int32], since t0: Date, logFile: String) throws -> (code: Int32, output: String, seconds: Double) {
+        var status: Int32 = 0
+        try TestEnvironment.waitUntil(timeout: 120, "the CLI to exit after the fault (log \(logFile))") {
+            waitpid(cli, &status, WNOHANG) == cli
+        }
+        TestProcesses.unregister(pid: cli)
+        let seconds = Date().timeIntervalSince(t0)
+        try TestEnvironment.waitUntil(timeout: 10, "the CLI's children \(below) to end") { below.allSatisfy { !processAlive($0) } }
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (code, (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "", seconds)
+    }
+
+    /// Runs `backstop backup postgres incremental` with pg_basebackup held to 32 kB/s, calls
+    /// `fault` once its partial folder holds a file, and waits for the CLI to exit.
+    static func baseBackupWithFault(env: [String: String], pg: PostgresServer, postgresDir: String, logFile: String,
+                                    fault: () throws -> Void) throws -> (code: Int32, output: String, seconds: Double) {
+        let slow = try SlowPrograms(realDirectory: pg.binDirectory, slow: ["pg_basebackup": .arguments(["--max-rate=32k"])])
+        var env = env
+        env["BACKUP_POSTGRES_BIN"] = slow.directory
+        let cli = try BackstopBinary.spawn(["backup", "postgres", "incremental"], environment: env, logFile: logFile)
+        try TestEnvironment.waitUntil(timeout: 30, "pg_basebackup filling its partial folder (log \(logFile))") {
+            guard let partial = InterruptionTests.leftovers(postgresDir).first(where: { $0.hasPrefix(".wal_") }) else { return false }
+            return !((try? FileManager.default.contentsOfDirectory(atPath: postgresDir + "/" + partial)) ?? []).isEmpty
+                && !SlowPrograms.descendants(of: cli).isEmpty
+        }
+        let below = SlowPrograms.descendants(of: cli)
+        let t0 = Date()
+        try fault()
+        return try reap(cli, below: below, since: t0, logFile: logFile)
+    }
+
+    /// `backstop health` with the volume full: it must show DiskSpaceLow for it.
+    static func expectDiskSpaceLow(_ env: [String: String], backupDir: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let health = try BackstopBinary.run(["health"], environment: env)
+        let shown = health.stdout + health.stderr
+        #expect(health.status != 0, sourceLocation: sourceLocation)
+        #expect(shown.split(separator: "\n").contains { $0.contains("DiskSpaceLow") && $0.contains(backupDir) },
+                "health shows no DiskSpaceLow for \(backupDir): \(shown)", sourceLocation: sourceLocation)
+    }
+
+    @Test func theBackupVolumeFillsUpDuringABaseBackup() throws {
+        let pg = try PostgresServer.start(name: "pg-basefull")
+        defer { pg.shutdown() }
+        let dir = try TestEnvironment.makeTempDirectory("midjob-basedisk")
+        let backupDir = dir + "/backups"
+        // 64 MB: `verify` unpacks a base backup (about 40 MB here) into `.state/` on this volume.
+        try Self.mountTmpfs(backupDir, size: "64m")
+        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let postgresDir = backupDir + "/postgres"
+        var env = pg.environment
+        env["BACKUP_DIR"] = backupDir
+        env["REDIS_HOST"] = "127.0.0.1"
+        env["REDIS_PORT"] = "1"
+        // A good base backup first, which must survive the fault.
+        let first = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: env)
+        #expect(first.status == 0, "\(first.stderr)")
+        let good = try Self.treeFingerprint(postgresDir)
+        #expect(good.keys.contains { $0.hasSuffix("/base.tar.gz") }, "\(good.keys)")
+
+        let filler = backupDir + "/filler"
+        let run = try Self.baseBackupWithFault(env: env, pg: pg, postgresDir: postgresDir, logFile: dir + "/cli.log") {
+            _ = try TestProcesses.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=65536"], check: false)
+        }
+        #expect(run.code != 0, "a base backup onto a full disk exited 0: \(run.output)")
+        #expect(run.code < 126, "exit \(run.code): a failure, not a crash or a signal")
+        let line = run.output.split(separator: "\n").first { $0.contains("No space left on device") }.map(String.init) ?? ""
+        #expect(!line.isEmpty, "the error does not say the disk is full: \(run.output)")
+        #expect(line.contains(postgresDir + "/.wal_"), "the error does not name the file or folder it could not write: \(run.output)")
+        #expect(InterruptionTests.leftovers(postgresDir).isEmpty, "\(InterruptionTests.leftovers(postgresDir))")
+        #expect(try Self.treeFingerprint(postgresDir) == good, "the base backup already there changed, or a file appeared")
+        #expect(BackupCatalog(backupDir: backupDir).list(kinds: [.postgresBase]).count == 1, "a second base backup is listed")
+        InterruptionTests.expectLockReleased(backupDir + "/.locks/postgres_base.lock")
+        let remaining = SlowPrograms.descendants(of: getpid()).filter { pid in
+            ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains(postgresDir)
+        }
+        #expect(remaining.isEmpty, "processes still writing under \(postgresDir): \(remaining)")
+        try Self.expectDiskSpaceLow(env, backupDir: backupDir)
+        print("mid-job faults: disk full during the base backup: \(line)")
+
+        // The space comes back: `verify` passes the one base backup there, the next run is whole.
+        try FileManager.default.removeItem(atPath: filler)
+        let verifyAll = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
+        #expect(verifyAll.status == 0, "\(verifyAll.stdout)\(verifyAll.stderr)")
+        #expect(verifyAll.stdout.components(separatedBy: "wal_").count - 1 == 1, "verify checked more than the good base backup: \(verifyAll.stdout)")
+        let next = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: env)
+        #expect(next.status == 0, "\(next.stderr)")
+        let bases = BackupCatalog(backupDir: backupDir).list(kinds: [.postgresBase])
+        #expect(bases.count == 2)
+        let newest = try #require(bases.max { $0.path < $1.path })
+        let verify = try BackstopBinary.run(["verify", newest.path], environment: env)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        _ = try BackstopBinary.run(["health"], environment: env)
+        let after = (try? String(contentsOfFile: backupDir + "/alerts.json", encoding: .utf8)) ?? ""
+        #expect(!after.isEmpty && !after.contains("DiskSpaceLow"), "with the space back alerts.json is written without DiskSpaceLow: \(after)")
+        ReliabilityReport.record(
+            fault: "the backup volume (a 64 MB tmpfs) filled while `pg_basebackup` writes a base backup into it",
+            did: "`backup postgres incremental` exited \(run.code) \(String(format: "%.1f", run.seconds)) s later naming `No space left on device` and the file in the partial folder; the partial folder removed, no process left writing there, the lock released, `backstop health` shows DiskSpaceLow for the volume; with the space back the next base backup was complete, passed `verify` and the alert resolved",
+            lost: "nothing: the \(good.count) files of the base backup already there byte-identical, `list` shows only it and `verify` passes it")
+    }
+}
