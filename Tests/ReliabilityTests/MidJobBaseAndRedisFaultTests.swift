@@ -134,4 +134,48 @@ extension MidJobFaultTests {
             did: "`backup postgres incremental` exited \(run.code) \(String(format: "%.1f", run.seconds)) s later naming `No space left on device` and the file in the partial folder; the partial folder removed, no process left writing there, the lock released, `backstop health` shows DiskSpaceLow for the volume; with the space back the next base backup was complete, passed `verify` and the alert resolved",
             lost: "nothing: the \(good.count) files of the base backup already there byte-identical, `list` shows only it and `verify` passes it")
     }
+
+    @Test func postgresRestartsDuringABaseBackup() throws {
+        let pg = try PostgresServer.start(name: "pg-baserestart")
+        defer { pg.shutdown() }
+        let dir = try TestEnvironment.makeTempDirectory("midjob-baserestart")
+        let backupDir = dir + "/backups"
+        let postgresDir = backupDir + "/postgres"
+        var env = pg.environment
+        env["BACKUP_DIR"] = backupDir
+        let first = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: env)
+        #expect(first.status == 0, "\(first.stderr)")
+        let good = try Self.treeFingerprint(postgresDir)
+
+        let run = try Self.baseBackupWithFault(env: env, pg: pg, postgresDir: postgresDir, logFile: dir + "/cli.log") {
+            try pg.stop(mode: "fast")
+            try pg.start()
+        }
+        #expect(run.code != 0, "a base backup cut by a server restart exited 0: \(run.output)")
+        #expect(run.code < 126, "exit \(run.code): a failure, not a crash or a signal")
+        let line = run.output.split(separator: "\n").first { $0.contains("pg_basebackup exited") }.map(String.init) ?? ""
+        #expect(line.contains("pg_basebackup: error:"), "the error does not carry pg_basebackup's own message: \(run.output)")
+        #expect(InterruptionTests.leftovers(postgresDir).isEmpty, "\(InterruptionTests.leftovers(postgresDir))")
+        #expect(try Self.treeFingerprint(postgresDir) == good, "the base backup already there changed, or a file appeared")
+        #expect(BackupCatalog(backupDir: backupDir).list(kinds: [.postgresBase]).count == 1)
+        InterruptionTests.expectLockReleased(backupDir + "/.locks/postgres_base.lock")
+        let firing = try Self.backupFailedAfterHealth(env, backupDir: backupDir)
+        #expect(firing.contains("postgres"), "BackupFailed does not fire for the cluster: \(firing)")
+        let said = (line.components(separatedBy: "pg_basebackup: error: ").last ?? "").replacingOccurrences(of: "  ", with: " ")
+        print("mid-job faults: restart during the base backup: \(line)")
+
+        let next = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: env)
+        #expect(next.status == 0, "\(next.stderr)")
+        let bases = BackupCatalog(backupDir: backupDir).list(kinds: [.postgresBase])
+        #expect(bases.count == 2)
+        let newest = try #require(bases.max { $0.path < $1.path })
+        let verify = try BackstopBinary.run(["verify", newest.path], environment: env)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let resolved = try Self.backupFailedAfterHealth(env, backupDir: backupDir)
+        #expect(!resolved.contains("postgres"), "BackupFailed still fires after the good run: \(resolved)")
+        ReliabilityReport.record(
+            fault: "PostgreSQL restarted (`pg_ctl restart -m fast`) while `pg_basebackup` runs",
+            did: "`backup postgres incremental` exited \(run.code) \(String(format: "%.1f", run.seconds)) s later with pg_basebackup's own error (`\(said)`); the partial folder removed, the lock released, BackupFailed fired (`backstop health`); the next run, against the restarted server, made a complete base backup that passes `verify` and BackupFailed resolved",
+            lost: "nothing: the \(good.count) files of the base backup already there byte-identical")
+    }
 }
