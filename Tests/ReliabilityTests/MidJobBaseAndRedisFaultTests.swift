@@ -178,4 +178,71 @@ extension MidJobFaultTests {
             did: "`backup postgres incremental` exited \(run.code) \(String(format: "%.1f", run.seconds)) s later with pg_basebackup's own error (`\(said)`); the partial folder removed, the lock released, BackupFailed fired (`backstop health`); the next run, against the restarted server, made a complete base backup that passes `verify` and BackupFailed resolved",
             lost: "nothing: the \(good.count) files of the base backup already there byte-identical")
     }
+
+    @Test func theBackupVolumeFillsUpDuringARedisSnapshot() throws {
+        // 5,000 keys at 1 ms each: the server's fork takes 5 s to write the snapshot, and the
+        // job's temporary file is open the whole time.
+        let redis = try StandaloneRedis()
+        defer { redis.stop() }
+        _ = try redis.cli(["EVAL", "for i=1,5000 do redis.call('SET','key:'..i, redis.sha1hex(i)..redis.sha1hex('v'..i)) end return 1", "0"])
+        let dir = try TestEnvironment.makeTempDirectory("midjob-redisdisk")
+        let backupDir = dir + "/backups"
+        try Self.mountTmpfs(backupDir, size: "8m")
+        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let redisDir = backupDir + "/redis"
+        let env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port),
+                   "BACKUP_REDIS_RETRY_DELAY": "1s", "BACKUP_REDIS_TIMEOUT": "60s",
+                   "PGHOST": "127.0.0.1", "PGPORT": "1"]
+        let first = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(first.status == 0, "\(first.stderr)")
+        let good = try Self.treeFingerprint(redisDir)
+        #expect(good.count == 2, "\(good.keys)")
+
+        _ = try redis.cli(["CONFIG", "SET", "rdb-key-save-delay", "1000"])
+        let logFile = dir + "/cli.log"
+        let cli = try BackstopBinary.spawn(["backup", "redis"], environment: env, logFile: logFile)
+        try TestEnvironment.waitUntil(timeout: 30, "the snapshot's fork with the job's temporary file open (log \(logFile))") {
+            InterruptionTests.leftovers(redisDir).contains { $0.hasPrefix(".redis_") }
+                && ((try? redis.cli(["INFO", "persistence"])) ?? "").contains("rdb_bgsave_in_progress:1")
+        }
+        let t0 = Date()
+        let filler = backupDir + "/filler"
+        _ = try TestProcesses.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=65536"], check: false)
+        let run = try Self.reap(cli, below: [], since: t0, logFile: logFile)
+        #expect(run.code != 0, "a snapshot onto a full disk exited 0: \(run.output)")
+        #expect(run.code < 126, "exit \(run.code): a failure, not a crash or a signal")
+        let line = run.output.split(separator: "\n").first { $0.contains("FAILED") }.map(String.init) ?? ""
+        #expect(line.contains("No space left on device"), "the error does not say the disk is full: \(run.output)")
+        #expect(line.contains(redisDir + "/.redis_"), "the error does not name the file it could not write: \(run.output)")
+        // Each retry (BACKUP_REDIS_RETRIES, default 2) fails the same way, and says so.
+        let attempts = Int(line.components(separatedBy: "s (").last?.split(separator: " ").first ?? "") ?? 0
+        let retried = run.output.split(separator: "\n").filter { $0.contains("failed: write \(redisDir)/.redis_") && $0.contains("No space left on device; retrying") }
+        #expect(attempts == 3 && retried.count == 2, "\(attempts) attempts, \(retried.count) retries logged: \(run.output)")
+        #expect(InterruptionTests.leftovers(redisDir).isEmpty, "\(InterruptionTests.leftovers(redisDir))")
+        #expect(try Self.treeFingerprint(redisDir) == good, "the snapshot already there changed, or a file appeared")
+        #expect(BackupCatalog(backupDir: backupDir).list(kinds: [.redis]).count == 1, "a second snapshot is listed")
+        InterruptionTests.expectLockReleased(backupDir + "/.locks/redis.lock")
+        try Self.expectDiskSpaceLow(env, backupDir: backupDir)
+        print("mid-job faults: disk full during the Redis snapshot: \(line)")
+
+        try FileManager.default.removeItem(atPath: filler)
+        _ = try redis.cli(["CONFIG", "SET", "rdb-key-save-delay", "0"])
+        try TestEnvironment.waitUntil(timeout: 60, "the server's earlier fork to end") {
+            ((try? redis.cli(["INFO", "persistence"])) ?? "").contains("rdb_bgsave_in_progress:0")
+        }
+        let next = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(next.status == 0, "\(next.stderr)")
+        let snapshots = BackupCatalog(backupDir: backupDir).list(kinds: [.redis])
+        #expect(snapshots.count == 2)
+        let newest = try #require(snapshots.max { $0.path < $1.path })
+        let verify = try BackstopBinary.run(["verify", newest.path], environment: env)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        _ = try BackstopBinary.run(["health"], environment: env)
+        let after = (try? String(contentsOfFile: backupDir + "/alerts.json", encoding: .utf8)) ?? ""
+        #expect(!after.isEmpty && !after.contains("DiskSpaceLow"), "with the space back alerts.json is written without DiskSpaceLow: \(after)")
+        ReliabilityReport.record(
+            fault: "the backup volume (an 8 MB tmpfs) filled while Redis writes the snapshot a `backup redis` is waiting for (its temporary file open)",
+            did: "`backup redis` exited \(run.code) \(String(format: "%.1f", run.seconds)) s later after \(attempts) attempts (2 retries), each failing with `No space left on device` naming the temporary file; the temporary file removed, the lock released, `backstop health` shows DiskSpaceLow for the volume; with the space back the next snapshot was whole, passed `verify` and the alert resolved",
+            lost: "nothing: the snapshot and `.meta` already there byte-identical, `list` shows only it")
+    }
 }
