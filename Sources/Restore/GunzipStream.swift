@@ -32,10 +32,11 @@ final class GunzipStream {
         input.deallocate()
     }
 
-    /// Copies the inflated content of `path` into `fd`. Blocking. `progress` is called after
-    /// each chunk written with (compressed read, uncompressed written).
-    func copy(path: String, to fd: Int32, progress: (UInt64, UInt64) -> Void = { _, _ in }) throws {
-        try inflateFile(path: path, progress: progress) { try self.writeAll(fd, $0) }
+    /// Copies the inflated content of `path` into `fd`, which a failed write names as
+    /// `destination` (the file, so a full disk says which one). Blocking. `progress` is called
+    /// after each chunk written with (compressed read, uncompressed written).
+    func copy(path: String, to fd: Int32, named destination: String, progress: (UInt64, UInt64) -> Void = { _, _ in }) throws {
+        try inflateFile(path: path, progress: progress) { try self.writeAll(fd, $0, destination: destination) }
     }
 
     /// The whole inflated content (for small files: a globals script).
@@ -102,7 +103,7 @@ final class GunzipStream {
         }
     }
 
-    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, destination: String) throws {
         guard let base = bytes.baseAddress else { return }
         var offset = 0
         while offset < bytes.count {
@@ -110,7 +111,7 @@ final class GunzipStream {
             if w < 0 {
                 if errno == EINTR { continue }
                 if errno == EPIPE { throw Failure(description: "the loading program stopped reading", readerGone: true) }
-                throw FileSystemError.errno(errno, "write", "pipe")
+                throw FileSystemError.errno(errno, "write", destination)
             }
             offset += w
         }

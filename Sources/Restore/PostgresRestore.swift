@@ -283,7 +283,7 @@ public enum PostgresLoader {
                                      scratchDirectory: settings.stateDir)
         var copyError: (any Error)?
         do {
-            try GunzipStream().copy(path: path, to: child.stdinFD)
+            try GunzipStream().copy(path: path, to: child.stdinFD, named: "psql's stdin (a pipe)")
         } catch let failure as GunzipStream.Failure where failure.readerGone {
             // psql stopped on its own; its exit status and stderr say why.
         } catch {

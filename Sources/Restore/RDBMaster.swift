@@ -123,7 +123,7 @@ public final class RDBMaster: Sendable {
                     case .sendSnapshot:
                         try FileSystem.writeAll(fd: fd, Array("$\(rdbLength)\r\n".utf8), path: "replica connection")
                         let stream = GunzipStream()
-                        try stream.copy(path: rdbGzipPath, to: fd)
+                        try stream.copy(path: rdbGzipPath, to: fd, named: "replica connection")
                         guard stream.uncompressedBytes == rdbLength else {
                             throw RestoreError("the RDB inflated to \(stream.uncompressedBytes) bytes, \(rdbLength) were announced", nothingChanged: false)
                         }

@@ -94,7 +94,7 @@ public struct RedisFileRestore: Sendable {
             guard fd >= 0 else { throw FileSystemError.errno(errno, "open", temporary) }
             defer { close(fd) }
             try Self.takeOwnership(fd: fd, like: destination, orFolder: dataDirectory, path: temporary)
-            try GunzipStream().copy(path: base.source.entry.path, to: fd)
+            try GunzipStream().copy(path: base.source.entry.path, to: fd, named: temporary)
             guard fsync(fd) == 0 else { throw FileSystemError.errno(errno, "fsync", temporary) }
             guard rename(temporary, destination) == 0 else { throw FileSystemError.errno(errno, "rename", destination) }
             FileSystem.syncDirectory(dataDirectory)

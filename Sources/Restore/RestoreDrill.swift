@@ -175,7 +175,7 @@ public struct RestoreDrill: Sendable {
             let fd = open(dir + "/dump.rdb", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard fd >= 0 else { return fail("cannot write \(dir)/dump.rdb") }
             defer { close(fd) }
-            try GunzipStream().copy(path: entry.path, to: fd)
+            try GunzipStream().copy(path: entry.path, to: fd, named: dir + "/dump.rdb")
         } catch {
             return fail("inflating the snapshot failed: \(error)")
         }

@@ -245,4 +245,68 @@ extension MidJobFaultTests {
             did: "`backup redis` exited \(run.code) \(String(format: "%.1f", run.seconds)) s later after \(attempts) attempts (2 retries), each failing with `No space left on device` naming the temporary file; the temporary file removed, the lock released, `backstop health` shows DiskSpaceLow for the volume; with the space back the next snapshot was whole, passed `verify` and the alert resolved",
             lost: "nothing: the snapshot and `.meta` already there byte-identical, `list` shows only it")
     }
+
+    /// Every key and value of a small dataset, hashed (SHA-1 over the sorted `key=value;` pairs),
+    /// with DBSIZE.
+    static func redisContents(_ redis: StandaloneRedis) throws -> String {
+        let script = "local ks = redis.call('KEYS', '*'); table.sort(ks); local s = ''; "
+            + "for _, k in ipairs(ks) do s = s .. k .. '=' .. redis.call('GET', k) .. ';' end; return #ks .. ':' .. redis.sha1hex(s)"
+        return try redis.cli(["EVAL", script, "0"])
+    }
+
+    @Test func theDataVolumeFillsUpDuringAFileRestoreOfRedis() throws {
+        // The snapshot to restore: 20,000 keys (about 1.7 MB of RDB) from another server.
+        let source = try StandaloneRedis()
+        defer { source.stop() }
+        _ = try source.cli(["EVAL", "for i=1,20000 do redis.call('SET','key:'..i, redis.sha1hex(i)..redis.sha1hex('v'..i)) end return 1", "0"])
+        let dir = try TestEnvironment.makeTempDirectory("midjob-redisrestore")
+        let backupDir = dir + "/backups"
+        let made = try BackstopBinary.run(["backup", "redis"], environment: ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(source.port)])
+        #expect(made.status == 0, "\(made.stderr)")
+        let snapshot = try #require(BackupCatalog(backupDir: backupDir).list(kinds: [.redis]).first).path
+
+        // The target: 300 keys, its data folder a 1 MB tmpfs (room for its own snapshot, not
+        // for the one restored into it), automatic saves on.
+        let dataDir = dir + "/redis-data"
+        try Self.mountTmpfs(dataDir, size: "1m")
+        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", dataDir], check: false) }
+        let target = try StandaloneRedis(directory: dataDir, extraConfig: ["save 3600 1"])
+        defer { target.stop() }
+        _ = try target.cli(["EVAL", "for i=1,300 do redis.call('SET','live:'..i, 'value '..i) end return 1", "0"])
+        _ = try target.cli(["SAVE"])
+        let before = try Self.redisContents(target)
+        let pidBefore = try target.cli(["INFO", "server"]).split(separator: "\r\n").first { $0.hasPrefix("process_id:") }
+        let filesBefore = try FileManager.default.contentsOfDirectory(atPath: dataDir).sorted()
+        let restart = dir + "/restart-was-run"
+        let env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(target.port),
+                   "REDIS_DATA_DIR": dataDir, "REDIS_RESTART_COMMAND": "touch '\(restart)'; exit 1"]
+        let t0 = Date()
+        let run = try BackstopBinary.run(["restore", "redis", snapshot, "--method", "file", "--yes"], environment: env)
+        let seconds = Date().timeIntervalSince(t0)
+        let output = run.stdout + run.stderr
+        #expect(run.status != 0, "a restore onto a full data folder exited 0: \(output)")
+        #expect(run.status < 126, "exit \(run.status): a failure, not a crash or a signal")
+        let line = output.split(separator: "\n").first { $0.contains("No space left on device") }.map(String.init) ?? ""
+        #expect(line.contains(dataDir + "/.backstop-restore-"), "the error does not name the file it could not write: \(output)")
+        #expect(line.contains("was not restarted"), "the error does not say Redis was left alone: \(output)")
+        #expect(!FileManager.default.fileExists(atPath: restart), "the restart command ran after the write failed")
+        #expect(try Self.redisContents(target) == before, "the target's data changed")
+        #expect(try target.cli(["INFO", "server"]).split(separator: "\r\n").first { $0.hasPrefix("process_id:") } == pidBefore,
+                "the target was restarted")
+        #expect(try target.cli(["CONFIG", "GET", "save"]).split(separator: "\n").last == "3600 1", "automatic saves were not set back")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dataDir).sorted() == filesBefore, "a temporary file was left in \(dataDir)")
+        let record = (try? String(contentsOfFile: backupDir + "/.state/restores.json", encoding: .utf8)) ?? ""
+        #expect(!record.contains("redis"), "the failed restore was recorded as done: \(record)")
+        InterruptionTests.expectLockReleased(backupDir + "/.locks/redis.lock")
+        // What is on the target's disk is its own data: a server started from it loads the same keys.
+        target.stop()
+        let reloaded = try StandaloneRedis(directory: dataDir)
+        defer { reloaded.stop() }
+        #expect(try Self.redisContents(reloaded) == before, "the target's dump.rdb no longer holds its data")
+        print("mid-job faults: disk full during the file restore of Redis (\(String(format: "%.1f", seconds)) s): \(line)")
+        ReliabilityReport.record(
+            fault: "Redis's data folder (a 1 MB tmpfs) filled while `restore redis --method file` writes the 20,000-key snapshot into it",
+            did: "exited \(run.status) \(String(format: "%.1f", seconds)) s after the start naming `No space left on device` and the temporary file, saying Redis was not restarted and its settings set back; the temporary file removed, the restart command never run, `save` back to `3600 1`, the lock released, no restore recorded",
+            lost: "nothing: the target's \(before.split(separator: ":").first ?? "?") keys unchanged (SHA-1 of every key and value), same process, its dump.rdb loads the same keys in a new server")
+    }
 }
