@@ -166,7 +166,7 @@ public final class WalReceiver: Sendable {
             metrics?.add(Family.walReceiverRestarts, [:], 1)
             if WallClock.now() - started > 60 { backoff = 1 }
             let why = child.stderrText(limit: 600).replacingOccurrences(of: "\n", with: " | ")
-            log.error("wal: pg_receivewal ended (status \(status ?? -1)): \(why.isEmpty ? "no message" : why); restarting in \(Int(backoff)) s")
+            log.error("wal: pg_receivewal ended (status \(status ?? -1), receiving into \(archive.stagingDirectory)): \(why.isEmpty ? "no message" : why); restarting in \(Int(backoff)) s")
             // The server may have lost the slot (a restored or re-created cluster): check again.
             if why.contains("replication slot") { slotReady = false }
             sleepUnlessStopped(backoff)

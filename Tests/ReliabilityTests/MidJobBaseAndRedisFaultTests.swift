@@ -309,4 +309,87 @@ extension MidJobFaultTests {
             did: "exited \(run.status) \(String(format: "%.1f", seconds)) s after the start naming `No space left on device` and the temporary file, saying Redis was not restarted and its settings set back; the temporary file removed, the restart command never run, `save` back to `3600 1`, the lock released, no restore recorded",
             lost: "nothing: the target's \(before.split(separator: ":").first ?? "?") keys unchanged (SHA-1 of every key and value), same process, its dump.rdb loads the same keys in a new server")
     }
+
+    @Test func theBackupVolumeFillsUpWhilePgReceivewalStreams() throws {
+        let pg = try PostgresServer.start(name: "pg-walfull")
+        defer { pg.shutdown() }
+        let dir = try TestEnvironment.makeTempDirectory("midjob-waldisk")
+        let backupDir = dir + "/backups"
+        // Room for the base backup and, once the space is back, the backlog: pg_receivewal
+        // stages whole 16 MB segments (and zero-fills the next `.partial`) faster than they are
+        // archived. With less (48 MB) the staged backlog filled the volume again and the archive
+        // stayed stuck: see the README's Not yet.
+        try Self.mountTmpfs(backupDir, size: "128m")
+        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let archiveDir = backupDir + "/postgres/wal"
+        var env = pg.environment
+        env["BACKUP_DIR"] = backupDir
+        env["BACKUP_WAL_ARCHIVE"] = "receivewal"
+        func switchWal() throws -> String {
+            try pg.psql("INSERT INTO t SELECT generate_series(1, 5000);")
+            let name = try pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            try pg.psql("SELECT pg_switch_wal()")
+            return name
+        }
+        func archived(_ name: String) -> Bool {
+            FileManager.default.fileExists(atPath: archiveDir + "/" + name + ".meta") && FileManager.default.fileExists(atPath: archiveDir + "/" + name + ".gz")
+        }
+        let serve = try ServeUnderTest(environment: env, backupDir: backupDir)
+        defer { serve.stop() }
+        try TestEnvironment.waitUntil(timeout: 30, "pg_receivewal streaming (log \(serve.log))") {
+            (try? pg.psql("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'backstop'")) == "1"
+        }
+        try pg.psql("CREATE TABLE t(x int);")
+        let base = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: env)
+        #expect(base.status == 0, "\(base.stderr)")
+        var written = [try switchWal()]
+        try TestEnvironment.waitUntil(timeout: 60, "segments \(written) archived") { written.allSatisfy(archived) }
+
+        // The volume fills; the server goes on writing WAL (three segments).
+        let filler = backupDir + "/filler"
+        _ = try TestProcesses.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=65536"], check: false)
+        var duringFull: [String] = []
+        for _ in 0..<3 { duringFull.append(try switchWal()) }
+        written += duringFull
+        try TestEnvironment.waitUntil(timeout: 30, "the receiver to report the full disk (log \(backupDir)/logs/backup.log)") {
+            ((try? String(contentsOfFile: backupDir + "/logs/backup.log", encoding: .utf8)) ?? "").contains("No space left on device")
+        }
+        sleep(6)
+        let walLog = ((try? String(contentsOfFile: backupDir + "/logs/backup.log", encoding: .utf8)) ?? "") + serve.logText()
+        let lines = walLog.split(separator: "\n").filter { $0.contains("No space left on device") }.map(String.init)
+        #expect(lines.contains { $0.contains("wal: pg_receivewal ended") && $0.contains("receiving into \(archiveDir)/.receiving") && $0.contains(".partial\": No space left on device") },
+                "the errors do not name the file and folder: \(lines)")
+        // Nothing half-archived: every stored segment has its .meta, none without.
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: archiveDir)) ?? []
+        let stored = Set(names.filter { $0.hasSuffix(".gz") }.map { String($0.dropLast(3)) })
+        let metas = Set(names.filter { $0.hasSuffix(".meta") }.map { String($0.dropLast(5)) })
+        #expect(stored == metas, "segments without .meta or the other way: \(stored.symmetricDifference(metas))")
+        #expect(!names.contains { $0.hasPrefix(".") && $0.contains(".partial") }, "\(names)")
+        let health = try BackstopBinary.run(["health"], environment: env.merging(["REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1"]) { $1 })
+        let shown = health.stdout + health.stderr
+        #expect(shown.split(separator: "\n").contains { $0.contains("DiskSpaceLow") && $0.contains(backupDir) }, "\(shown)")
+        let missing = Set(written.filter { !archived($0) })
+        #expect(!missing.isEmpty, "the segments written while the disk was full were archived anyway")
+
+        // The space comes back: the slot kept the WAL, the receiver catches up, no gap.
+        try FileManager.default.removeItem(atPath: filler)
+        let freed = Date()
+        written.append(try switchWal())
+        do {
+            try TestEnvironment.waitUntil(timeout: 90, "segments \(written) archived after the space came back (log \(serve.log))") { written.allSatisfy(archived) }
+        } catch {
+            let wal = ((try? String(contentsOfFile: backupDir + "/logs/backup.log", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("wal:") }
+            Issue.record("\(error); the receiver's log:\n\(wal.suffix(40).joined(separator: "\n"))\nstaging: \((try? FileManager.default.contentsOfDirectory(atPath: archiveDir + "/.receiving")) ?? [])")
+            throw error
+        }
+        let caughtUp = Date().timeIntervalSince(freed)
+        let verify = try BackstopBinary.run(["verify", "--wal"], environment: ["BACKUP_DIR": backupDir])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let first = lines.first ?? ""
+        print("mid-job faults: disk full under pg_receivewal: \(lines.count) lines, first: \(first)")
+        ReliabilityReport.record(
+            fault: "the backup volume (a 128 MB tmpfs) filled while `serve`'s pg_receivewal streams into it, the server going on writing WAL (\(Set(duringFull).count) segments)",
+            did: "the receiver logged pg_receivewal's `No space left on device` naming the `.partial` and the folder (\(lines.count) lines in 6 s: pg_receivewal restarted with its backoff), archived nothing half-written (every `.gz` with its `.meta`); `backstop health` shows DiskSpaceLow; \(String(format: "%.1f", caughtUp)) s after the space came back the \(missing.count) missing segments were archived and `verify --wal` passes",
+            lost: "nothing: the slot kept the WAL, the chain from the base backup continuous (\(Set(written).count) segments)")
+    }
 }
