@@ -167,7 +167,9 @@ public struct RestoreDrill: Sendable {
             return fail("\(error)")
         }
         // The pid in the name lets the next serve remove it if this process is killed (LeftoverSweep).
-        var template = Array((NSTemporaryDirectory() + "/backstop-drill-\(getpid())-XXXXXX").utf8CString)
+        // NSTemporaryDirectory() ends with "/": one separator, so errors show a clean path.
+        let temporary = String(NSTemporaryDirectory().reversed().drop { $0 == "/" }.reversed())
+        var template = Array((temporary + "/backstop-drill-\(getpid())-XXXXXX").utf8CString)
         guard let dirPointer = mkdtemp(&template) else { return fail("mkdtemp failed: \(String(cString: strerror(errno)))") }
         let dir = String(cString: dirPointer)
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -47,7 +47,9 @@ public struct PitrDrill: Sendable {
         // The scratch copy lives under the temporary folder, not BACKUP_DIR: BACKUP_DIR's folders
         // are 0750 and the copy's server runs as postgres. `backstop-drill-PID-…` is what the
         // start-up sweep removes after a killed drill.
-        var template = Array((NSTemporaryDirectory() + "/backstop-drill-\(getpid())-XXXXXX").utf8CString)
+        // NSTemporaryDirectory() ends with "/": one separator, so errors show a clean path.
+        let temporary = String(NSTemporaryDirectory().reversed().drop { $0 == "/" }.reversed())
+        var template = Array((temporary + "/backstop-drill-\(getpid())-XXXXXX").utf8CString)
         let scratch = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) }
             ?? jobSettings.stateDir + "/drill-pitr-\(stamp)-\(getpid())"
         // Traversable, not listable, by the postgres user; the data folder itself is its own.

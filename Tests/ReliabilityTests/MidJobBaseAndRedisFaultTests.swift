@@ -392,4 +392,47 @@ extension MidJobFaultTests {
             did: "the receiver logged pg_receivewal's `No space left on device` naming the `.partial` and the folder (\(lines.count) lines in 6 s: pg_receivewal restarted with its backoff), archived nothing half-written (every `.gz` with its `.meta`); `backstop health` shows DiskSpaceLow; \(String(format: "%.1f", caughtUp)) s after the space came back the \(missing.count) missing segments were archived and `verify --wal` passes",
             lost: "nothing: the slot kept the WAL, the chain from the base backup continuous (\(Set(written).count) segments)")
     }
+
+    @Test func theScratchVolumeFillsUpDuringARedisDrill() throws {
+        // A 20,000-key snapshot (about 1.7 MB of RDB) and a 1 MB tmpfs as the drill's TMPDIR.
+        let redis = try StandaloneRedis()
+        defer { redis.stop() }
+        _ = try redis.cli(["EVAL", "for i=1,20000 do redis.call('SET','key:'..i, redis.sha1hex(i)..redis.sha1hex('v'..i)) end return 1", "0"])
+        let dir = try TestEnvironment.makeTempDirectory("midjob-drilldisk")
+        let backupDir = dir + "/backups"
+        let env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port), "PGHOST": "127.0.0.1", "PGPORT": "1"]
+        let made = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(made.status == 0, "\(made.stderr)")
+        let good = try Self.treeFingerprint(backupDir + "/redis")
+        let scratchDir = dir + "/tmp"
+        try Self.mountTmpfs(scratchDir, size: "1m")
+        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", scratchDir], check: false) }
+
+        let t0 = Date()
+        let drill = try BackstopBinary.run(["drill", "--redis"], environment: env.merging(["TMPDIR": scratchDir]) { $1 })
+        let seconds = Date().timeIntervalSince(t0)
+        let output = drill.stdout + drill.stderr
+        #expect(drill.status != 0, "a drill with a full scratch volume passed: \(output)")
+        #expect(drill.status < 126, "exit \(drill.status): a failure, not a crash or a signal")
+        let line = output.split(separator: "\n").first { $0.contains("No space left on device") }.map(String.init) ?? ""
+        #expect(line.contains(scratchDir + "/backstop-drill-") && line.contains("/dump.rdb"), "the error does not name the file: \(output)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratchDir).isEmpty, "the drill's scratch folder was left")
+        #expect(try Self.treeFingerprint(backupDir + "/redis") == good, "the snapshot changed")
+        let health = try BackstopBinary.run(["health"], environment: env)
+        let shown = health.stdout + health.stderr
+        #expect(shown.split(separator: "\n").contains { $0.contains("RestoreDrillFailed") && $0.contains("redis") }, "\(shown)")
+        print("mid-job faults: scratch volume full during the drill: \(line)")
+
+        // With room for the copy, the next drill passes and the alert resolves.
+        let next = try BackstopBinary.run(["drill", "--redis"], environment: env)
+        #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+        let after = try BackstopBinary.run(["health"], environment: env)
+        let resolved = (after.stdout + after.stderr).split(separator: "\n")
+        #expect(resolved.contains { $0.contains("alert resolved: RestoreDrillFailed") } && !resolved.contains { $0.contains("RestoreDrillFailed") && !$0.contains("resolved") },
+                "\(after.stdout)\(after.stderr)")
+        ReliabilityReport.record(
+            fault: "the drill's scratch volume (TMPDIR, a 1 MB tmpfs) filled while `drill --redis` inflates the 20,000-key snapshot into it",
+            did: "exited \(drill.status) \(String(format: "%.1f", seconds)) s after the start naming `No space left on device` and the scratch copy's path; the scratch folder removed, the failure recorded: `backstop health` shows RestoreDrillFailed for redis; with room the next drill passed and the alert resolved",
+            lost: "nothing: the snapshot and its `.meta` byte-identical")
+    }
 }
