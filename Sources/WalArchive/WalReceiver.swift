@@ -131,7 +131,7 @@ public final class WalReceiver: Sendable {
                     continue
                 }
             }
-            repairPartials()
+            if repairPartials() { ingest() }
             var arguments = ["--directory", archive.stagingDirectory, "--slot", settings.slot, "--no-loop", "--no-password",
                              "--status-interval=1"]
             if settings.synchronous { arguments.append("--synchronous") }
@@ -180,19 +180,54 @@ public final class WalReceiver: Sendable {
     /// shorter file and then refuses to start ("has N bytes, should be 0 or 16777216"). The
     /// bytes there are a valid prefix followed by zeros, so the file is zero-extended to the
     /// segment size — exactly what pg_receivewal would have written.
-    func repairPartials() {
+    ///
+    /// A short `.partial` that is all zeros holds no WAL (pg_receivewal writes a segment from its
+    /// first page, and a WAL page never is all zeros): it is what a full disk leaves, the
+    /// zero-fill cut by ENOSPC. It is removed instead, so its space goes to archiving the
+    /// completed segments staged beside it (pg_receivewal streams a backlog faster than it is
+    /// archived, and on a small volume they filled it again and nothing moved); pg_receivewal
+    /// starts that segment again from its first byte. Returns whether one was removed.
+    @discardableResult
+    func repairPartials() -> Bool {
         let staging = archive.stagingDirectory
         let size = archive.contents().segments.last.map { $0.meta.walBytes } ?? WalSegment.defaultSize
+        var removed = false
         for name in ((try? FileSystem.list(staging)) ?? []) where name.hasSuffix(".partial") && !name.hasPrefix(".") {
             let path = staging + "/" + name
             var info = stat()
             guard stat(path, &info) == 0, info.st_size > 0, UInt64(info.st_size) < size else { continue }
+            if Self.isAllZeros(path) {
+                if unlink(path) == 0 {
+                    FileSystem.syncDirectory(staging)
+                    removed = true
+                    log.info("wal: \(name) was cut short at \(info.st_size) bytes while pg_receivewal zero-filled it and holds no WAL (all zeros: the disk was full); removed, so its space goes to archiving the staged segments first")
+                }
+                continue
+            }
             let fd = open(path, O_WRONLY | O_CLOEXEC)
             guard fd >= 0 else { continue }
             if ftruncate(fd, off_t(size)) == 0, fsync(fd) == 0 {
                 log.info("wal: \(name) was cut short at \(info.st_size) bytes (pg_receivewal stopped while zero-filling it); zero-extended to \(size) bytes so streaming resumes")
             }
             close(fd)
+        }
+        return removed
+    }
+
+    /// Whether every byte of the file is zero (false when it cannot be read).
+    static func isAllZeros(_ path: String) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            if n == 0 { return true }
+            if buffer[0..<n].contains(where: { $0 != 0 }) { return false }
         }
     }
 

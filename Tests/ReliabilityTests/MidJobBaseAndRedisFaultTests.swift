@@ -317,8 +317,8 @@ extension MidJobFaultTests {
         let backupDir = dir + "/backups"
         // Room for the base backup and, once the space is back, the backlog: pg_receivewal
         // stages whole 16 MB segments (and zero-fills the next `.partial`) faster than they are
-        // archived. With less (48 MB) the staged backlog filled the volume again and the archive
-        // stayed stuck: see the README's Not yet.
+        // archived. With 48 MB the volume filled again and the archive never caught up: see the
+        // README's Not yet.
         try Self.mountTmpfs(backupDir, size: "128m")
         defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
         let archiveDir = backupDir + "/postgres/wal"
@@ -379,7 +379,8 @@ extension MidJobFaultTests {
             try TestEnvironment.waitUntil(timeout: 90, "segments \(written) archived after the space came back (log \(serve.log))") { written.allSatisfy(archived) }
         } catch {
             let wal = ((try? String(contentsOfFile: backupDir + "/logs/backup.log", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("wal:") }
-            Issue.record("\(error); the receiver's log:\n\(wal.suffix(40).joined(separator: "\n"))\nstaging: \((try? FileManager.default.contentsOfDirectory(atPath: archiveDir + "/.receiving")) ?? [])")
+            let usage = (try? TestProcesses.run("/bin/sh", ["-c", "df -k '\(backupDir)'; du -s -k '\(backupDir)'; ls -l /proc/[0-9]*/fd 2>/dev/null | grep -F '\(backupDir)'; for p in /proc/[0-9]*; do if ls -l $p/fd 2>/dev/null | grep -qF '\(backupDir)'; then echo \"$p $(tr '\\0' ' ' < $p/cmdline)\"; fi; done"], check: false).stdout) ?? ""
+            Issue.record("\(error); the receiver's log:\n\(wal.suffix(12).joined(separator: "\n"))\nstaging: \((try? FileManager.default.contentsOfDirectory(atPath: archiveDir + "/.receiving")) ?? [])\ndu:\n\(usage)")
             throw error
         }
         let caughtUp = Date().timeIntervalSince(freed)

@@ -48,11 +48,12 @@ extension ProcessFaultTests {
         var written = [try switchWal(), try switchWal()]
         try TestEnvironment.waitUntil(timeout: 60, "segments \(written) archived") { written.allSatisfy(archived) }
 
-        // Rows into the current segment, flushed by pg_receivewal into its .partial, then the kill.
+        // Rows into the current segment, written by pg_receivewal into its .partial (write_lsn:
+        // it fsyncs only at a segment's end), then the kill.
         try pg.psql("INSERT INTO t SELECT generate_series(1, 5000);")
         let lsn = try pg.psql("SELECT pg_current_wal_lsn()")
-        try TestEnvironment.waitUntil(timeout: 30, "pg_receivewal to flush \(lsn)") {
-            (try? pg.psql("SELECT flush_lsn >= '\(lsn)' FROM pg_stat_replication WHERE application_name = 'backstop'")) == "t"
+        try TestEnvironment.waitUntil(timeout: 30, "pg_receivewal to write \(lsn)") {
+            (try? pg.psql("SELECT write_lsn >= '\(lsn)' FROM pg_stat_replication WHERE application_name = 'backstop'")) == "t"
         }
         let current = try pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
         let partial = current + ".partial"

@@ -125,4 +125,19 @@ import Testing
         #expect(repaired.dropFirst(4096).allSatisfy { $0 == 0 })
         #expect(try FileSystem.read(whole).count == 16 << 20)
     }
+
+    /// What a full disk leaves: the zero-fill cut by ENOSPC, no WAL in it. Removed, so the
+    /// space goes to archiving what is staged (pg_receivewal starts the segment again).
+    @Test func shortAllZeroPartialIsRemoved() throws {
+        let backupDir = try TestEnvironment.makeTempDirectory("walrepair0")
+        let jobSettings = try PostgresJobSettings(environment: ["BACKUP_DIR": backupDir])
+        let receiver = WalReceiver(settings: try WalArchiveSettings(environment: [:]), jobSettings: jobSettings,
+                                   log: BackupLog(backupDir: backupDir, echo: false), metrics: nil)
+        try FileSystem.createDirectory(receiver.archive.stagingDirectory)
+        let zeros = receiver.archive.stagingDirectory + "/000000010000000000000006.partial"
+        try Data(count: 11_821_056).write(to: URL(fileURLWithPath: zeros))
+        #expect(receiver.repairPartials())
+        #expect(!FileManager.default.fileExists(atPath: zeros))
+        #expect(!receiver.repairPartials(), "nothing left to remove")
+    }
 }
