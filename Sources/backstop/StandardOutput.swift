@@ -6,7 +6,7 @@ import Glibc
 /// the first failed write (a closed pipe, a full disk) is the error, the rest not attempted.
 enum StandardOutput {
     static func write(_ produce: ((UnsafeBufferPointer<UInt8>) -> Void) -> Void) throws {
-        var failure: Error?
+        var failure: (any Error)?
         produce { piece in
             guard failure == nil else { return }
             do { try FileSystem.writeAll(fd: STDOUT_FILENO, UnsafeRawBufferPointer(piece), path: "standard output") } catch { failure = error }
