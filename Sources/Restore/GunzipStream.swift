@@ -18,19 +18,9 @@ final class GunzipStream {
         var readerGone: Bool
     }
 
-    private let input: UnsafeMutableRawPointer
-    private let inputSize = 1 << 20
     private let outputSize = 1 << 20
     private(set) var compressedBytes: UInt64 = 0
     private(set) var uncompressedBytes: UInt64 = 0
-
-    init() {
-        input = .allocate(byteCount: inputSize, alignment: 16)
-    }
-
-    deinit {
-        input.deallocate()
-    }
 
     /// Copies the inflated content of `path` into `fd`. Blocking. `progress` is called after
     /// each chunk written with (compressed read, uncompressed written).
@@ -75,15 +65,8 @@ final class GunzipStream {
         // `.age` files are read through the decrypter: only authenticated plaintext is inflated.
         let decryptor = try path.hasSuffix(".age") ? AgeDecryptor(identities: RestoreKeys.identities(for: path)) : nil
         do {
-            while true {
-                let n = read(file, input, inputSize)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileSystemError.errno(errno, "read", path)
-                }
-                if n == 0 { break }
-                compressedBytes += UInt64(n)
-                let bytes = UnsafeRawBufferPointer(start: input, count: n)
+            try FileSystem.readChunks(fd: file, path: path) { bytes in
+                compressedBytes += UInt64(bytes.count)
                 if let decryptor {
                     try decryptor.update(bytes) { plain in try inflater.feed(plain, sink: sink) }
                 } else {

@@ -31,6 +31,43 @@ func confirmRestore(name: String, what: String, yes: Bool) throws {
     }
 }
 
+/// The backups of one kind a restore without FILE offers: listed newest first (without
+/// --latest), or the newest good one taken (with it).
+struct RestorableBackups {
+    let catalog: BackupCatalog
+    let kind: BackupKind
+    /// What they are called in the listing ("PostgreSQL dumps"), and how to restore one.
+    let name: String, usage: String
+
+    /// Where they are, for the messages.
+    var folder: String { kind == .redis ? catalog.redisDir : catalog.postgresDir }
+    /// Dumps name their database; Redis has the one target, which the listing leaves out.
+    var showsTarget: Bool { kind != .redis }
+
+    /// Prints the good ones, newest first, and how to restore one; or that there are none.
+    func printList() {
+        let entries = catalog.list(kinds: [kind]).filter { $0.isGood }
+        if entries.isEmpty {
+            print("no \(name) to restore in \(folder)")
+            return
+        }
+        print("\(name) that can be restored, newest first:")
+        for e in entries {
+            print("  \(e.path)  \(showsTarget ? "\(e.target)  " : "")\(WallClock.rfc3339(e.startedAt))  \(HumanBytes.format(e.sizeBytes))\(e.state == .legacy ? "  (no checksum)" : "")")
+        }
+        print("restore one with: \(usage)")
+    }
+
+    /// The newest good one that `matches`; when there is none, `missing` goes to stderr (exit 1).
+    func newest(missing: String, where matches: (CatalogEntry) -> Bool = { _ in true }) throws -> String {
+        guard let newest = catalog.list(kinds: [kind]).first(where: { $0.isGood && matches($0) }) else {
+            FileHandle.standardError.write(Data("backstop: \(missing)\n".utf8))
+            throw ExitCode(1)
+        }
+        return newest.path
+    }
+}
+
 func restoreFailed(_ error: any Error) -> ExitCode {
     FileHandle.standardError.write(Data("backstop: restore failed: \(error)\n".utf8))
     return ExitCode(1)
@@ -136,26 +173,15 @@ struct RestorePostgresCommand: AsyncParsableCommand {
             try RemoteRestoreSource($0, environment: options.environment(), backupDir: settings.backupDir, kind: .postgresFull)
         }
         defer { remote?.remove() }
+        let restorable = RestorableBackups(catalog: catalog, kind: .postgresFull, name: "PostgreSQL dumps",
+                                           usage: "backstop restore postgres FILE [--database NAME] [--dry-run]")
         if path == nil && !latest {
-            let entries = catalog.list(kinds: [.postgresFull]).filter { $0.isGood }
-            if entries.isEmpty {
-                print("no PostgreSQL dumps to restore in \(catalog.postgresDir)")
-                return
-            }
-            print("PostgreSQL dumps that can be restored, newest first:")
-            for e in entries {
-                print("  \(e.path)  \(e.target)  \(WallClock.rfc3339(e.startedAt))  \(HumanBytes.format(e.sizeBytes))\(e.state == .legacy ? "  (no checksum)" : "")")
-            }
-            print("restore one with: backstop restore postgres FILE [--database NAME] [--dry-run]")
+            restorable.printList()
             return
         }
         if path == nil {
             let want = database ?? settings.databases.first ?? ""
-            guard let newest = catalog.list(kinds: [.postgresFull]).first(where: { $0.isGood && $0.target == want }) else {
-                FileHandle.standardError.write(Data("backstop: no good dump of \(want) in \(catalog.postgresDir)\n".utf8))
-                throw ExitCode(1)
-            }
-            path = newest.path
+            path = try restorable.newest(missing: "no good dump of \(want) in \(catalog.postgresDir)") { $0.target == want }
         }
         let (allowOutside, withGlobals, backupDir) = (self.allowOutside, self.withGlobals, settings.backupDir)
         var preview: (RestoreSource.Checked, RestoreSource.Checked?)?
@@ -332,25 +358,13 @@ struct RestoreRedisCommand: AsyncParsableCommand {
             try RemoteRestoreSource($0, environment: env, backupDir: backupDir, kind: .redis)
         }
         defer { remote?.remove() }
+        let restorable = RestorableBackups(catalog: catalog, kind: .redis, name: "Redis snapshots", usage: "backstop restore redis FILE [--dry-run]")
         if path == nil && !latest {
-            let entries = catalog.list(kinds: [.redis]).filter { $0.isGood }
-            if entries.isEmpty {
-                print("no Redis snapshots to restore in \(catalog.redisDir)")
-                return
-            }
-            print("Redis snapshots that can be restored, newest first:")
-            for e in entries {
-                print("  \(e.path)  \(WallClock.rfc3339(e.startedAt))  \(HumanBytes.format(e.sizeBytes))\(e.state == .legacy ? "  (no checksum)" : "")")
-            }
-            print("restore one with: backstop restore redis FILE [--dry-run]")
+            restorable.printList()
             return
         }
         if path == nil {
-            guard let newest = catalog.list(kinds: [.redis]).first(where: { $0.isGood }) else {
-                FileHandle.standardError.write(Data("backstop: no good Redis snapshot in \(catalog.redisDir)\n".utf8))
-                throw ExitCode(1)
-            }
-            path = newest.path
+            path = try restorable.newest(missing: "no good Redis snapshot in \(catalog.redisDir)")
         }
         var preview: RestoreSource.Checked?
         if let remote {
