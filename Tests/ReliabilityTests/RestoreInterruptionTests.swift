@@ -59,6 +59,27 @@ struct RestoreInterruptionTests {
 
     static func signalName(_ signal: Int32) -> String { signal == SIGTERM ? "SIGTERM" : "SIGINT" }
 
+    /// `InterruptionTests.signalAndReap` with a bound: a command still running 30 s after the
+    /// signal is SIGKILLed (an issue recorded), so a regression fails the test instead of
+    /// hanging it for the restore's own timeout.
+    static func signalAndReap(_ pid: Int32, _ signal: Int32, sourceLocation: SourceLocation = #_sourceLocation) -> (status: Int32, code: Int32, seconds: Double) {
+        let t0 = Date()
+        kill(pid, signal)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date().timeIntervalSince(t0) > 30 {
+                Issue.record("the command \(pid) still ran 30 s after the signal: killed", sourceLocation: sourceLocation)
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                break
+            }
+            usleep(10_000)
+        }
+        TestProcesses.unregister(pid: pid)
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (status, code, Date().timeIntervalSince(t0))
+    }
+
     // MARK: - restore redis, method replication
 
     @Test(arguments: [SIGTERM, SIGINT])
@@ -93,7 +114,7 @@ struct RestoreInterruptionTests {
         usleep(1_000_000)
         #expect(TestEnvironment.isListening(port: masterPort), "backstop's restore master is not listening on \(masterPort)")
         let received = try Self.cli(port: redis.port, ["INFO", "replication"])
-        let (status, code, seconds) = InterruptionTests.signalAndReap(cli, signal)
+        let (status, code, seconds) = Self.signalAndReap(cli, signal)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         print("interruptions: backstop restore redis (replication) exited \(code) \(String(format: "%.2f", seconds)) s after \(Self.signalName(signal))")
         #expect((status & 0x7f) == 0, "killed by the signal instead of stopping: \(status)")
@@ -205,7 +226,7 @@ struct RestoreInterruptionTests {
         folderAtTheSignal[FileSystem.lastComponent(of: temporary)] = nil
         #expect(Set(folderAtTheSignal.keys) == Set(folderBefore.keys), "\(folderAtTheSignal.keys)")
         #expect(try Self.cli(port: port, ["CONFIG", "GET", "save"]) == "save", "saves not paused during the restore")
-        let (status, code, seconds) = InterruptionTests.signalAndReap(cli, SIGTERM)
+        let (status, code, seconds) = Self.signalAndReap(cli, SIGTERM)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         print("interruptions: backstop restore redis (file) exited \(code) \(String(format: "%.2f", seconds)) s after SIGTERM (\(written) bytes written)")
         #expect((status & 0x7f) == 0, "killed by the signal instead of stopping: \(status)")
@@ -235,5 +256,114 @@ struct RestoreInterruptionTests {
             fault: "`backstop restore redis --method file` SIGTERMed while it writes the snapshot into Redis's data folder (`--max-rate 200k`, \(written / 1024) KiB written)",
             did: "exited \(code) \(String(format: "%.1f", seconds)) s after the signal: the temporary `.backstop-restore-PID.rdb` removed before it replaced dump.rdb, `save` set back (`3600 1`), Redis not restarted (same pid), the lock released, no restore recorded; the next restore restarted Redis on the snapshot",
             lost: "nothing: the data folder byte-identical to what it was at the signal (dump.rdb as the safety snapshot's BGSAVE wrote it from the current data, redis.conf, redis.pid; no `.backstop-restore-*`), the \(keys) keys unchanged")
+    }
+
+    // MARK: - restore postgres, point in time with --start
+
+    /// A backup folder the server's own user can write (archive_command runs as `postgres`
+    /// when the tests run as root).
+    static func archiveBackupDirectory(_ prefix: String) throws -> String {
+        let dir = try TestEnvironment.makeTempDirectory(prefix)
+        if TestEnvironment.isRoot, let pw = getpwnam("postgres") {
+            for sub in ["", "/postgres", "/postgres/wal"] {
+                try FileSystem.createDirectory(dir + sub)
+                _ = chown(dir + sub, pw.pointee.pw_uid, pw.pointee.pw_gid)
+                _ = chmod(dir + sub, 0o777)
+            }
+        }
+        return dir
+    }
+
+    /// The rows of `t` on the server listening on `port`.
+    static func notes(_ server: PostgresServer, port: Int) throws -> String {
+        try TestProcesses.run(server.program("psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres",
+                                                       "-c", "SELECT string_agg(note, ',' ORDER BY id) FROM t"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalDuringAPointInTimeRecoveryStopsTheServerAndRemovesTheDirectory(signal: Int32) throws {
+        let server = try PostgresServer.start(name: "intr-pitr")
+        defer { server.shutdown() }
+        let backupDir = try Self.archiveBackupDirectory("intr-pitr")
+        let archiveDir = backupDir + "/postgres/wal"
+        try server.psql("ALTER SYSTEM SET archive_mode = on;\nALTER SYSTEM SET archive_command = '\(try BackstopBinary.path()) wal push --backup-dir \(backupDir) %p';")
+        try server.stop()
+        try server.start()
+        try server.psql("CREATE TABLE t(id serial, note text);")
+        var env = server.environment
+        env["BACKUP_DIR"] = backupDir
+        let base = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: env)
+        #expect(base.status == 0, "\(base.stderr)")
+        try server.psql("INSERT INTO t(note) VALUES ('before');")
+        try server.psql("SELECT pg_switch_wal();")
+        // T: a whole second after the 'before' commit and before the 'after' one.
+        let target = ceil(WallClock.now()) + 1
+        while WallClock.now() < target + 0.5 { usleep(50_000) }
+        try server.psql("INSERT INTO t(note) VALUES ('after');")
+        let last = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        try server.psql("SELECT pg_switch_wal();")
+        try TestEnvironment.waitUntil(timeout: 60, "\(last) archived") { FileSystem.exists(archiveDir + "/" + last + ".meta") }
+        let sourceBefore = try server.psql("SELECT string_agg(note, ',' ORDER BY id) FROM t")
+        let sourcePID = server.postmasterPID
+        let scratch = try TestEnvironment.makeTempDirectory("intr-pitr-restores")
+        _ = chmod(scratch, 0o755)
+        let dataDir = scratch + "/restored"
+        // Whatever happens, no server is left on the restored directory.
+        defer {
+            _ = try? TestProcesses.run(server.program("pg_ctl"), ["-D", dataDir, "-m", "immediate", "-w", "stop"],
+                                       asUser: TestEnvironment.isRoot ? "postgres" : nil, check: false)
+        }
+
+        // The restored server replays WAL with recovery_min_apply_delay = 1h: once consistent it
+        // accepts connections and waits at the first commit, so the signal lands in recovery.
+        let slow = try SlowPrograms(realDirectory: server.binDirectory, slow: ["pg_ctl": .arguments(["-o", "-c recovery_min_apply_delay=1h"])])
+        var slowEnv = env
+        slowEnv["BACKUP_POSTGRES_BIN"] = slow.directory
+        let port = try TestEnvironment.freePort()
+        let log = scratch + "/restore.log"
+        let arguments = ["restore", "postgres", "--data-dir", dataDir, "--to-time", WallClock.rfc3339(target), "--yes", "--start", "--port", String(port)]
+        let cli = try BackstopBinary.spawn(arguments, environment: slowEnv, logFile: log)
+        try TestEnvironment.waitUntil(timeout: 60, "the restored server recovering on \(port) (log \(log))") {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            return text.contains("waiting for recovery to end") && TestEnvironment.isListening(port: port)
+        }
+        usleep(1_000_000)
+        let recovering = try TestProcesses.run(server.program("psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres",
+                                                                        "-c", "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(recovering.hasPrefix("t|"), "\(recovering)")
+        let replayed = recovering.split(separator: "|").last ?? "?"
+        let pidText = try String(contentsOfFile: dataDir + "/postmaster.pid", encoding: .utf8)
+        let restoredPID = try #require(Int32(pidText.split(separator: "\n").first ?? ""))
+        #expect(processAlive(restoredPID))
+        let (status, code, seconds) = Self.signalAndReap(cli, signal)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        print("interruptions: backstop restore postgres --to-time --start exited \(code) \(String(format: "%.2f", seconds)) s after \(Self.signalName(signal))")
+        #expect((status & 0x7f) == 0, "killed by the signal instead of stopping: \(status)")
+        #expect(code == 128 + signal, "exit \(code); \(output)")
+        #expect(seconds < Self.prompt, "took \(seconds) s to stop")
+        #expect(output.contains("stopped by \(Self.signalName(signal))") && output.contains("removed"), "\(output)")
+
+        #expect(!processAlive(restoredPID), "the restored server \(restoredPID) still runs")
+        #expect(!TestEnvironment.isListening(port: port), "something still listens on \(port)")
+        #expect(!FileSystem.exists(dataDir), "the half-recovered \(dataDir) was left: \((try? FileManager.default.contentsOfDirectory(atPath: dataDir)) ?? [])")
+        // The running cluster it was restored from: untouched, same postmaster, same rows.
+        #expect(server.postmasterPID == sourcePID && sourcePID != nil)
+        #expect(try server.psql("SELECT string_agg(note, ',' ORDER BY id) FROM t") == sourceBefore)
+        #expect(try server.psql("SELECT pg_is_in_recovery()") == "f")
+        #expect(!Self.restoresRecord(backupDir).contains("postgres"), "the stopped restore was recorded: \(Self.restoresRecord(backupDir))")
+        let stateNames = (try? FileManager.default.contentsOfDirectory(atPath: backupDir + "/.state")) ?? []
+        #expect(!stateNames.contains { $0.hasPrefix(".stderr-\(cli)-") }, "\(stateNames)")
+
+        // The next point-in-time restore, into the same path, is normal: 'before', not 'after'.
+        let nextPort = try TestEnvironment.freePort()
+        var nextArguments = arguments
+        nextArguments[nextArguments.count - 1] = String(nextPort)
+        let next = try BackstopBinary.run(nextArguments, environment: env)
+        #expect(next.status == 0, "\(next.stderr)\(next.stdout)")
+        #expect(try Self.notes(server, port: nextPort) == "before")
+        ReliabilityReport.record(
+            fault: "`backstop restore postgres --data-dir … --to-time … --start` sent \(signal == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)") while the restored server replays WAL (held at its first commit by `recovery_min_apply_delay`)",
+            did: "exited \(code) \(String(format: "%.1f", seconds)) s after the signal: the recovering server it started (in recovery, replayed to \(replayed)) shut down (fast), the new data directory removed, nothing recorded; the next point-in-time restore into the same path recovered to the target",
+            lost: "nothing: the running cluster untouched (same postmaster, same rows), the archive and base backup as they were")
     }
 }
