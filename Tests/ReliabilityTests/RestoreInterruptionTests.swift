@@ -162,41 +162,9 @@ struct RestoreInterruptionTests {
     // MARK: - restore redis, method file
 
     @Test func sigtermDuringAFileRestoreLeavesTheDataFolderUnchanged() throws {
-        let redisServer = try TestEnvironment.binary("redis-server", package: "redis-server")
-        let dir = try TestEnvironment.makeTempDirectory("intr-restore-file")
-        let data = dir + "/data"
-        try FileSystem.createDirectory(data)
-        let port = try TestEnvironment.freePort()
-        let conf = data + "/redis.conf"
-        try """
-        port \(port)
-        bind 127.0.0.1
-        dir \(data)
-        dbfilename dump.rdb
-        appendonly no
-        save 3600 1
-        repl-diskless-sync-delay 0
-        daemonize yes
-        pidfile \(data)/redis.pid
-        logfile \(data)/redis.log
-
-        """.write(toFile: conf, atomically: true, encoding: .utf8)
-        let restart = dir + "/restart.sh"
-        try """
-        pid=$(cat '\(data)/redis.pid' 2>/dev/null)
-        if [ -n "$pid" ]; then kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; fi
-        exec '\(redisServer)' '\(conf)'
-
-        """.write(toFile: restart, atomically: true, encoding: .utf8)
-        let killServer: @Sendable () -> Void = {
-            if let text = try? String(contentsOfFile: data + "/redis.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                kill(pid, SIGKILL)
-            }
-        }
-        TestProcesses.atExit(killServer)
-        defer { killServer() }
-        try TestProcesses.run("/bin/sh", [restart])
-        try TestEnvironment.waitUntil(timeout: 20, "redis-server on \(port)") { TestEnvironment.isListening(port: port) }
+        let redis = try RestartableRedis("intr-restore-file")
+        defer { redis.kill() }
+        let (dir, data, port, restart) = (redis.dir, redis.data, redis.port, redis.restart)
         try Self.fill(port: port)
         let backupDir = dir + "/backups"
         let env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(port),
@@ -256,6 +224,48 @@ struct RestoreInterruptionTests {
             fault: "`backstop restore redis --method file` SIGTERMed while it writes the snapshot into Redis's data folder (`--max-rate 200k`, \(written / 1024) KiB written)",
             did: "exited \(code) \(String(format: "%.1f", seconds)) s after the signal: the temporary `.backstop-restore-PID.rdb` removed before it replaced dump.rdb, `save` set back (`3600 1`), Redis not restarted (same pid), the lock released, no restore recorded; the next restore restarted Redis on the snapshot",
             lost: "nothing: the data folder byte-identical to what it was at the signal (dump.rdb as the safety snapshot's BGSAVE wrote it from the current data, redis.conf, redis.pid; no `.backstop-restore-*`), the \(keys) keys unchanged")
+    }
+
+    @Test func sigtermWhileRedisRestartsLetsTheFileRestoreFinish() throws {
+        let redis = try RestartableRedis("intr-restore-restart")
+        defer { redis.kill() }
+        try Self.fill(port: redis.port)
+        let backupDir = redis.dir + "/backups"
+        // A restart that takes 3 s before it stops Redis (a slow `docker restart`).
+        let marker = redis.dir + "/restarting"
+        let slowRestart = redis.dir + "/slow-restart.sh"
+        try "touch '\(marker)'\nsleep 3\nexec sh '\(redis.restart)'\n".write(toFile: slowRestart, atomically: true, encoding: .utf8)
+        let env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port),
+                   "REDIS_DATA_DIR": redis.data, "REDIS_RESTART_COMMAND": "sh '\(slowRestart)'"]
+        let made = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(made.status == 0, "\(made.stderr)")
+        let snapshot = try #require(BackupCatalog(backupDir: backupDir).list(kinds: [.redis]).first)
+        let snapshotContents = try Self.contents(port: redis.port)
+        try Self.changeAfterTheBackup(port: redis.port)
+        let pidBefore = try String(contentsOfFile: redis.data + "/redis.pid", encoding: .utf8)
+
+        let log = redis.dir + "/restore.log"
+        let cli = try BackstopBinary.spawn(["restore", "redis", snapshot.path, "--method", "file", "--yes"], environment: env, logFile: log)
+        try TestEnvironment.waitUntil(timeout: 30, "the restart command running (log \(log))") { FileSystem.exists(marker) }
+        let (status, code, seconds) = Self.signalAndReap(cli, SIGTERM)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        print("interruptions: backstop restore redis (file, during the restart) exited \(code) \(String(format: "%.2f", seconds)) s after SIGTERM")
+        #expect((status & 0x7f) == 0, "killed by the signal: \(status)")
+        #expect(code == 0, "exit \(code); \(output)")
+        #expect(output.contains("the work had already finished") && output.contains("key counts per database match the .meta"), "\(output)")
+        // Past the point of no return the restore went through: Redis restarted on the
+        // snapshot, save set back, recorded.
+        #expect(try String(contentsOfFile: redis.data + "/redis.pid", encoding: .utf8) != pidBefore, "Redis was not restarted")
+        #expect(try Self.contents(port: redis.port) == snapshotContents)
+        #expect(try Self.cli(port: redis.port, ["CONFIG", "GET", "save"]) == "save\n3600 1", "save was not set back")
+        #expect(Self.restoresRecord(backupDir).contains("\"redis\""))
+        InterruptionTests.expectLockReleased(backupDir + "/.locks/redis.lock")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: redis.data)) ?? []).allSatisfy { !$0.hasPrefix(".backstop-restore-") })
+        let keys = snapshotContents.split(separator: ":").first ?? "?"
+        ReliabilityReport.record(
+            fault: "`backstop restore redis --method file` SIGTERMed while REDIS_RESTART_COMMAND runs (dump.rdb already replaced; a 3 s restart)",
+            did: "let the restart finish (the point of no return: the command is kept out of the signal's stop-all, cut in half it could leave Redis down), then finished the restore: exited 0 \(String(format: "%.1f", seconds)) s after the signal saying the work had already finished; Redis restarted on the snapshot (\(keys) keys, key counts equal to the .meta), `save` set back, the restore recorded, the lock released",
+            lost: "nothing: the replaced data is in the safety snapshot taken first")
     }
 
     // MARK: - restore postgres, point in time with --start
@@ -365,5 +375,56 @@ struct RestoreInterruptionTests {
             fault: "`backstop restore postgres --data-dir … --to-time … --start` sent \(signal == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)") while the restored server replays WAL (held at its first commit by `recovery_min_apply_delay`)",
             did: "exited \(code) \(String(format: "%.1f", seconds)) s after the signal: the recovering server it started (in recovery, replayed to \(replayed)) shut down (fast), the new data directory removed, nothing recorded; the next point-in-time restore into the same path recovered to the target",
             lost: "nothing: the running cluster untouched (same postmaster, same rows), the archive and base backup as they were")
+    }
+}
+
+/// A redis-server that daemonizes with a pid file, restarted by `restart` (the shell script a
+/// deployment's REDIS_RESTART_COMMAND stands for), `save 3600 1`, AOF off.
+struct RestartableRedis {
+    let dir: String
+    let data: String
+    let port: Int
+    let restart: String
+
+    init(_ prefix: String) throws {
+        let redisServer = try TestEnvironment.binary("redis-server", package: "redis-server")
+        dir = try TestEnvironment.makeTempDirectory(prefix)
+        data = dir + "/data"
+        try FileSystem.createDirectory(data)
+        port = try TestEnvironment.freePort()
+        let conf = data + "/redis.conf"
+        try """
+        port \(port)
+        bind 127.0.0.1
+        dir \(data)
+        dbfilename dump.rdb
+        appendonly no
+        save 3600 1
+        repl-diskless-sync-delay 0
+        daemonize yes
+        pidfile \(data)/redis.pid
+        logfile \(data)/redis.log
+
+        """.write(toFile: conf, atomically: true, encoding: .utf8)
+        restart = dir + "/restart.sh"
+        try """
+        pid=$(cat '\(data)/redis.pid' 2>/dev/null)
+        if [ -n "$pid" ]; then kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; fi
+        exec '\(redisServer)' '\(conf)'
+
+        """.write(toFile: restart, atomically: true, encoding: .utf8)
+        let pidFile = data + "/redis.pid"
+        TestProcesses.atExit { Self.kill(pidFile: pidFile) }
+        try TestProcesses.run("/bin/sh", [restart])
+        let port = self.port
+        try TestEnvironment.waitUntil(timeout: 20, "redis-server on \(port)") { TestEnvironment.isListening(port: port) }
+    }
+
+    func kill() { Self.kill(pidFile: data + "/redis.pid") }
+
+    static func kill(pidFile: String) {
+        if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            Glibc.kill(pid, SIGKILL)
+        }
     }
 }
