@@ -374,7 +374,7 @@ struct RestoreInterruptionTests {
         ReliabilityReport.record(
             fault: "`backstop restore postgres --data-dir … --to-time … --start` sent \(signal == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)") while the restored server replays WAL (held at its first commit by `recovery_min_apply_delay`)",
             did: "exited \(code) \(String(format: "%.1f", seconds)) s after the signal: the recovering server it started (in recovery, replayed to \(replayed)) shut down (fast), the new data directory removed, nothing recorded; the next point-in-time restore into the same path recovered to the target",
-            lost: "nothing: the running cluster untouched (same postmaster, same rows), the archive and base backup as they were")
+            lost: "nothing: the running cluster it was restored from untouched (same postmaster, same rows, not in recovery)")
     }
 }
 
