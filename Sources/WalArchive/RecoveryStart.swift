@@ -39,6 +39,16 @@ public struct RecoveryStart: Sendable {
     }
 
     public func run(_ plan: PointInTimeRestore.Plan, action: String, timeout: Double = 600) throws -> Reached {
+        do {
+            return try steps(plan, action: action, timeout: timeout)
+        } catch let error where cancellation?.isCancelled == true && !(error is RecoveryStopped) {
+            // A step the signal cut (chown, pg_ctl, psql stopped by the handler): whatever it
+            // was, a server started on the directory is stopped before the caller removes it.
+            try stopServer()
+        }
+    }
+
+    private func steps(_ plan: PointInTimeRestore.Plan, action: String, timeout: Double) throws -> Reached {
         let archive = WalArchive(backupDir: jobSettings.backupDir, identities: plan.identities, receiveDirectory: plan.receiveDirectory)
         let asPostgres = geteuid() == 0
         if asPostgres {
