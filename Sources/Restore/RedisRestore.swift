@@ -164,7 +164,8 @@ public struct RedisRestore: Sendable {
         say("safety snapshot of \(target) …")
         let outcome = try RedisSnapshotBackup(settings: safetySnapshot, log: BackupLog(backupDir: backupDir, echo: false),
                                               cancellation: cancellation).run()
-        try checkNotCancelled(before: "the restore proper (the safety snapshot was stopped, no file of it kept)")
+        try checkNotCancelled(before: outcome.success ? "the restore proper (the safety snapshot \(outcome.path ?? "") is a normal backup and stays)"
+                                  : "the restore proper (the safety snapshot was stopped, no file of it kept)")
         guard outcome.success, let path = outcome.path else {
             throw RestoreError("the safety snapshot failed (\(outcome.message ?? "no reason given")); nothing was changed", nothingChanged: true)
         }
