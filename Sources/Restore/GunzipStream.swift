@@ -28,6 +28,32 @@ final class GunzipStream {
         try inflateFile(path: path, progress: progress) { try self.writeAll(fd, $0) }
     }
 
+    /// Inflates `path` and hands its bytes to `write` in slices of at most 64 KiB (or a
+    /// twentieth of `maxRate`), sleeping between them so no more than `maxRate` bytes a second
+    /// go out (nil: as fast as `write` takes them). `write` gets each slice and whether it is
+    /// the last one (`expectedBytes` reached): the caller decides there whether to go on (a
+    /// stopped restore throws from it) and can make the final write one step with that check.
+    func paced(path: String, expectedBytes: UInt64, maxRate: UInt64?,
+               write: (UnsafeRawBufferPointer, _ last: Bool) throws -> Void) throws {
+        let sliceBytes = maxRate.map { Int(max(1024, min(65536, $0 / 20))) } ?? 65536
+        let started = MonotonicClock.seconds()
+        try inflateFile(path: path, progress: { _, _ in }) { piece in
+            var offset = 0
+            while offset < piece.count {
+                let n = min(sliceBytes, piece.count - offset)
+                let last = uncompressedBytes + UInt64(n) >= expectedBytes
+                try write(UnsafeRawBufferPointer(rebasing: piece[offset..<(offset + n)]), last)
+                offset += n
+                uncompressedBytes += UInt64(n)
+                if let maxRate, maxRate > 0 {
+                    let due = started + Double(uncompressedBytes) / Double(maxRate)
+                    let wait = due - MonotonicClock.seconds()
+                    if wait > 0 { usleep(UInt32(min(wait, 1) * 1_000_000)) }
+                }
+            }
+        }
+    }
+
     /// The whole inflated content (for small files: a globals script).
     func readAll(path: String) throws -> [UInt8] {
         var bytes: [UInt8] = []

@@ -333,6 +333,9 @@ struct RestoreRedisCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds the target may take to load the snapshot.", valueName: "seconds"))
     var timeout: Double = 3600
 
+    @Option(name: .customLong("max-rate"), help: ArgumentHelp("At most this many bytes a second of the snapshot to the target or into its data folder (512k, 10M; default: no limit).", valueName: "bytes"))
+    var maxRate: String?
+
     @Flag(name: .customLong("allow-outside"), help: "Accept a file outside BACKUP_DIR.")
     var allowOutside = false
 
@@ -341,6 +344,9 @@ struct RestoreRedisCommand: AsyncParsableCommand {
     func validate() throws {
         if file != nil && latest { throw ValidationError("give FILE or --latest, not both") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0-65535") }
+        if let maxRate, (ValueParsers.byteSize(maxRate) ?? 0) < 1024 {
+            throw ValidationError("--max-rate \(maxRate) is not accepted; accepted: bytes a second, at least 1024, with an optional K, M or G (512k, 10M)")
+        }
     }
 
     /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
@@ -414,10 +420,14 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         restoreOptions.listenAddress = listenAddress
         restoreOptions.port = port
         restoreOptions.timeout = timeout
+        restoreOptions.maxRate = maxRate.flatMap { ValueParsers.byteSize($0) }
         let log = BackupLog(backupDir: backupDir, echo: !dryRun)
         let jobSettings = try validated { try RedisJobSettings(environment: env) }
+        // SIGTERM/SIGINT cancel this task; the restore (on a blocking thread) sees it through
+        // `cancellation` and, before the target has the whole snapshot, leaves it as it was.
+        let cancellation = JobCancellation()
         let restore = RedisRestore(redis: redis, target: target, source: checked, backupDir: backupDir, options: restoreOptions,
-                                   safetySnapshot: jobSettings, say: { log.info("restore redis: \($0)") })
+                                   safetySnapshot: jobSettings, cancellation: cancellation, say: { log.info("restore redis: \($0)") })
         let facts: RedisTargetFacts
         do {
             facts = try await Blocking.run { try restore.inspect() }
@@ -437,7 +447,11 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         try confirmRestore(name: name, what: "replace ALL data of the Redis master \(target) with \(checked.entry.path)", yes: yes)
         log.info("restore redis: \(checked.entry.path) → \(target) started (Redis \(facts.redisVersion), process \(facts.processID))")
         do {
-            let result = try await Blocking.run { try fileRestore?.run() ?? restore.run() }
+            let result = try await withTaskCancellationHandler {
+                try await Blocking.run { try fileRestore?.run() ?? restore.run() }
+            } onCancel: {
+                cancellation.cancel()
+            }
             if let safety = result.safetySnapshot { print("safety snapshot of the replaced data: \(safety) (restore it to undo)") }
             log.info("restore redis: \(target) restored from \(checked.entry.path) in \(String(format: "%.1f", result.seconds)) s; process \(result.processIDAfter) (before: \(result.processIDBefore)); keys: \(result.keyspace.keys.sorted().map { "db\($0)=\(result.keyspace[$0]?.keys ?? 0)" }.joined(separator: " "))")
             if result.expected == nil {
