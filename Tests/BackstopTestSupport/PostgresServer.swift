@@ -298,3 +298,22 @@ enum DetachedLauncher {
         return 128 + (status & 0x7f)
     }
 }
+
+extension TestEnvironment {
+    /// A backup folder (with `postgres/` and `postgres/wal/`) the test server's own user can
+    /// write: archive_command runs as `postgres` when the tests run as root, as it would in a
+    /// deployment where the PostgreSQL container runs it.
+    public static func archiveBackupDirectory(_ prefix: String) throws -> String {
+        let dir = try makeTempDirectory(prefix)
+        if isRoot, let pw = getpwnam("postgres") {
+            for sub in ["", "/postgres", "/postgres/wal"] {
+                if mkdir(dir + sub, 0o777) != 0 && errno != EEXIST {
+                    throw TestSupportError("cannot create \(dir + sub): \(String(cString: strerror(errno)))")
+                }
+                _ = chown(dir + sub, pw.pointee.pw_uid, pw.pointee.pw_gid)
+                _ = chmod(dir + sub, 0o777)
+            }
+        }
+        return dir
+    }
+}

@@ -270,20 +270,6 @@ struct RestoreInterruptionTests {
 
     // MARK: - restore postgres, point in time with --start
 
-    /// A backup folder the server's own user can write (archive_command runs as `postgres`
-    /// when the tests run as root).
-    static func archiveBackupDirectory(_ prefix: String) throws -> String {
-        let dir = try TestEnvironment.makeTempDirectory(prefix)
-        if TestEnvironment.isRoot, let pw = getpwnam("postgres") {
-            for sub in ["", "/postgres", "/postgres/wal"] {
-                try FileSystem.createDirectory(dir + sub)
-                _ = chown(dir + sub, pw.pointee.pw_uid, pw.pointee.pw_gid)
-                _ = chmod(dir + sub, 0o777)
-            }
-        }
-        return dir
-    }
-
     /// The rows of `t` on the server listening on `port`.
     static func notes(_ server: PostgresServer, port: Int) throws -> String {
         try TestProcesses.run(server.program("psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres",
@@ -294,7 +280,7 @@ struct RestoreInterruptionTests {
     func signalDuringAPointInTimeRecoveryStopsTheServerAndRemovesTheDirectory(signal: Int32) throws {
         let server = try PostgresServer.start(name: "intr-pitr")
         defer { server.shutdown() }
-        let backupDir = try Self.archiveBackupDirectory("intr-pitr")
+        let backupDir = try TestEnvironment.archiveBackupDirectory("intr-pitr")
         let archiveDir = backupDir + "/postgres/wal"
         try server.psql("ALTER SYSTEM SET archive_mode = on;\nALTER SYSTEM SET archive_command = '\(try BackstopBinary.path()) wal push --backup-dir \(backupDir) %p';")
         try server.stop()

@@ -10,20 +10,9 @@ import Glibc
 
 /// Helpers shared by the WAL archive tests.
 enum WalTestSupport {
-    /// A backup folder the test server's own user can write (archive_command runs as
-    /// `postgres` when the tests run as root).
+    /// A backup folder the test server's own user can write (`TestEnvironment.archiveBackupDirectory`).
     static func backupDirectory(_ prefix: String) throws -> String {
-        let dir = try TestEnvironment.makeTempDirectory(prefix)
-        if TestEnvironment.isRoot, let pw = getpwnam("postgres") {
-            // The archive folder belongs to the server's user, as it would in a deployment
-            // where the PostgreSQL container runs archive_command.
-            for sub in ["", "/postgres", "/postgres/wal"] {
-                try FileSystem.createDirectory(dir + sub)
-                _ = chown(dir + sub, pw.pointee.pw_uid, pw.pointee.pw_gid)
-                _ = chmod(dir + sub, 0o777)
-            }
-        }
-        return dir
+        try TestEnvironment.archiveBackupDirectory(prefix)
     }
 
     /// Turns archive_command on (restart): every completed segment goes through
