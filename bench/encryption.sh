@@ -8,39 +8,19 @@
 #
 #   SIZE_MB=200 ROUNDS=3 bench/encryption.sh
 #   BACKSTOP_BIN=.build/debug/backstop bench/encryption.sh   # skip the release build
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="/opt/swift/usr/bin:$PATH"
+. "$(dirname "$0")/lib.sh"
 SIZE_MB=${SIZE_MB:-200}
 ROUNDS=${ROUNDS:-3}
 BIN=${BACKSTOP_BIN:-$(./scripts/build-release.sh 2>/dev/null)}
-
-work=$(mktemp -d /tmp/backstop-bench-age-XXXXXX); chmod 777 "$work"
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-port=${PORT:-45437}
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() {
-  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-as_pg "$pgbin/initdb" -D "$work/pg" -U postgres -A trust >/dev/null
-printf "port = %s\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_wal_size = 4GB\n" "$port" "$work" >> "$work/pg/postgresql.conf"
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start >/dev/null
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres BACKUP_POSTGRES_BIN="$pgbin" BACKUP_POSTGRES_DATABASES=bench
-psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+bench_workdir age
+bench_pg_start "$work/pg" "${PORT:-45437}" "max_wal_size = 4GB"
+export PGHOST=127.0.0.1 PGPORT=${PORT:-45437} PGUSER=postgres BACKUP_POSTGRES_BIN="$PGBIN" BACKUP_POSTGRES_DATABASES=bench
+psql() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 age-keygen -o "$work/key.txt" 2>/dev/null; chmod 600 "$work/key.txt"
 recipient=$(age-keygen -y "$work/key.txt")
 
 echo "making a ~${SIZE_MB} MB database …"
-psql -d postgres -c "CREATE DATABASE bench" >/dev/null
-psql -d bench >/dev/null <<SQL
-CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, kind text, body text, doc jsonb);
-INSERT INTO events SELECT g, '2020-01-01'::timestamptz + g * interval '1 second', 'kind' || (g % 17),
-  repeat(md5(g::text), 4), jsonb_build_object('g', g, 'h', md5(g::text))
-  FROM generate_series(1, ${SIZE_MB} * 2800) g;
-SQL
+bench_events_db bench "$SIZE_MB"
 
 now() { date +%s.%N; }
 best() { printf "%s\n" "$@" | sort -g | head -1; }

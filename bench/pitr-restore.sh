@@ -5,11 +5,9 @@
 # 'gunzip -c ARCHIVE/%f.gz > %p', pg_ctl start, wait for promotion). Prints both wall-clock
 # times and the ratio. Runs a throw-away PostgreSQL cluster as the postgres user (root needed).
 # BIN=path/to/backstop skips the debug build lookup. Never fails on a number.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 BIN=${BIN:-$PWD/.build/debug/backstop}
 MB=${MB:-1024}
-. bench/lib.sh
 bench_workdir pitr
 port=$((20000 + RANDOM % 20000)); p1=$((port + 1)); p2=$((port + 2))
 bench_on_exit "for d in '$work/r-backstop' '$work/r-hand'; do as_pg '$PGBIN/pg_ctl' -D \"\$d\" -m immediate stop; done"

@@ -28,8 +28,7 @@ if [[ ! -x $BACKSTOP ]]; then
     echo "building $BACKSTOP (swift build -c release --product backstop)…" >&2
     (cd "$ROOT" && swift build -c release --product backstop >&2)
 fi
-cd "$ROOT"
-. bench/lib.sh
+. "$ROOT/bench/lib.sh"
 bench_workdir dump
 WORK=$work
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -17,9 +17,7 @@
 # diskless to it: it forks a disk BGSAVE at once and sends the file with a $<length> prefix.
 # The delay applies only to diskless transfers, so it is never part of the cost here; the
 # "replication" wall time below includes everything from connect to the renamed file.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 SIZE_MB=${SIZE_MB:-300}
 PORT=${PORT:-46390}
 BIN=${BACKSTOP_BIN:-$(./scripts/build-release.sh 2>/dev/null)}

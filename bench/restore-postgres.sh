@@ -8,9 +8,7 @@
 #
 #   SIZE_MB=300 ROUNDS=3 bench/restore-postgres.sh
 #   BACKSTOP_BIN=.build/debug/backstop bench/restore-postgres.sh   # skip the release build
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 SIZE_MB=${SIZE_MB:-200}
 ROUNDS=${ROUNDS:-3}
 BIN=${BACKSTOP_BIN:-$(./scripts/build-release.sh 2>/dev/null)}
@@ -22,12 +20,8 @@ export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres BACKUP_DIR="$work/backups" 
 psql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 echo "making a ~${SIZE_MB} MB database and its dump …"
-psql -d postgres -c "CREATE DATABASE bench" >/dev/null
+bench_events_db bench "$SIZE_MB"
 psql -d bench >/dev/null <<SQL
-CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, kind text, body text, doc jsonb);
-INSERT INTO events SELECT g, '2020-01-01'::timestamptz + g * interval '1 second', 'kind' || (g % 17),
-  repeat(md5(g::text), 4), jsonb_build_object('g', g, 'h', md5(g::text))
-  FROM generate_series(1, ${SIZE_MB} * 2800) g;
 CREATE INDEX events_kind ON events (kind);
 CREATE TABLE small (id serial PRIMARY KEY, name text);
 INSERT INTO small (name) SELECT 'n' || g FROM generate_series(1, 10000) g;

@@ -6,11 +6,9 @@
 # Also prints the commit latency of each mode (the price of RPO 0). Waits at most 5 s per
 # commit (without --synchronous pg_receivewal flushes only when a segment completes).
 # Root needed (the cluster runs as postgres). Never fails on a number.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 BIN=${BIN:-$PWD/.build/debug/backstop}
 N=${N:-30}
-. bench/lib.sh
 bench_workdir rpo
 port=$((20000 + RANDOM % 20000)); mport=$((port + 1))
 serve_pid=""

@@ -13,8 +13,17 @@ import Darwin
 /// business; the mode is given to open(2), so a permissive umask (000) cannot widen it.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o640) throws {
+        try write(to: path, mode: mode) { fd, temp in try FileSystem.writeAll(fd: fd, bytes, path: temp) }
+    }
+
+    /// The same for content streamed by `body` into the temporary file's descriptor (`temp`
+    /// names it in errors). Whatever `body` throws, or a failed fsync or rename, removes the
+    /// temporary file and leaves `path` as it was. `creatingDirectory`: the folder is made
+    /// (`mkdir -p`) when missing.
+    public static func write<T>(to path: String, mode: UInt32 = 0o640, creatingDirectory: Bool = true,
+                                _ body: (_ fd: Int32, _ temp: String) throws -> T) throws -> T {
         let dir = FileSystem.directory(of: path)
-        try FileSystem.createDirectory(dir)
+        if creatingDirectory { try FileSystem.createDirectory(dir) }
         let temp = "\(dir)/.\(FileSystem.lastComponent(of: path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw FileSystemError.errno(errno, "create", temp) }
@@ -22,8 +31,9 @@ public enum AtomicFile {
         defer {
             if !ok { unlink(temp) }
         }
+        let result: T
         do {
-            try FileSystem.writeAll(fd: fd, bytes, path: temp)
+            result = try body(fd, temp)
             guard fsync(fd) == 0 else { throw FileSystemError.errno(errno, "fsync", temp) }
         } catch {
             close(fd)
@@ -33,6 +43,7 @@ public enum AtomicFile {
         guard rename(temp, path) == 0 else { throw FileSystemError.errno(errno, "rename", path) }
         ok = true
         FileSystem.syncDirectory(dir)
+        return result
     }
 
     public static func write(_ text: String, to path: String, mode: UInt32 = 0o640) throws {
@@ -108,21 +119,37 @@ public enum FileSystem {
 
     /// Reads a whole (small) file.
     public static func read(_ path: String) throws -> [UInt8] {
+        var out: [UInt8] = []
+        try readChunks(of: path, chunkSize: 65536) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// The one file-reading loop: opens `path` and calls `body` with each read, at most
+    /// `chunkSize` bytes, to the file's end (reads interrupted by a signal are retried). The
+    /// bytes are valid only during the call; whatever `body` throws stops the read and is
+    /// rethrown. Blocking: call from a thread that may block.
+    public static func readChunks(of path: String, chunkSize: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystemError.errno(errno, "open", path) }
         defer { close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        try readChunks(fd: fd, path: path, chunkSize: chunkSize, body)
+    }
+
+    /// The same from a descriptor the caller opened (and closes); `path` names it in errors
+    /// (`FileSystemError.errno(code, "read", path)`).
+    public static func readChunks(fd: Int32, path: String, chunkSize: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let size = max(1, chunkSize)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = Glibc.read(fd, buffer.baseAddress, size)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FileSystemError.errno(errno, "read", path)
             }
-            if n == 0 { break }
-            out.append(contentsOf: buffer[0..<n])
+            if n == 0 { return }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
-        return out
     }
 
     /// Appends one line to a log file, creating folder and file as needed, rotated like every

@@ -190,16 +190,10 @@ public enum LogFile {
         }
         var closed = false
         defer { if !closed { gzclose(gz) } }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileSystemError.errno(errno, "read", source)
+        try FileSystem.readChunks(fd: input, path: source, chunkSize: 1 << 16) { chunk in
+            guard gzwrite(gz, chunk.baseAddress, UInt32(chunk.count)) == Int32(chunk.count) else {
+                throw FileSystemError.errno(EIO, "gzwrite", destination)
             }
-            if n == 0 { break }
-            let written = buffer.withUnsafeBytes { gzwrite(gz, $0.baseAddress, UInt32(n)) }
-            guard written == Int32(n) else { throw FileSystemError.errno(EIO, "gzwrite", destination) }
         }
         closed = true
         guard gzclose(gz) == Z_OK else { throw FileSystemError.errno(EIO, "gzclose", destination) }

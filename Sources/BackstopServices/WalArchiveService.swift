@@ -29,8 +29,6 @@ public struct WalArchiveService: Service {
     public static func make(settings: WalArchiveSettings, jobSettings: PostgresJobSettings, s3: S3Settings?, registry: MetricsRegistry,
                             store: StateStore) -> WalArchiveService? {
         guard settings.mode != .off else { return nil }
-        let archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel,
-                                 receiveDirectory: settings.receiveDirectory)
         WalMetrics.declare(in: registry, receiver: settings.mode == .receivewal)
         let log = BackupLog(backupDir: jobSettings.backupDir, echo: false)
         let receiver = settings.mode == .receivewal
@@ -41,7 +39,7 @@ public struct WalArchiveService: Service {
             Family.declareWalS3(in: registry)
             if let state = WalUploadState.load(backupDir: jobSettings.backupDir) { WalUploader.publish(state, in: registry) }
         }
-        return WalArchiveService(receiver: receiver, monitor: WalMonitor(archive: archive, jobSettings: jobSettings, settings: settings),
+        return WalArchiveService(receiver: receiver, monitor: WalMonitor(jobSettings: jobSettings, settings: settings),
                                  registry: registry, store: store, path: jobSettings.backupDir + "/postgres/wal", uploader: uploader, log: log)
     }
 

@@ -11,11 +11,28 @@ public enum CatalogJSON {
     /// `state` is `meta_unreadable` for a `.meta` that cannot be read; remote entries carry
     /// their `storage_class` from `storageClasses` (by path).
     public static func listing(_ entries: [CatalogEntry], remote: Bool, storageClasses: [String: String] = [:]) -> [UInt8] {
+        var all: [UInt8] = []
+        all.reserveCapacity(64 + entries.count * 420)
+        write(entries, remote: remote, storageClasses: storageClasses) { all.append(contentsOf: $0) }
+        return all
+    }
+
+    /// `listing` handed to `sink` a piece at a time (about 1 MiB each, the same buffer reused),
+    /// so printing 100,000 entries never holds the whole 40 MB text, nor the copy `Data` of it
+    /// would make: each page of a fresh buffer is a page fault and a cleared page.
+    public static func write(_ entries: [CatalogEntry], remote: Bool, storageClasses: [String: String] = [:],
+                             to sink: (UnsafeBufferPointer<UInt8>) -> Void) {
+        let flushAt = 1 << 20
         var out: [UInt8] = []
-        out.reserveCapacity(64 + entries.count * 420)
+        out.reserveCapacity(flushAt + 4096)
+        func flush() {
+            out.withUnsafeBufferPointer { sink($0) }
+            out.removeAll(keepingCapacity: true)
+        }
         if entries.isEmpty {
             out.append(contentsOf: "[\n\n]\n".utf8)
-            return out
+            flush()
+            return
         }
         out.append(contentsOf: "[\n".utf8)
         entries.withUnsafeBufferPointer { buffer in
@@ -78,10 +95,11 @@ public enum CatalogJSON {
                 string(e.pointee.target, &out)
                 out.append(contentsOf: "\n  }".utf8)
                 out.append(contentsOf: (i == buffer.count - 1 ? "\n" : ",\n").utf8)
+                if out.count >= flushAt { flush() }
             }
         }
         out.append(contentsOf: "]\n".utf8)
-        return out
+        flush()
     }
 
     private static func field(_ name: StaticString, _ out: inout [UInt8]) {
@@ -96,6 +114,18 @@ public enum CatalogJSON {
     /// (slashes, non-ASCII) as it is.
     static func string(_ s: String, _ out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Almost every string (paths, stamps, checksums) needs no escape: copied whole.
+        var plain = s
+        let clean = plain.withUTF8 { bytes -> Bool in
+            guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            out.append(contentsOf: bytes)
+            return true
+        }
+        if !clean { escaped(s, &out) }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static func escaped(_ s: String, _ out: inout [UInt8]) {
         let hex = Array("0123456789abcdef".utf8)
         for b in s.utf8 {
             switch b {
@@ -110,6 +140,5 @@ public enum CatalogJSON {
             default: out.append(b)
             }
         }
-        out.append(UInt8(ascii: "\""))
     }
 }

@@ -26,9 +26,11 @@ public final class ChildProcess {
         public var description: String
     }
 
-    /// Starts `executable` with `arguments`.
+    /// Starts `executable` with `arguments`. `stoppedBySignal` false keeps it out of
+    /// `stopAll`: for a step past a restore's point of no return (Redis's restart command),
+    /// which a first SIGTERM/SIGINT must let finish rather than cut in half.
     public init(executable: String, arguments: [String], environment: [String: String] = [:],
-                captureStdout: Bool, stdinPipe: Bool = false, scratchDirectory: String) throws {
+                captureStdout: Bool, stdinPipe: Bool = false, scratchDirectory: String, stoppedBySignal: Bool = true) throws {
         self.executable = executable
         self.arguments = arguments
         try FileSystem.createDirectory(scratchDirectory)
@@ -89,7 +91,7 @@ public final class ChildProcess {
             unlink(stderrPath)
             throw Failure(description: "cannot start \(executable): \(String(cString: strerror(rc))) (is the PostgreSQL client installed and on PATH?)")
         }
-        Self.live.adopt(child)
+        if stoppedBySignal { Self.live.adopt(child) }
         pid = child
         stdoutFD = captureStdout ? fds[0] : -1
         stdinFD = stdinPipe ? inFDs[1] : -1

@@ -200,23 +200,17 @@ public struct RedisSnapshotBackup: Sendable {
                 + "REDIS_DATA_DIR is not the data directory of this Redis server")
         }
         var validator = RDBValidator()
-        let size = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let count = Glibc.read(fd, buffer.baseAddress, size)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw BackupJobError("reading \(path) failed: \(String(cString: strerror(errno)))")
+        do {
+            try FileSystem.readChunks(fd: fd, path: path) { chunk in
+                do {
+                    try validator.update(chunk)
+                } catch let failure as RDBValidator.Failure {
+                    throw BackupJobError("\(path): \(failure)")
+                }
+                try consume(chunk)
             }
-            if count == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-            do {
-                try validator.update(chunk)
-            } catch let failure as RDBValidator.Failure {
-                throw BackupJobError("\(path): \(failure)")
-            }
-            try consume(chunk)
+        } catch FileSystemError.errno(let code, "read", path) {
+            throw BackupJobError("reading \(path) failed: \(String(cString: strerror(code)))")
         }
         do {
             return try validator.finish()

@@ -41,7 +41,7 @@ public enum EncryptedGzipVerifier {
             }
         }
         do {
-            try AgeFile.read(path: path) { bytes in
+            try FileSystem.readChunks(of: path) { bytes in
                 hasher.update(bufferPointer: bytes)
                 stored += UInt64(bytes.count)
                 if head.count < 64 * 1024 { head += bytes.prefix(64 * 1024 - head.count) }

@@ -42,18 +42,8 @@ public enum GzipVerifier {
         defer { close(fd) }
         let inflater = try makeInflater(path: path)
         var hasher = SHA256()
-        let chunkSize = 1 << 20
-        let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
-        defer { chunk.deallocate() }
         do {
-            while true {
-                let n = read(fd, chunk, chunkSize)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileSystemError.errno(errno, "read", path)
-                }
-                if n == 0 { break }
-                let bytes = UnsafeRawBufferPointer(start: chunk, count: n)
+            try FileSystem.readChunks(fd: fd, path: path) { bytes in
                 hasher.update(bufferPointer: bytes)
                 try inflater.feed(bytes) { _ in }
             }

@@ -18,25 +18,41 @@ final class GunzipStream {
         var readerGone: Bool
     }
 
-    private let input: UnsafeMutableRawPointer
-    private let inputSize = 1 << 20
     private let outputSize = 1 << 20
     private(set) var compressedBytes: UInt64 = 0
     private(set) var uncompressedBytes: UInt64 = 0
-
-    init() {
-        input = .allocate(byteCount: inputSize, alignment: 16)
-    }
-
-    deinit {
-        input.deallocate()
-    }
 
     /// Copies the inflated content of `path` into `fd`, which a failed write names as
     /// `destination` (the file, so a full disk says which one). Blocking. `progress` is called
     /// after each chunk written with (compressed read, uncompressed written).
     func copy(path: String, to fd: Int32, named destination: String, progress: (UInt64, UInt64) -> Void = { _, _ in }) throws {
         try inflateFile(path: path, progress: progress) { try self.writeAll(fd, $0, destination: destination) }
+    }
+
+    /// Inflates `path` and hands its bytes to `write` in slices of at most 64 KiB (or a
+    /// twentieth of `maxRate`), sleeping between them so no more than `maxRate` bytes a second
+    /// go out (nil: as fast as `write` takes them). `write` gets each slice and whether it is
+    /// the last one (`expectedBytes` reached): the caller decides there whether to go on (a
+    /// stopped restore throws from it) and can make the final write one step with that check.
+    func paced(path: String, expectedBytes: UInt64, maxRate: UInt64?,
+               write: (UnsafeRawBufferPointer, _ last: Bool) throws -> Void) throws {
+        let sliceBytes = maxRate.map { Int(max(1024, min(65536, $0 / 20))) } ?? 65536
+        let started = MonotonicClock.seconds()
+        try inflateFile(path: path, progress: { _, _ in }) { piece in
+            var offset = 0
+            while offset < piece.count {
+                let n = min(sliceBytes, piece.count - offset)
+                let last = uncompressedBytes + UInt64(n) >= expectedBytes
+                try write(UnsafeRawBufferPointer(rebasing: piece[offset..<(offset + n)]), last)
+                offset += n
+                uncompressedBytes += UInt64(n)
+                if let maxRate, maxRate > 0 {
+                    let due = started + Double(uncompressedBytes) / Double(maxRate)
+                    let wait = due - MonotonicClock.seconds()
+                    if wait > 0 { usleep(UInt32(min(wait, 1) * 1_000_000)) }
+                }
+            }
+        }
     }
 
     /// The whole inflated content (for small files: a globals script).
@@ -76,15 +92,8 @@ final class GunzipStream {
         // `.age` files are read through the decrypter: only authenticated plaintext is inflated.
         let decryptor = try path.hasSuffix(".age") ? AgeDecryptor(identities: RestoreKeys.identities(for: path)) : nil
         do {
-            while true {
-                let n = read(file, input, inputSize)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileSystemError.errno(errno, "read", path)
-                }
-                if n == 0 { break }
-                compressedBytes += UInt64(n)
-                let bytes = UnsafeRawBufferPointer(start: input, count: n)
+            try FileSystem.readChunks(fd: file, path: path) { bytes in
+                compressedBytes += UInt64(bytes.count)
                 if let decryptor {
                     try decryptor.update(bytes) { plain in try inflater.feed(plain, sink: sink) }
                 } else {

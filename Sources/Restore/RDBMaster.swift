@@ -19,7 +19,11 @@ public final class RDBMaster: Sendable {
     private let listenFD: Int32
     private let rdbGzipPath: String
     private let rdbLength: UInt64
+    private let maxRate: UInt64?
     private let stopped = Mutex(false)
+    /// Whether the snapshot's last byte went out, and whether the transfer was called off
+    /// before that (`abortUnlessSent`): one lock, so exactly one of the two ever happens.
+    private let gate = Mutex((sent: false, aborted: false))
     private let state = Mutex(Progress())
     private let finished = DispatchSemaphore(value: 0)
 
@@ -32,10 +36,12 @@ public final class RDBMaster: Sendable {
 
     public var progress: Progress { state.withLock { $0 } }
 
-    /// Binds `host:port` (port 0: any free port) and starts serving on a thread.
-    public init(rdbGzipPath: String, rdbLength: UInt64, bindHost: String, port: Int) throws {
+    /// Binds `host:port` (port 0: any free port) and starts serving on a thread; the snapshot
+    /// goes out at no more than `maxRate` bytes a second (nil: as fast as the target reads).
+    public init(rdbGzipPath: String, rdbLength: UInt64, bindHost: String, port: Int, maxRate: UInt64? = nil) throws {
         self.rdbGzipPath = rdbGzipPath
         self.rdbLength = rdbLength
+        self.maxRate = maxRate
         replicationID = ReplicationHandshake.newReplicationID()
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw FileSystemError.errno(errno, "socket", "restore master") }
@@ -86,6 +92,22 @@ public final class RDBMaster: Sendable {
 
     private var isStopped: Bool { stopped.withLock { $0 } }
 
+    /// Calls the transfer off unless its last byte has gone out: true when it was called off
+    /// (no replica will ever get the whole snapshot from this master, so a target that was
+    /// receiving it drops what it got and keeps its data), false when the snapshot was already
+    /// sent whole (the target is loading it: past the point of no return).
+    public func abortUnlessSent() -> Bool {
+        gate.withLock { g in
+            if g.sent { return false }
+            g.aborted = true
+            return true
+        }
+    }
+
+    struct Aborted: Error, CustomStringConvertible {
+        var description: String { "the transfer was called off (the restore was stopped)" }
+    }
+
     private func serve() {
         while !isStopped {
             var p = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
@@ -123,7 +145,19 @@ public final class RDBMaster: Sendable {
                     case .sendSnapshot:
                         try FileSystem.writeAll(fd: fd, Array("$\(rdbLength)\r\n".utf8), path: "replica connection")
                         let stream = GunzipStream()
-                        try stream.copy(path: rdbGzipPath, to: fd, named: "replica connection")
+                        try stream.paced(path: rdbGzipPath, expectedBytes: rdbLength, maxRate: maxRate) { slice, last in
+                            guard last else {
+                                if isStopped || gate.withLock({ $0.aborted }) { throw Aborted() }
+                                return try FileSystem.writeAll(fd: fd, slice, path: "replica connection")
+                            }
+                            // The last slice is written under the gate: once it is out the
+                            // transfer can no longer be called off, and the other way round.
+                            try gate.withLock { g in
+                                if g.aborted || isStopped { throw Aborted() }
+                                try FileSystem.writeAll(fd: fd, slice, path: "replica connection")
+                                g.sent = true
+                            }
+                        }
                         guard stream.uncompressedBytes == rdbLength else {
                             throw RestoreError("the RDB inflated to \(stream.uncompressedBytes) bytes, \(rdbLength) were announced", nothingChanged: false)
                         }

@@ -52,16 +52,8 @@ public struct RedisFileRestore: Sendable {
     public func run() throws -> RedisRestoreResult {
         let started = MonotonicClock.seconds()
         let before = try base.inspect()
-        var safetyPath: String?
-        if let job = base.safetySnapshot {
-            base.say("safety snapshot of \(base.target) …")
-            let outcome = try RedisSnapshotBackup(settings: job, log: BackupLog(backupDir: base.backupDir, echo: false)).run()
-            guard outcome.success, let path = outcome.path else {
-                throw RestoreError("the safety snapshot failed (\(outcome.message ?? "no reason given")); nothing was changed", nothingChanged: true)
-            }
-            safetyPath = path
-            base.say("safety snapshot written: \(path)")
-        }
+        let safetyPath = try base.takeSafetySnapshot()
+        try base.checkNotCancelled(before: "the settings were changed")
         // No scheduled snapshot may save over the file or read a half-restarted server.
         let lock = try FileLock(path: base.backupDir + "/.locks/redis.lock", purpose: "restore redis (method file)")
         defer { lock.release() }
@@ -94,8 +86,15 @@ public struct RedisFileRestore: Sendable {
             guard fd >= 0 else { throw FileSystemError.errno(errno, "open", temporary) }
             defer { close(fd) }
             try Self.takeOwnership(fd: fd, like: destination, orFolder: dataDirectory, path: temporary)
-            try GunzipStream().copy(path: base.source.entry.path, to: fd, named: temporary)
+            let cancellation = base.cancellation
+            try GunzipStream().paced(path: base.source.entry.path, expectedBytes: base.source.verification.uncompressedBytes,
+                                     maxRate: base.options.maxRate) { slice, _ in
+                if cancellation?.isCancelled == true { throw Stopped() }
+                try FileSystem.writeAll(fd: fd, slice, path: temporary)
+            }
             guard fsync(fd) == 0 else { throw FileSystemError.errno(errno, "fsync", temporary) }
+            // The point of no return: once the file is in place, the restore goes on to the end.
+            if base.isCancelled { throw Stopped() }
             guard rename(temporary, destination) == 0 else { throw FileSystemError.errno(errno, "rename", destination) }
             FileSystem.syncDirectory(dataDirectory)
         } catch {
@@ -105,11 +104,17 @@ public struct RedisFileRestore: Sendable {
                 _ = try? connection.call(["CONFIG", "SET", "appendonly", "yes"])
                 _ = try? connection.call(["CONFIG", "REWRITE"])
             }
+            if error is Stopped {
+                base.say("stopped while writing the snapshot: \(temporary) removed, save\(aof == "yes" ? " and AOF" : "") set back; Redis not restarted")
+                throw RestoreError("stopped before \(destination) was replaced: the temporary file \(temporary) was removed, save\(aof == "yes" ? " and appendonly" : "") set back, Redis not restarted, so its data and its data folder are as before. Nothing was recorded\(safetyPath.map { " (the safety snapshot \($0) is a normal backup and stays)" } ?? "")", nothingChanged: true)
+            }
             throw RestoreError("writing \(destination) failed: \(error); Redis was not restarted and its settings were set back", nothingChanged: false)
         }
         base.say("wrote \(destination); restarting Redis: \(restartCommand)")
+        // Past the point of no return: a first SIGTERM/SIGINT lets the restart finish (cut in
+        // half it could leave Redis stopped); the restore then goes on to its end.
         let shell = try ChildProcess(executable: "/bin/sh", arguments: ["-c", restartCommand], captureStdout: false,
-                                     scratchDirectory: base.backupDir + "/.state")
+                                     scratchDirectory: base.backupDir + "/.state", stoppedBySignal: false)
         let status = try shell.wait()
         guard status == 0 else {
             throw RestoreError("the restart command exited \(status): \(shell.stderrText()). \(destination) holds the snapshot; start Redis by hand, then CONFIG SET save '\(save)'\(aof == "yes" ? ", CONFIG SET appendonly yes, CONFIG REWRITE" : "")", nothingChanged: false)
@@ -155,6 +160,9 @@ public struct RedisFileRestore: Sendable {
                                   expected: expected, mismatches: mismatches, safetySnapshot: safetyPath,
                                   seconds: MonotonicClock.seconds() - started)
     }
+
+    /// The restore was stopped (SIGTERM/SIGINT) while the snapshot was being written.
+    struct Stopped: Error {}
 
     /// The snapshot is the whole dataset: it is created 0600 whatever the umask, then given
     /// the owner and mode of the file it replaces (or the data folder's owner with 0600 when

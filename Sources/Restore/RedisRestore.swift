@@ -17,6 +17,9 @@ public struct RedisRestoreOptions: Sendable {
     public var port = 0
     /// How long the target may take to load the snapshot.
     public var timeout: Double = 3600
+    /// At most this many bytes a second of the snapshot go to the target (method
+    /// replication) or into its data folder (method file); nil: no limit.
+    public var maxRate: UInt64?
 
     public init() {}
 }
@@ -66,10 +69,15 @@ public struct RedisRestore: Sendable {
     /// them first (a normal, listed backup). Nil skips it (tests of the mechanism only).
     public let safetySnapshot: RedisJobSettings?
     public let say: @Sendable (String) -> Void
+    /// SIGTERM/SIGINT of the command: the restore stops at its next check, and before the
+    /// point of no return (the target has the whole snapshot) it leaves the target as it was.
+    public let cancellation: JobCancellation?
 
     public init(redis: RedisSettings, target: Endpoint, source: RestoreSource.Checked, backupDir: String,
-                options: RedisRestoreOptions, safetySnapshot: RedisJobSettings?, say: @escaping @Sendable (String) -> Void) {
+                options: RedisRestoreOptions, safetySnapshot: RedisJobSettings?, cancellation: JobCancellation? = nil,
+                say: @escaping @Sendable (String) -> Void) {
         self.safetySnapshot = safetySnapshot
+        self.cancellation = cancellation
         self.redis = redis
         self.target = target
         self.source = source
@@ -141,34 +149,60 @@ public struct RedisRestore: Sendable {
         return steps
     }
 
+    var isCancelled: Bool { cancellation?.isCancelled == true }
+
+    /// Throws when the command was stopped, before `what` (nothing was changed yet).
+    func checkNotCancelled(before what: String) throws {
+        guard isCancelled else { return }
+        throw RestoreError("stopped before \(what); \(target) was not touched. Nothing was changed and nothing recorded", nothingChanged: true)
+    }
+
+    /// Takes the safety snapshot (a normal, listed backup); nil when none is configured.
+    func takeSafetySnapshot() throws -> String? {
+        guard let safetySnapshot else { return nil }
+        try checkNotCancelled(before: "the safety snapshot")
+        say("safety snapshot of \(target) …")
+        let outcome = try RedisSnapshotBackup(settings: safetySnapshot, log: BackupLog(backupDir: backupDir, echo: false),
+                                              cancellation: cancellation).run()
+        try checkNotCancelled(before: outcome.success ? "the restore proper (the safety snapshot \(outcome.path ?? "") is a normal backup and stays)"
+                                  : "the restore proper (the safety snapshot was stopped, no file of it kept)")
+        guard outcome.success, let path = outcome.path else {
+            throw RestoreError("the safety snapshot failed (\(outcome.message ?? "no reason given")); nothing was changed", nothingChanged: true)
+        }
+        say("safety snapshot written: \(path)")
+        return path
+    }
+
     /// Runs the restore.
     public func run() throws -> RedisRestoreResult {
         let started = MonotonicClock.seconds()
         let before = try inspect()
-        var safetyPath: String?
-        if let safetySnapshot {
-            say("safety snapshot of \(target) …")
-            let outcome = try RedisSnapshotBackup(settings: safetySnapshot, log: BackupLog(backupDir: backupDir, echo: false)).run()
-            guard outcome.success, let path = outcome.path else {
-                throw RestoreError("the safety snapshot failed (\(outcome.message ?? "no reason given")); nothing was changed", nothingChanged: true)
-            }
-            safetyPath = path
-            say("safety snapshot written: \(path)")
-        }
+        let safetyPath = try takeSafetySnapshot()
         let guardSentinels = try SentinelGuard(redis: redis, say: say, holdMilliseconds: Int((options.timeout + 120) * 1000))
         defer { guardSentinels.release() }
         let adv = advertiseAddress
         let master = try RDBMaster(rdbGzipPath: source.entry.path, rdbLength: source.verification.uncompressedBytes,
                                    bindHost: options.listenAddress ?? (options.advertiseAddress == nil ? adv : "0.0.0.0"),
-                                   port: options.port)
+                                   port: options.port, maxRate: options.maxRate)
         defer { master.stop() }
+        try checkNotCancelled(before: "REPLICAOF (the safety snapshot \(safetyPath ?? "-") is kept, a normal backup)")
         let connection = try connect()
         say("REPLICAOF \(adv) \(master.port) on \(target) …")
         _ = try connection.call(["REPLICAOF", adv, String(master.port)])
         let deadline = MonotonicClock.seconds() + options.timeout
         var loaded = false
         var last: [String: String] = [:]
+        var pastNoReturn = false
         while MonotonicClock.seconds() < deadline {
+            if isCancelled, !pastNoReturn {
+                if master.abortUnlessSent() {
+                    try abandon(master, safetyPath: safetyPath)
+                }
+                // The whole snapshot is out: the target has dropped its data for it or is
+                // about to. Going back is no longer possible; finishing is the safe way out.
+                pastNoReturn = true
+                say("stop requested after \(target) received the whole snapshot: finishing the restore (it is loading it)")
+            }
             if let info = try? connect().info("replication") {
                 last = info
                 if info["master_host"] == adv, info["master_port"] == String(master.port),
@@ -205,6 +239,26 @@ public struct RedisRestore: Sendable {
         }
         return RedisRestoreResult(processIDBefore: before.processID, processIDAfter: server["process_id"] ?? "?", keyspace: keyspace,
                                   expected: expected, mismatches: mismatches, safetySnapshot: safetyPath, seconds: MonotonicClock.seconds() - started)
+    }
+
+    /// The restore was stopped before the target had the whole snapshot: the transfer is
+    /// called off (the target drops the part it received and keeps its data), the target
+    /// told REPLICAOF NO ONE until it reports itself a master again; then throws.
+    private func abandon(_ master: RDBMaster, safetyPath: String?) throws -> Never {
+        master.stop()
+        let deadline = MonotonicClock.seconds() + 10
+        var role = "?"
+        while MonotonicClock.seconds() < deadline {
+            _ = try? connect(timeout: 2).call(["REPLICAOF", "NO", "ONE"])
+            role = (try? connect(timeout: 2).info("replication"))?["role"] ?? "?"
+            if role == "master" { break }
+            usleep(100_000)
+        }
+        guard role == "master" else {
+            throw RestoreError("stopped during the transfer; the transfer was called off but \(target) still reports role \(role): send it REPLICAOF NO ONE by hand (its data was not replaced: it never got the whole snapshot)", nothingChanged: false)
+        }
+        say("stopped during the transfer: the transfer called off before its end, REPLICAOF NO ONE sent; \(target) is a master with its data as before")
+        throw RestoreError("stopped before \(target) received the whole snapshot: the transfer was called off and \(target) told REPLICAOF NO ONE, so it kept its data; the listening port is closed. Nothing was recorded\(safetyPath.map { " (the safety snapshot \($0) is a normal backup and stays)" } ?? "")", nothingChanged: true)
     }
 
     static func describe(_ keyspace: [Int: KeyspaceCounts]) -> String {

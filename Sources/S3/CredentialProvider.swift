@@ -3,7 +3,8 @@ import Foundation
 import HTTPClient
 import Synchronization
 
-/// One set of AWS credentials and when it stops working.
+/// One set of AWS credentials and when it stops working. Made only by the providers in this
+/// module (their memberwise initializer); others read them.
 public struct AWSCredentials: Sendable, Equatable {
     public var accessKeyID: String
     public var secretAccessKey: Secret
@@ -11,13 +12,6 @@ public struct AWSCredentials: Sendable, Equatable {
     public var sessionToken: Secret?
     /// Unix time the credentials expire (nil: long-lived keys).
     public var expiration: Double?
-
-    public init(accessKeyID: String, secretAccessKey: Secret, sessionToken: Secret? = nil, expiration: Double? = nil) {
-        self.accessKeyID = accessKeyID
-        self.secretAccessKey = secretAccessKey
-        self.sessionToken = sessionToken
-        self.expiration = expiration
-    }
 }
 
 /// Where S3 credentials come from, in the AWS SDKs' default-chain order (the SDK for PHP and

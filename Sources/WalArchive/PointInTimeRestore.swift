@@ -75,11 +75,31 @@ public struct PointInTimeRestore: Sendable {
     public let jobSettings: PostgresJobSettings
     public let options: PointInTimeOptions
     public let say: @Sendable (String) -> Void
+    /// SIGTERM/SIGINT of the command: `run` stops at its next step (its children are stopped
+    /// by the signal handler) and removes what it unpacked.
+    public var cancellation: JobCancellation?
 
     public init(jobSettings: PostgresJobSettings, options: PointInTimeOptions, say: @escaping @Sendable (String) -> Void) {
         self.jobSettings = jobSettings
         self.options = options
         self.say = say
+    }
+
+    struct Stopped: Error, CustomStringConvertible {
+        var description: String { "stopped (signal)" }
+    }
+
+    private func checkNotCancelled() throws {
+        if cancellation?.isCancelled == true { throw Stopped() }
+    }
+
+    /// Removes the data directory `run` built, after a stop or a failed start: its contents,
+    /// and the folder itself when `run` created it (`existedBefore` false). Only for a folder
+    /// `run` was given empty or absent: what is there is this restore's.
+    public func discard(existedBefore: Bool) {
+        let dir = options.dataDirectory
+        for name in (try? FileSystem.list(dir)) ?? [] { try? FileManager.default.removeItem(atPath: dir + "/" + name) }
+        if !existedBefore { rmdir(dir) }
     }
 
     private var archive: WalArchive { WalArchive(backupDir: jobSettings.backupDir, receiveDirectory: options.receiveDirectory) }
@@ -238,6 +258,9 @@ public struct PointInTimeRestore: Sendable {
                 throw WalArchiveError("\(plan.basePath)/\(file.name) does not match its .meta (SHA-256 differs): the base backup is damaged. Nothing was changed.")
             }
         }
+        if cancellation?.isCancelled == true {
+            throw WalArchiveError("stopped before anything was written into \(dir). Nothing was changed.")
+        }
         say("base backup files match their .meta: \(plan.basePath)")
         // A downloaded encrypted base backup: the key proved before the first write.
         var baseKeys: [AgeIdentity]?
@@ -268,6 +291,7 @@ public struct PointInTimeRestore: Sendable {
                                             scratchDirectory: jobSettings.stateDir)
                 say("pg_verifybackup: \(dir) matches the backup manifest")
             }
+            try checkNotCancelled()
             try AtomicFile.write("", to: dir + "/recovery.signal", mode: 0o600)
             let auto = dir + "/postgresql.auto.conf"
             let existing = (try? FileSystem.read(auto)).map { String(decoding: $0, as: UTF8.self) } ?? ""
@@ -277,8 +301,10 @@ public struct PointInTimeRestore: Sendable {
             say("wrote recovery.signal and \(plan.settings.count) recovery settings into \(auto)")
         } catch {
             // Only what this restore unpacked is removed: the folder was empty (or absent).
-            for name in (try? FileSystem.list(dir)) ?? [] { try? FileManager.default.removeItem(atPath: dir + "/" + name) }
-            if created { rmdir(dir) }
+            discard(existedBefore: !created)
+            if cancellation?.isCancelled == true {
+                throw WalArchiveError("stopped while unpacking into \(dir): what was unpacked was removed\(created ? " with the folder" : ""). Nothing was changed.")
+            }
             throw WalArchiveError("restore into \(dir) failed and what it unpacked was removed: \(error)")
         }
     }

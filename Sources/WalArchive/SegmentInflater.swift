@@ -51,9 +51,6 @@ enum SegmentInflater {
         } catch {
             throw WalArchiveError("zlib could not start inflating \(source)")
         }
-        let chunk = 1 << 20
-        let inBuffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
-        defer { inBuffer.deallocate() }
         var walHash = SHA256()
         var gzHash = SHA256()
         let sink: (UnsafeRawBufferPointer) throws -> Void = { bytes in
@@ -64,16 +61,9 @@ enum SegmentInflater {
         let inflateBytes: (UnsafeRawBufferPointer) throws -> Void = { gzip in try inflater.feed(gzip, sink: sink) }
         var storedBytes: UInt64 = 0
         do {
-            while true {
-                let n = read(input, inBuffer, chunk)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileSystemError.errno(errno, "read", source)
-                }
-                if n == 0 { break }
-                let bytes = UnsafeRawBufferPointer(start: inBuffer, count: n)
+            try FileSystem.readChunks(fd: input, path: source) { bytes in
                 gzHash.update(bufferPointer: bytes)
-                storedBytes += UInt64(n)
+                storedBytes += UInt64(bytes.count)
                 if let decryptor { try decryptor.update(bytes, into: inflateBytes) } else { try inflateBytes(bytes) }
             }
             try decryptor?.finish(into: inflateBytes)

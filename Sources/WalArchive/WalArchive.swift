@@ -110,20 +110,14 @@ public struct WalArchive: Sendable {
         let writer = try BackupFileWriter(destination: directory + "/" + file, compressionLevel: compressionLevel,
                                           recipients: encrypted ? recipients : [])
         var hasher = SHA256()
-        let size = 1 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(input, buffer, size)
-            if n < 0 {
-                if errno == EINTR { continue }
-                writer.abort()
-                throw FileSystemError.errno(errno, "read", path)
+        do {
+            try FileSystem.readChunks(fd: input, path: path) { bytes in
+                hasher.update(bufferPointer: bytes)
+                try writer.write(bytes)
             }
-            if n == 0 { break }
-            let bytes = UnsafeRawBufferPointer(start: buffer, count: n)
-            hasher.update(bufferPointer: bytes)
-            try writer.write(bytes)
+        } catch {
+            writer.abort()
+            throw error
         }
         let written = try writer.finish()
         var meta = WalArchiveMeta(name: name, file: file, sizeBytes: written.sizeBytes, sha256: written.sha256,

@@ -13,10 +13,11 @@ public struct WalMonitor: Sendable {
     public let jobSettings: PostgresJobSettings
     public let settings: WalArchiveSettings
 
-    public init(archive: WalArchive, jobSettings: PostgresJobSettings, settings: WalArchiveSettings) {
-        self.archive = archive
+    /// Watches the archive serve keeps for these settings (`WalArchive(jobSettings:settings:)`).
+    public init(jobSettings: PostgresJobSettings, settings: WalArchiveSettings) {
         self.jobSettings = jobSettings
         self.settings = settings
+        archive = WalArchive(jobSettings: jobSettings, settings: settings)
     }
 
     /// What the alert rules need of one refresh: the newest segment's arrival, and the slots'

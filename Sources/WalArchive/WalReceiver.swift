@@ -37,8 +37,7 @@ public final class WalReceiver: Sendable {
     public init(settings: WalArchiveSettings, jobSettings: PostgresJobSettings, log: BackupLog, metrics: MetricsRegistry?) {
         self.settings = settings
         self.jobSettings = jobSettings
-        archive = WalArchive(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel,
-                             recipients: jobSettings.encryption.recipients, receiveDirectory: settings.receiveDirectory)
+        archive = WalArchive(jobSettings: jobSettings, settings: settings)
         self.log = log
         self.metrics = metrics
     }
@@ -234,5 +233,14 @@ public final class WalReceiver: Sendable {
     private func sleepUnlessStopped(_ seconds: Double) {
         let deadline = WallClock.now() + seconds
         while !stopping && WallClock.now() < deadline { usleep(100_000) }
+    }
+}
+
+extension WalArchive {
+    /// The archive serve keeps (receiver and monitor alike): under the jobs' BACKUP_DIR, with
+    /// their compression level and encryption recipients, staging in the configured receive folder.
+    public init(jobSettings: PostgresJobSettings, settings: WalArchiveSettings) {
+        self.init(backupDir: jobSettings.backupDir, compressionLevel: jobSettings.compressionLevel,
+                  recipients: jobSettings.encryption.recipients, receiveDirectory: settings.receiveDirectory)
     }
 }

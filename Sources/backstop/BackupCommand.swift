@@ -3,6 +3,7 @@ import BackstopCore
 import BackupCatalog
 import BackupJobs
 import OffsiteCopies
+import S3
 import Foundation
 
 /// `backstop backup …`: run one backup job now (the scheduler runs the same jobs).
@@ -82,27 +83,35 @@ struct BackupPostgresCommand: AsyncParsableCommand {
         let s3 = try S3Config.optional(options.environment())
         let log = BackupLog(backupDir: settings.backupDir)
         let runner = BackupJobRunner(log: log)
-        var failure: String?
-        do {
+        try await runBackupJob("backup postgres \(mode.rawValue)", log: log, backupDir: settings.backupDir, s3: s3) {
             switch mode {
             case .full: try await runner.postgresFull(settings: settings)
             case .incremental: try await runner.postgresBase(settings: settings)
             }
-        } catch let held as FileLock.Held {
-            log.error("backup postgres \(mode.rawValue): not started: \(held)")
-            throw ExitCode(75)
-        } catch let error as BackupJobError {
-            failure = error.description
         }
-        // With BACKUP_S3_BUCKET set: upload what is pending. Its outcome never changes the exit status.
-        if let s3 {
-            await OffsiteUploads(settings: s3, backupDir: settings.backupDir, log: log, metrics: nil).afterJob("backup postgres \(mode.rawValue)")
-            // A signal during the upload: the stopped upload is logged; exit 143/130, not 0.
-            try Task.checkCancellation()
-        }
-        if let failure {
-            FileHandle.standardError.write(Data("backstop: \(failure); see \(log.file)\n".utf8))
-            throw ExitCode(1)
-        }
+    }
+}
+
+/// How every `backstop backup …` runs its job: a held lock is exit 75 (not started); with
+/// BACKUP_S3_BUCKET set, what is pending is uploaded after the job whatever its outcome (the
+/// upload's own outcome never changes the exit status); a failed job is exit 1, naming the log.
+func runBackupJob(_ name: String, log: BackupLog, backupDir: String, s3: S3Settings?, _ job: () async throws -> Void) async throws {
+    var failure: String?
+    do {
+        try await job()
+    } catch let held as FileLock.Held {
+        log.error("\(name): not started: \(held)")
+        throw ExitCode(75)
+    } catch let error as BackupJobError {
+        failure = error.description
+    }
+    if let s3 {
+        await OffsiteUploads(settings: s3, backupDir: backupDir, log: log, metrics: nil).afterJob(name)
+        // A signal during the upload: the stopped upload is logged; exit 143/130, not 0.
+        try Task.checkCancellation()
+    }
+    if let failure {
+        FileHandle.standardError.write(Data("backstop: \(failure); see \(log.file)\n".utf8))
+        throw ExitCode(1)
     }
 }

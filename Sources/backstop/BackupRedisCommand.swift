@@ -1,7 +1,6 @@
 import ArgumentParser
 import BackstopCore
 import BackupJobs
-import OffsiteCopies
 import Foundation
 
 /// `backstop backup redis`.
@@ -58,24 +57,8 @@ struct BackupRedisCommand: AsyncParsableCommand {
         let settings = try validated { try RedisJobSettings(environment: env) }
         let s3 = try S3Config.optional(env)
         let log = BackupLog(backupDir: settings.backupDir)
-        var failure: String?
-        do {
+        try await runBackupJob("backup redis", log: log, backupDir: settings.backupDir, s3: s3) {
             try await BackupJobRunner(log: log).redis(settings: settings)
-        } catch let held as FileLock.Held {
-            log.error("backup redis: not started: \(held)")
-            throw ExitCode(75)
-        } catch let error as BackupJobError {
-            failure = error.description
-        }
-        // With BACKUP_S3_BUCKET set: upload what is pending. Its outcome never changes the exit status.
-        if let s3 {
-            await OffsiteUploads(settings: s3, backupDir: settings.backupDir, log: log, metrics: nil).afterJob("backup redis")
-            // A signal during the upload: the stopped upload is logged; exit 143/130, not 0.
-            try Task.checkCancellation()
-        }
-        if let failure {
-            FileHandle.standardError.write(Data("backstop: \(failure); see \(log.file)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

@@ -66,7 +66,7 @@ struct CleanupCommand: AsyncParsableCommand {
         if json {
             try printJSON(outcome)
         } else {
-            printTable(outcome.local)
+            try printTable(outcome.local)
             if !outcome.wal.removed.isEmpty {
                 print("WAL archive: \(outcome.wal.removed.count) segments before \(outcome.wal.keepFrom ?? "?") \(dryRun ? "would be removed" : "removed") (no kept base backup needs them), \(HumanBytes.format(outcome.wal.freedBytes))")
             }
@@ -127,21 +127,28 @@ struct CleanupCommand: AsyncParsableCommand {
         var remote: Remote?
     }
 
-    private func printTable(_ report: BackupCleanup.Report) {
-        var rows = [["ACTION", "KIND", "TARGET", "FILE", "STARTED", "WHY"]]
-        rows.reserveCapacity(report.plan.count + 1)
+    private func printTable(_ report: BackupCleanup.Report) throws {
+        var table = TextTable(header: ["ACTION", "KIND", "TARGET", "FILE", "STARTED", "WHY"], rows: report.plan.count)
         // Read in place (a `for p in` copy of each plan entry retains all its strings).
         report.plan.withUnsafeBufferPointer { plan in
             for i in plan.indices {
                 let e = UnsafePointer(plan.baseAddress! + i)
-                rows.append([e.pointee.decision.keep ? "keep" : (report.dryRun ? "would delete" : "deleted"), e.pointee.entry.kind.rawValue,
-                             e.pointee.entry.target, e.pointee.entry.name + (e.pointee.entry.isDirectory ? "/" : ""),
-                             WallClock.rfc3339(e.pointee.entry.startedAt), e.pointee.decision.summary])
+                table.add(e.pointee.decision.keep ? "keep" : (report.dryRun ? "would delete" : "deleted"))
+                table.add(e.pointee.entry.kind.rawValue)
+                table.add(e.pointee.entry.target)
+                table.add(e.pointee.entry.name + (e.pointee.entry.isDirectory ? "/" : ""))
+                table.add(WallClock.rfc3339(e.pointee.entry.startedAt))
+                table.add(e.pointee.decision.summary)
             }
         }
-        // The table as bytes, the lines after it appended: one buffer, one write.
-        var bytes = TextTable.renderBytes(rows)
-        keepUntilExit(rows)
+        // The table, then the lines after it.
+        do {
+            try table.print()
+        } catch {
+            FileHandle.standardError.write(Data("backstop: cannot print the cleanup report: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        keepUntilExit(table)
         var out = ""
         let verb = report.dryRun ? "would remove" : "removed"
         for path in report.removedLogs { out += "\(verb) old log \(path)\n" }
@@ -153,8 +160,7 @@ struct CleanupCommand: AsyncParsableCommand {
         if let inventory = report.inventory {
             out += "inventory: \(inventory.backupDir)/backup_inventory_\(WallClock.dayStamp(WallClock.now())).txt\n"
         }
-        bytes.append(contentsOf: out.utf8)
-        FileHandle.standardOutput.write(Data(bytes))
+        FileHandle.standardOutput.write(Data(out.utf8))
     }
 
     private func printRemote(_ remote: RemoteCleanup.Report, outcome: CleanupRun.Outcome) {

@@ -71,7 +71,12 @@ struct ListCommand: AsyncParsableCommand {
         }
         let now = WallClock.now()
         if json {
-            FileHandle.standardOutput.write(Data(CatalogJSON.listing(entries, remote: remote, storageClasses: storageClasses)))
+            do {
+                try StandardOutput.write { sink in CatalogJSON.write(entries, remote: remote, storageClasses: storageClasses, to: sink) }
+            } catch {
+                FileHandle.standardError.write(Data("backstop: cannot print the listing: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
             keepUntilExit(entries)
             return
         }
@@ -79,25 +84,33 @@ struct ListCommand: AsyncParsableCommand {
             print("no backups in \(location)\(scope.map { "/" + $0.rawValue } ?? "")")
             return
         }
-        var rows = [["KIND", "TARGET", "FILE", "SIZE", "STARTED", "AGE", "CHECKSUM", "KEY"]]
-        rows.reserveCapacity(entries.count + 1)
+        var table = TextTable(header: ["KIND", "TARGET", "FILE", "SIZE", "STARTED", "AGE", "CHECKSUM", "KEY"], rows: entries.count)
         // Read in place (a `for e in` copy of each entry retains all its strings).
         entries.withUnsafeBufferPointer { buffer in
             for i in buffer.indices {
                 let e = UnsafePointer(buffer.baseAddress! + i)
-                rows.append([e.pointee.kind.rawValue, e.pointee.target, (remote ? e.pointee.path : e.pointee.name) + (e.pointee.isDirectory ? "/" : ""),
-                             HumanBytes.format(e.pointee.sizeBytes), WallClock.rfc3339(e.pointee.startedAt), Age.format(now - e.pointee.startedAt),
-                             e.pointee.metaUnreadable ? "META UNREADABLE"
-                                 : e.pointee.state == .complete ? "sha256" : (e.pointee.state == .legacy ? "legacy" : "INCOMPLETE"),
-                             e.pointee.meta?.encryption == "age" ? "age:" + (e.pointee.meta?.recipients ?? "?") : "-"])
+                table.add(e.pointee.kind.rawValue)
+                table.add(e.pointee.target)
+                table.add((remote ? e.pointee.path : e.pointee.name) + (e.pointee.isDirectory ? "/" : ""))
+                table.add(HumanBytes.format(e.pointee.sizeBytes))
+                table.add(WallClock.rfc3339(e.pointee.startedAt))
+                table.add(Age.format(now - e.pointee.startedAt))
+                table.add(e.pointee.metaUnreadable ? "META UNREADABLE"
+                              : e.pointee.state == .complete ? "sha256" : (e.pointee.state == .legacy ? "legacy" : "INCOMPLETE"))
+                table.add(e.pointee.meta?.encryption == "age" ? "age:" + (e.pointee.meta?.recipients ?? "?") : "-")
             }
         }
         // Named on stderr, so a person sees which file to look at (stdout stays the table).
         for e in entries where e.metaUnreadable {
             FileHandle.standardError.write(Data("backstop: \(e.path).meta cannot be read (truncated, not JSON or a newer format); the backup is kept and not used until it is fixed\n".utf8))
         }
-        FileHandle.standardOutput.write(Data(TextTable.renderBytes(rows)))
-        keepUntilExit((entries, rows))
+        do {
+            try table.print()
+        } catch {
+            FileHandle.standardError.write(Data("backstop: cannot print the listing: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        keepUntilExit((entries, table))
     }
 }
 
@@ -108,46 +121,5 @@ enum Age {
         if s < 7200 { return "\(s / 60)m" }
         if s < 172_800 { return "\(s / 3600)h" }
         return "\(s / 86400)d"
-    }
-}
-
-/// Left-aligned columns two spaces apart, built as bytes in one buffer (Foundation's
-/// `padding`, and even a String per padded cell, is too slow for 100,000 rows). Widths are in
-/// Characters, as before; an ASCII cell's width is its byte count (no grapheme walk).
-enum TextTable {
-    static func render(_ rows: [[String]]) -> String {
-        String(decoding: renderBytes(rows), as: UTF8.self)
-    }
-
-    static func renderBytes(_ rows: [[String]]) -> [UInt8] {
-        guard let first = rows.first else { return [] }
-        let columns = first.count
-        var counts = [Int]()
-        counts.reserveCapacity(rows.count * columns)
-        var widths = [Int](repeating: 0, count: columns)
-        var total = 0
-        for row in rows {
-            for (c, cell) in row.enumerated() {
-                var utf8 = cell.utf8.count
-                total += utf8
-                if !cell.utf8.allSatisfy({ $0 < 0x80 }) { utf8 = cell.count }
-                counts.append(utf8)
-                if c < columns { widths[c] = max(widths[c], utf8) }
-            }
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(total + rows.count * (widths.reduce(0, +) + 2 * columns + 1))
-        var k = 0
-        for row in rows {
-            for c in row.indices {
-                out.append(contentsOf: row[c].utf8)
-                if c < row.count - 1 {
-                    out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: widths[c] - counts[k] + 2))
-                }
-                k += 1
-            }
-            out.append(UInt8(ascii: "\n"))
-        }
-        return out
     }
 }

@@ -31,6 +31,43 @@ func confirmRestore(name: String, what: String, yes: Bool) throws {
     }
 }
 
+/// The backups of one kind a restore without FILE offers: listed newest first (without
+/// --latest), or the newest good one taken (with it).
+struct RestorableBackups {
+    let catalog: BackupCatalog
+    let kind: BackupKind
+    /// What they are called in the listing ("PostgreSQL dumps"), and how to restore one.
+    let name: String, usage: String
+
+    /// Where they are, for the messages.
+    var folder: String { kind == .redis ? catalog.redisDir : catalog.postgresDir }
+    /// Dumps name their database; Redis has the one target, which the listing leaves out.
+    var showsTarget: Bool { kind != .redis }
+
+    /// Prints the good ones, newest first, and how to restore one; or that there are none.
+    func printList() {
+        let entries = catalog.list(kinds: [kind]).filter { $0.isGood }
+        if entries.isEmpty {
+            print("no \(name) to restore in \(folder)")
+            return
+        }
+        print("\(name) that can be restored, newest first:")
+        for e in entries {
+            print("  \(e.path)  \(showsTarget ? "\(e.target)  " : "")\(WallClock.rfc3339(e.startedAt))  \(HumanBytes.format(e.sizeBytes))\(e.state == .legacy ? "  (no checksum)" : "")")
+        }
+        print("restore one with: \(usage)")
+    }
+
+    /// The newest good one that `matches`; when there is none, `missing` goes to stderr (exit 1).
+    func newest(missing: String, where matches: (CatalogEntry) -> Bool = { _ in true }) throws -> String {
+        guard let newest = catalog.list(kinds: [kind]).first(where: { $0.isGood && matches($0) }) else {
+            FileHandle.standardError.write(Data("backstop: \(missing)\n".utf8))
+            throw ExitCode(1)
+        }
+        return newest.path
+    }
+}
+
 func restoreFailed(_ error: any Error) -> ExitCode {
     FileHandle.standardError.write(Data("backstop: restore failed: \(error)\n".utf8))
     return ExitCode(1)
@@ -136,26 +173,15 @@ struct RestorePostgresCommand: AsyncParsableCommand {
             try RemoteRestoreSource($0, environment: options.environment(), backupDir: settings.backupDir, kind: .postgresFull)
         }
         defer { remote?.remove() }
+        let restorable = RestorableBackups(catalog: catalog, kind: .postgresFull, name: "PostgreSQL dumps",
+                                           usage: "backstop restore postgres FILE [--database NAME] [--dry-run]")
         if path == nil && !latest {
-            let entries = catalog.list(kinds: [.postgresFull]).filter { $0.isGood }
-            if entries.isEmpty {
-                print("no PostgreSQL dumps to restore in \(catalog.postgresDir)")
-                return
-            }
-            print("PostgreSQL dumps that can be restored, newest first:")
-            for e in entries {
-                print("  \(e.path)  \(e.target)  \(WallClock.rfc3339(e.startedAt))  \(HumanBytes.format(e.sizeBytes))\(e.state == .legacy ? "  (no checksum)" : "")")
-            }
-            print("restore one with: backstop restore postgres FILE [--database NAME] [--dry-run]")
+            restorable.printList()
             return
         }
         if path == nil {
             let want = database ?? settings.databases.first ?? ""
-            guard let newest = catalog.list(kinds: [.postgresFull]).first(where: { $0.isGood && $0.target == want }) else {
-                FileHandle.standardError.write(Data("backstop: no good dump of \(want) in \(catalog.postgresDir)\n".utf8))
-                throw ExitCode(1)
-            }
-            path = newest.path
+            path = try restorable.newest(missing: "no good dump of \(want) in \(catalog.postgresDir)") { $0.target == want }
         }
         let (allowOutside, withGlobals, backupDir) = (self.allowOutside, self.withGlobals, settings.backupDir)
         var preview: (RestoreSource.Checked, RestoreSource.Checked?)?
@@ -307,6 +333,9 @@ struct RestoreRedisCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds the target may take to load the snapshot.", valueName: "seconds"))
     var timeout: Double = 3600
 
+    @Option(name: .customLong("max-rate"), help: ArgumentHelp("At most this many bytes a second of the snapshot to the target or into its data folder (512k, 10M; default: no limit).", valueName: "bytes"))
+    var maxRate: String?
+
     @Flag(name: .customLong("allow-outside"), help: "Accept a file outside BACKUP_DIR.")
     var allowOutside = false
 
@@ -315,6 +344,9 @@ struct RestoreRedisCommand: AsyncParsableCommand {
     func validate() throws {
         if file != nil && latest { throw ValidationError("give FILE or --latest, not both") }
         if !(0...65535).contains(port) { throw ValidationError("--port must be 0-65535") }
+        if let maxRate, (ValueParsers.byteSize(maxRate) ?? 0) < 1024 {
+            throw ValidationError("--max-rate \(maxRate) is not accepted; accepted: bytes a second, at least 1024, with an optional K, M or G (512k, 10M)")
+        }
     }
 
     /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
@@ -332,25 +364,13 @@ struct RestoreRedisCommand: AsyncParsableCommand {
             try RemoteRestoreSource($0, environment: env, backupDir: backupDir, kind: .redis)
         }
         defer { remote?.remove() }
+        let restorable = RestorableBackups(catalog: catalog, kind: .redis, name: "Redis snapshots", usage: "backstop restore redis FILE [--dry-run]")
         if path == nil && !latest {
-            let entries = catalog.list(kinds: [.redis]).filter { $0.isGood }
-            if entries.isEmpty {
-                print("no Redis snapshots to restore in \(catalog.redisDir)")
-                return
-            }
-            print("Redis snapshots that can be restored, newest first:")
-            for e in entries {
-                print("  \(e.path)  \(WallClock.rfc3339(e.startedAt))  \(HumanBytes.format(e.sizeBytes))\(e.state == .legacy ? "  (no checksum)" : "")")
-            }
-            print("restore one with: backstop restore redis FILE [--dry-run]")
+            restorable.printList()
             return
         }
         if path == nil {
-            guard let newest = catalog.list(kinds: [.redis]).first(where: { $0.isGood }) else {
-                FileHandle.standardError.write(Data("backstop: no good Redis snapshot in \(catalog.redisDir)\n".utf8))
-                throw ExitCode(1)
-            }
-            path = newest.path
+            path = try restorable.newest(missing: "no good Redis snapshot in \(catalog.redisDir)")
         }
         var preview: RestoreSource.Checked?
         if let remote {
@@ -400,10 +420,14 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         restoreOptions.listenAddress = listenAddress
         restoreOptions.port = port
         restoreOptions.timeout = timeout
+        restoreOptions.maxRate = maxRate.flatMap { ValueParsers.byteSize($0) }
         let log = BackupLog(backupDir: backupDir, echo: !dryRun)
         let jobSettings = try validated { try RedisJobSettings(environment: env) }
+        // SIGTERM/SIGINT cancel this task; the restore (on a blocking thread) sees it through
+        // `cancellation` and, before the target has the whole snapshot, leaves it as it was.
+        let cancellation = JobCancellation()
         let restore = RedisRestore(redis: redis, target: target, source: checked, backupDir: backupDir, options: restoreOptions,
-                                   safetySnapshot: jobSettings, say: { log.info("restore redis: \($0)") })
+                                   safetySnapshot: jobSettings, cancellation: cancellation, say: { log.info("restore redis: \($0)") })
         let facts: RedisTargetFacts
         do {
             facts = try await Blocking.run { try restore.inspect() }
@@ -423,7 +447,11 @@ struct RestoreRedisCommand: AsyncParsableCommand {
         try confirmRestore(name: name, what: "replace ALL data of the Redis master \(target) with \(checked.entry.path)", yes: yes)
         log.info("restore redis: \(checked.entry.path) → \(target) started (Redis \(facts.redisVersion), process \(facts.processID))")
         do {
-            let result = try await Blocking.run { try fileRestore?.run() ?? restore.run() }
+            let result = try await withTaskCancellationHandler {
+                try await Blocking.run { try fileRestore?.run() ?? restore.run() }
+            } onCancel: {
+                cancellation.cancel()
+            }
             if let safety = result.safetySnapshot { print("safety snapshot of the replaced data: \(safety) (restore it to undo)") }
             log.info("restore redis: \(target) restored from \(checked.entry.path) in \(String(format: "%.1f", result.seconds)) s; process \(result.processIDAfter) (before: \(result.processIDBefore)); keys: \(result.keyspace.keys.sorted().map { "db\($0)=\(result.keyspace[$0]?.keys ?? 0)" }.joined(separator: " "))")
             if result.expected == nil {

@@ -86,7 +86,13 @@ extension RestorePostgresCommand {
         opts.fromBase = group.fromBase
         opts.receiveDirectory = try validated { try WalArchiveSettings.receiveDirectory(environment: options.environment()) }
         let log = BackupLog(backupDir: settings.backupDir, echo: !dryRun)
-        let restore = PointInTimeRestore(jobSettings: settings, options: opts, say: { log.info("restore postgres pitr: \($0)") })
+        // SIGTERM/SIGINT cancel this task; the unpacking and the recovery server (on blocking
+        // threads) see it through `cancellation`: the server is stopped, the new data directory
+        // removed, nothing recorded (SignalStop: exit 143/130).
+        let cancellation = JobCancellation()
+        var configured = PointInTimeRestore(jobSettings: settings, options: opts, say: { log.info("restore postgres pitr: \($0)") })
+        configured.cancellation = cancellation
+        let restore = configured
         var plan: PointInTimeRestore.Plan
         // The bucket, when the local base backups or WAL cannot reach the target (gone with the disk).
         var remote: RemotePointInTimeSource?
@@ -116,6 +122,7 @@ extension RestorePostgresCommand {
         }
         try confirmRestore(name: FileSystem.lastComponent(of: opts.dataDirectory), what: "restore \(plan.basePath) and WAL into \(opts.dataDirectory)", yes: yes)
         log.info("restore postgres pitr: \(plan.basePath) + \(plan.chain.segments.count) WAL segments → \(opts.dataDirectory) started")
+        let existedBefore = FileSystem.exists(opts.dataDirectory)
         do {
             defer { remote?.remove() }
             if let remote {
@@ -123,7 +130,11 @@ extension RestorePostgresCommand {
                 log.info("restore postgres pitr: downloaded the base backup into \(plan.basePath)")
             }
             let chosen = plan
-            try await Blocking.run { try restore.run(chosen) }
+            try await withTaskCancellationHandler {
+                try await Blocking.run { try restore.run(chosen) }
+            } onCancel: {
+                cancellation.cancel()
+            }
         } catch {
             log.error("restore postgres pitr: \(error)")
             throw restoreFailed(error)
@@ -137,11 +148,22 @@ extension RestorePostgresCommand {
         }
         var starter = RecoveryStart(jobSettings: settings, dataDirectory: opts.dataDirectory, port: port, say: { log.info("restore postgres pitr: \($0)") })
         starter.fetchFile = remote?.fetchFile(backstopPath: opts.backstopPath, jobSettings: settings)
+        starter.cancellation = cancellation
         do {
             let (action, chosen, started) = (opts.action, plan, starter)
-            let reached = try await Blocking.run { try started.run(chosen, action: action) }
+            let reached = try await withTaskCancellationHandler {
+                try await Blocking.run { try started.run(chosen, action: action) }
+            } onCancel: {
+                cancellation.cancel()
+            }
             log.info("restore postgres pitr: recovery ended at LSN \(reached.lsn), last transaction \(reached.lastTransaction.isEmpty ? "(none replayed)" : reached.lastTransaction)\(reached.inRecovery ? " (paused, still in recovery)" : ", promoted")")
             print("PostgreSQL runs on 127.0.0.1:\(port) from \(opts.dataDirectory) (stop it with pg_ctl -D \(opts.dataDirectory) stop)")
+        } catch let stopped as RecoveryStopped {
+            // The half-recovered copy is nobody's: the folder goes back to how it was found.
+            restore.discard(existedBefore: existedBefore)
+            let text = "\(stopped); \(opts.dataDirectory) \(existedBefore ? "emptied" : "removed") (it was \(existedBefore ? "empty" : "absent") before). Nothing was recorded"
+            log.error("restore postgres pitr: \(text)")
+            throw restoreFailed(WalArchiveError(text))
         } catch {
             log.error("restore postgres pitr: \(error)")
             throw restoreFailed(error)

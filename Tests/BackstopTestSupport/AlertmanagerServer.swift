@@ -6,30 +6,18 @@ import Glibc
 /// A real `prometheus-alertmanager` (Debian package) on a free loopback port, in its own temp
 /// folder, clustering off, routing every alert (grouped by alertname, resolved ones too) to
 /// one webhook URL with short group timers so a test sees notifications within seconds.
-public final class AlertmanagerServer: @unchecked Sendable {
-    // Immutable after init except `stopped`, which `lock` guards.
+public final class AlertmanagerServer: Sendable {
     public let port: Int
     public let directory: String
     public let logFile: String
-    private let pid: Int32
-    private let lock = NSLock()
-    private var stopped = false
+    private let process: ServerProcess
 
     public var url: String { "http://127.0.0.1:\(port)" }
 
     /// Starts the server and waits (suspending, not sleeping a thread) until it listens.
     public static func start(webhookURL: String) async throws -> AlertmanagerServer {
         let server = try AlertmanagerServer(webhookURL: webhookURL)
-        let port = server.port
-        do {
-            try await AsyncWait.until(timeout: 20, "alertmanager on 127.0.0.1:\(port)") {
-                TestEnvironment.isListening(port: port)
-            }
-        } catch {
-            let log = server.log
-            server.stop()
-            throw TestSupportError("\(error); alertmanager log:\n\(log)")
-        }
+        try await server.process.waitUntilListening(port: server.port, timeout: 20, name: "alertmanager")
         return server
     }
 
@@ -52,26 +40,18 @@ public final class AlertmanagerServer: @unchecked Sendable {
                 send_resolved: true
         """
         try config.write(toFile: directory + "/alertmanager.yml", atomically: true, encoding: .utf8)
-        pid = try TestProcesses.spawn(binary, [
+        process = ServerProcess(pid: try TestProcesses.spawn(binary, [
             "--config.file=\(directory)/alertmanager.yml",
             "--storage.path=\(directory)/data",
             "--web.listen-address=127.0.0.1:\(port)",
             "--cluster.listen-address=",
             "--log.level=debug",
-        ], logFile: logFile)
+        ], logFile: logFile), logFile: logFile)
     }
 
     deinit { stop() }
 
-    public func stop() {
-        let first = lock.withLock { () -> Bool in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        kill(pid, SIGTERM)
-        TestProcesses.unregister(pid: pid)
-    }
+    public func stop() { process.stop() }
 
-    public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+    public var log: String { process.log }
 }

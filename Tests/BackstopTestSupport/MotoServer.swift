@@ -7,13 +7,12 @@ import Glibc
 /// CLI pointed at it to check what arrived from the outside. Credentials are moto's dummies and
 /// reach the CLI through the environment, never argv.
 public final class MotoServer: @unchecked Sendable {
-    // Immutable after init except `stopped`, which `lock` guards.
+    // Immutable after init except `keys`, which `lock` guards.
     public let port: Int
     public let directory: String
     public let logFile: String
-    private let pid: Int32
+    private let process: ServerProcess
     private let lock = NSLock()
-    private var stopped = false
 
     public static let accessKey = "AKIDMOTOTESTKEY00001"
     public static let secretKey = "motoTestSecretKeyDoNotLeak/0123456789abcd"
@@ -50,16 +49,7 @@ public final class MotoServer: @unchecked Sendable {
     /// `s3:*` on that bucket and its objects only). `credentials` are then the user's key.
     public static func start(authenticatedBucket: String? = nil) async throws -> MotoServer {
         let server = try MotoServer(noAuthActions: authenticatedBucket == nil ? nil : setupActions)
-        let port = server.port
-        do {
-            try await AsyncWait.until(timeout: 30, "moto_server on 127.0.0.1:\(port)") {
-                TestEnvironment.isListening(port: port)
-            }
-        } catch {
-            let log = server.log
-            server.stop()
-            throw TestSupportError("\(error); moto_server log:\n\(log)")
-        }
+        try await server.process.waitUntilListening(port: server.port, timeout: 30, name: "moto_server")
         if let bucket = authenticatedBucket {
             try server.createBucket(bucket)
             try server.aws(["iam", "create-user", "--user-name", "backstop"])
@@ -87,22 +77,15 @@ public final class MotoServer: @unchecked Sendable {
             environment = ProcessInfo.processInfo.environment
             environment?["INITIAL_NO_AUTH_ACTION_COUNT"] = String(noAuthActions)
         }
-        pid = try TestProcesses.spawn(binary, ["-H", "127.0.0.1", "-p", String(port)], logFile: logFile, environment: environment)
+        process = ServerProcess(pid: try TestProcesses.spawn(binary, ["-H", "127.0.0.1", "-p", String(port)], logFile: logFile, environment: environment),
+                                logFile: logFile)
     }
 
     deinit { stop() }
 
-    public func stop() {
-        let first = lock.withLock { () -> Bool in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        kill(pid, SIGTERM)
-        TestProcesses.unregister(pid: pid)
-    }
+    public func stop() { process.stop() }
 
-    public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+    public var log: String { process.log }
 
     /// Runs `aws <arguments> --endpoint-url <this server>` with `credentials` in the
     /// environment; throws with stderr when the CLI fails.

@@ -281,25 +281,13 @@ enum DetachedLauncher {
     /// Spawns `argv` with stdin /dev/null, stdout+stderr appended to `output`, every other
     /// descriptor closed; waits for it and returns its exit status.
     static func run(_ argv: [String], output: String) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o666)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        closeInheritedDescriptors(&actions)
         let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for arg in cArgs { free(arg) } }
-        // A clean signal mask: the caller may be a thread with signals blocked.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
+        // A clean signal mask: the caller may be a thread with signals blocked.
+        let rc = TestProcesses.withLogFileActions(logFile: output, mode: 0o666, closingInherited: true) { actions in
+            TestProcesses.withCleanSignalAttributes(defaultHandlers: false) { posix_spawn(&pid, argv[0], &actions, &$0, cArgs, environ) }
+        }
         guard rc == 0 else { throw TestSupportError("posix_spawn \(argv[0]) failed: \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
@@ -309,17 +297,23 @@ enum DetachedLauncher {
         if status & 0x7f == 0 { return (status >> 8) & 0xff }
         return 128 + (status & 0x7f)
     }
+}
 
-    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
-
-    /// glibc's posix_spawn_file_actions_addclosefrom_np (not visible to Swift's Glibc module,
-    /// so looked up at run time); without it, every descriptor listed in /proc/self/fd.
-    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
-        if let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np") {
-            let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
-            if closeFrom(&actions, 3) == 0 { return }
+extension TestEnvironment {
+    /// A backup folder (with `postgres/` and `postgres/wal/`) the test server's own user can
+    /// write: archive_command runs as `postgres` when the tests run as root, as it would in a
+    /// deployment where the PostgreSQL container runs it.
+    public static func archiveBackupDirectory(_ prefix: String) throws -> String {
+        let dir = try makeTempDirectory(prefix)
+        if isRoot, let pw = getpwnam("postgres") {
+            for sub in ["", "/postgres", "/postgres/wal"] {
+                if mkdir(dir + sub, 0o777) != 0 && errno != EEXIST {
+                    throw TestSupportError("cannot create \(dir + sub): \(String(cString: strerror(errno)))")
+                }
+                _ = chown(dir + sub, pw.pointee.pw_uid, pw.pointee.pw_gid)
+                _ = chmod(dir + sub, 0o777)
+            }
         }
-        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap(Int32.init)
-        for fd in fds where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        return dir
     }
 }

@@ -58,15 +58,9 @@ public struct SlowPrograms: Sendable {
         var out: [Int32] = []
         var frontier = [pid]
         while let parent = frontier.popLast() {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-                guard let child = Int32(name),
-                      let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-                      let close = stat.lastIndex(of: ")") else { continue }
-                let fields = stat[stat.index(after: close)...].split(separator: " ")
-                guard fields.count > 1, Int32(fields[1]) == parent else { continue }
-                out.append(child)
-                frontier.append(child)
-            }
+            let children = ProcessTable.children(of: parent).map(\.pid)
+            out += children
+            frontier += children
         }
         return out
     }

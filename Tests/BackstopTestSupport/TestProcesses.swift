@@ -60,6 +60,16 @@ public enum TestEnvironment {
     /// Whether this process runs as root (initdb and postgres refuse to).
     public static var isRoot: Bool { geteuid() == 0 }
 
+    /// The files under `folders` (searched recursively, binary files too: `grep -r -a -l`) that
+    /// contain `text`; empty when none does. A folder grep cannot read throws.
+    public static func filesContaining(_ text: String, in folders: String...) throws -> [String] {
+        let result = try TestProcesses.run("/bin/grep", ["-r", "-a", "-l", text] + folders, check: false)
+        guard result.status <= 1 else {
+            throw TestSupportError("grep -r \(folders.joined(separator: " ")) failed (\(result.status)): \(result.stderr)")
+        }
+        return result.stdout.split(separator: "\n").map(String.init)
+    }
+
     /// True once something accepts TCP connections on 127.0.0.1:`port`.
     public static func isListening(port: Int, host: String = "127.0.0.1") -> Bool {
         guard let fd = LoopbackSocket.connect(port: port, host: host) else { return false }
@@ -172,15 +182,59 @@ public enum TestProcesses {
     public static func spawn(_ executable: String, _ arguments: [String], logFile: String,
                              environment: [String: String]? = nil, asUser: String? = nil) throws -> Int32 {
         let (path, argv) = commandLine(executable, arguments, asUser: asUser)
+        let pid = try withLogFileActions(logFile: logFile) { try spawnRaw(path, argv, environment: environment, actions: &$0) }
+        register(pid: pid)
+        return pid
+    }
+
+    /// posix_spawn file actions for a program whose output goes to a log: stdin from
+    /// /dev/null, stdout and stderr appended to `logFile` (created with `mode`) and, with
+    /// `closingInherited`, every other descriptor closed in the child. Valid during `body` only.
+    static func withLogFileActions<T>(logFile: String, mode: mode_t = 0o644, closingInherited: Bool = false,
+                                      _ body: (inout posix_spawn_file_actions_t) throws -> T) rethrows -> T {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, mode)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let pid = try spawnRaw(path, argv, environment: environment, actions: &actions)
-        register(pid: pid)
-        return pid
+        if closingInherited { closeInheritedDescriptors(&actions) }
+        return try body(&actions)
+    }
+
+    /// posix_spawn attributes giving the child an EMPTY signal mask (the caller may be a thread
+    /// with signals blocked) and, with `defaultHandlers`, the default disposition of every
+    /// catchable signal. Valid during `body` only.
+    static func withCleanSignalAttributes<T>(defaultHandlers: Bool, _ body: (inout posix_spawnattr_t) throws -> T) rethrows -> T {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var flags = POSIX_SPAWN_SETSIGMASK
+        if defaultHandlers {
+            var defaults = sigset_t()
+            sigemptyset(&defaults)
+            for signal in Int32(1)..<32 where signal != SIGKILL && signal != SIGSTOP { sigaddset(&defaults, signal) }
+            posix_spawnattr_setsigdefault(&attributes, &defaults)
+            flags |= POSIX_SPAWN_SETSIGDEF
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
+        return try body(&attributes)
+    }
+
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+
+    /// glibc's posix_spawn_file_actions_addclosefrom_np (not visible to Swift's Glibc module,
+    /// so looked up at run time); without it, every descriptor listed in /proc/self/fd.
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        if let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "posix_spawn_file_actions_addclosefrom_np") {
+            let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
+            if closeFrom(&actions, 3) == 0 { return }
+        }
+        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap(Int32.init)
+        for fd in fds where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
     }
 
     private static func commandLine(_ executable: String, _ arguments: [String], asUser: String?) -> (String, [String]) {
@@ -241,24 +295,23 @@ public enum TestProcesses {
 
     /// Registers a pid to be killed (SIGKILL) when the test process exits.
     public static func register(pid: Int32) {
-        ChildRegistry.lock.lock()
-        ChildRegistry.pids.insert(pid)
-        if !ChildRegistry.hookInstalled {
-            ChildRegistry.hookInstalled = true
-            atexit(killRegisteredChildren)
-        }
-        ChildRegistry.lock.unlock()
+        addToExitHook { ChildRegistry.pids.insert(pid) }
     }
 
     /// Registers a cleanup command to run at exit (for example `pg_ctl stop`).
     public static func atExit(_ body: @escaping @Sendable () -> Void) {
+        addToExitHook { ChildRegistry.cleanups.append(body) }
+    }
+
+    /// Makes `change` to the registry under its lock, installing the atexit hook the first time.
+    private static func addToExitHook(_ change: () -> Void) {
         ChildRegistry.lock.lock()
-        ChildRegistry.cleanups.append(body)
+        defer { ChildRegistry.lock.unlock() }
+        change()
         if !ChildRegistry.hookInstalled {
             ChildRegistry.hookInstalled = true
             atexit(killRegisteredChildren)
         }
-        ChildRegistry.lock.unlock()
     }
 
     public static func unregister(pid: Int32) {

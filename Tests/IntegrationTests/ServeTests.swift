@@ -288,16 +288,7 @@ extension PostgresServer {
 
 /// Pids of the processes whose parent is `parent` and whose command name is `name`.
 func childProcesses(of parent: Int32, named name: String) -> [Int32] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap { entry -> Int32? in
-        guard let pid = Int32(entry),
-              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
-        let command = stat[stat.index(after: open)..<close]
-        let rest = stat[stat.index(after: close)...].split(separator: " ")
-        guard rest.count > 2, command == name, Int32(rest[1]) == parent else { return nil }
-        return pid
-    }
+    ProcessTable.children(of: parent).filter { $0.command == name }.map(\.pid)
 }
 
 extension PostgresServer {

@@ -19,16 +19,8 @@ struct CleanupInterruptionTests {
 
     @Test func sigtermToTheCLIDuringCleanupLeavesEachBackupWholeOrGone() throws {
         let pg = try PostgresServer.shared
-        let db = try pg.createDatabase(PostgresServer.uniqueDatabaseName("intrcl"))
-        try pg.psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g;", database: db)
-        let dir = try TestEnvironment.makeTempDirectory("intr-cleanup")
-        let backupDir = dir + "/backups"
-        let postgresDir = backupDir + "/postgres"
-        var env = pg.environment
-        env["BACKUP_DIR"] = backupDir
-        env["BACKUP_POSTGRES_DATABASES"] = db
-        let made = try BackstopBinary.run(["backup", "postgres", "full"], environment: env)
-        #expect(made.status == 0, "\(made.stderr)")
+        let dumped = try DumpedDatabase(pg, prefix: "intrcl", table: "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g;", folder: "intr-cleanup")
+        let (db, dir, backupDir, postgresDir) = (dumped.db, dumped.dir, dumped.backupDir, dumped.postgresDir)
         let real = try #require(BackupCatalog(backupDir: backupDir).list().first { $0.target == db && $0.meta != nil })
         let realName = (real.path as NSString).lastPathComponent
         let sha = String(try TestProcesses.run("/usr/bin/sha256sum", [real.path]).stdout.prefix(64))
@@ -55,12 +47,7 @@ struct CleanupInterruptionTests {
         try TestEnvironment.waitUntil(timeout: 30, "cleanup deleting (log \(log))") {
             Self.backupNames(postgresDir).count < before.count - 20
         }
-        let (_, code, seconds) = InterruptionTests.signalAndReap(cli, SIGTERM)
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(code == 143, "exit \(code); \(output)")
-        #expect(output.contains("stopped by SIGTERM"), "\(output)")
-        #expect(seconds < 5, "cleanup took \(seconds) s to stop")
-        print("interruptions: backstop cleanup exited \(code) \(String(format: "%.2f", seconds)) s after SIGTERM")
+        let seconds = InterruptionTests.expectStopsOnSIGTERM(cli, log: log, what: "cleanup").seconds
 
         // Each backup whole or gone: no `.meta` without its data, no data without its `.meta`.
         let after = Self.backupNames(postgresDir)
@@ -77,8 +64,7 @@ struct CleanupInterruptionTests {
         let next = try BackstopBinary.run(["cleanup"], environment: cleanupEnv)
         #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
         #expect(Self.backupNames(postgresDir) == [realName, realName + ".meta"], "\(Self.backupNames(postgresDir).count) left")
-        let verified = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
-        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        try InterruptionTests.expectVerifyPasses(backupDir)
         ReliabilityReport.record(
             fault: "`backstop cleanup` SIGTERMed while it deletes (\(count) expired backups)",
             did: "exited 143 \(String(format: "%.1f", seconds)) s after the signal, between two backups (\(removed) removed, \(data.count - 1) expired left, each whole with its `.meta`); the lock released; the next cleanup removed the rest",

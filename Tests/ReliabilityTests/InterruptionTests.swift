@@ -97,6 +97,25 @@ struct InterruptionTests {
         return (status, code, Date().timeIntervalSince(t0))
     }
 
+    /// SIGTERM to a one-shot CLI run logging to `log` (`what` names it: "cleanup"): it must exit
+    /// 143 within 5 s, having logged that SIGTERM stopped it. Returns the seconds and the log.
+    @discardableResult
+    static func expectStopsOnSIGTERM(_ pid: Int32, log: String, what: String) -> (seconds: Double, output: String) {
+        let (_, code, seconds) = signalAndReap(pid, SIGTERM)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(code == 143, "exit \(code); \(output)")
+        #expect(output.contains("stopped by SIGTERM"), "\(output)")
+        #expect(seconds < 5, "\(what) took \(seconds) s to stop")
+        print("interruptions: backstop \(what) exited \(code) \(String(format: "%.2f", seconds)) s after SIGTERM")
+        return (seconds, output)
+    }
+
+    /// `backstop verify` of every backup in `backupDir` passes (exit 0).
+    static func expectVerifyPasses(_ backupDir: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let verified = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)", sourceLocation: sourceLocation)
+    }
+
     /// Name → SHA-256 of every visible file of `folder`.
     static func fingerprint(_ folder: String) throws -> [String: String] {
         try ProcessFaultTests.fingerprint(folder)
@@ -160,8 +179,7 @@ struct InterruptionTests {
         next.stop()
         #expect(Self.attempts(backupDir, "postgres_full/\(busy)").interrupted == nil)
         #expect(Self.attempts(backupDir, "postgres_full/\(busy)").finished?.success == true)
-        let verified = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
-        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        try Self.expectVerifyPasses(backupDir)
         ReliabilityReport.record(
             fault: "`serve` SIGTERMed while `pg_dump` runs (grace period \(Int(Self.grace)) s)",
             did: "stopped \(String(format: "%.1f", seconds)) s after the signal: pg_dump stopped at the end of the grace period, its partial file removed, the lock released, the run recorded as `interrupted` (attempts.json, `backstop_backup_runs_total{result=\"interrupted\"}`); BackupFailed of the run before stayed firing, none fired for the globals the shutdown never reached; the next start made a complete dump and BackupFailed resolved",
@@ -190,8 +208,7 @@ struct InterruptionTests {
         // The database's dump finished before the signal: it is a whole, verified backup.
         let entries = BackupCatalog(backupDir: backupDir).list()
         #expect(entries.count == 1 && entries.first?.target == db && entries.first?.meta != nil, "\(entries.map(\.path))")
-        let verified = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
-        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        try Self.expectVerifyPasses(backupDir)
         Self.expectLockReleased(backupDir + "/.locks/postgres_full.lock")
         #expect(Self.attempts(backupDir, "postgres_globals/globals").interrupted?.interrupted == true)
         #expect(Self.attempts(backupDir, "postgres_globals/globals").finished == nil)
@@ -234,8 +251,7 @@ struct InterruptionTests {
         let next = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: env.merging(["BACKUP_POSTGRES_BIN": pg.binDirectory]) { $1 })
         #expect(next.status == 0, "\(next.stderr)")
         #expect(Self.attempts(backupDir, key).finished?.success == true)
-        let verified = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
-        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        try Self.expectVerifyPasses(backupDir)
         ReliabilityReport.record(
             fault: "`serve` SIGTERMed while `pg_basebackup` runs",
             did: "stopped \(String(format: "%.1f", seconds)) s after the signal; pg_basebackup stopped, its partial folder removed, the lock released, the run `interrupted`; the next base backup complete",
@@ -294,19 +310,15 @@ struct InterruptionTests {
 
     // MARK: - the CLI
 
+    /// The table the CLI tests dump: 20,000 rows, enough for a slowed pg_dump to be caught mid-way.
+    static let dumpedTable = "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g;"
+
     @Test(arguments: [SIGTERM, SIGINT])
     func signalToTheCLIDuringADump(signal: Int32) throws {
         let pg = try PostgresServer.shared
-        let db = try pg.createDatabase(PostgresServer.uniqueDatabaseName("intrc"))
-        try pg.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g;", database: db)
-        let dir = try TestEnvironment.makeTempDirectory("intr-cli")
-        let backupDir = dir + "/backups"
-        let postgresDir = backupDir + "/postgres"
-        var env = pg.environment
-        env["BACKUP_DIR"] = backupDir
-        env["BACKUP_POSTGRES_DATABASES"] = db
-        let made = try BackstopBinary.run(["backup", "postgres", "full"], environment: env)
-        #expect(made.status == 0, "\(made.stderr)")
+        let dumped = try DumpedDatabase(pg, prefix: "intrc", table: Self.dumpedTable, folder: "intr-cli")
+        let (db, dir, backupDir, postgresDir) = (dumped.db, dumped.dir, dumped.backupDir, dumped.postgresDir)
+        var env = dumped.environment
         let good = try Self.fingerprint(postgresDir)
         let slow = try SlowPrograms(realDirectory: pg.binDirectory, slow: ["pg_dump": .output(bytesPerSecond: 20_000)])
         env["BACKUP_POSTGRES_BIN"] = slow.directory
@@ -344,15 +356,9 @@ struct InterruptionTests {
 
     @Test func sigtermToTheCLIDuringARestoreLeavesTheTargetUnchanged() throws {
         let pg = try PostgresServer.shared
-        let db = try pg.createDatabase(PostgresServer.uniqueDatabaseName("intrr"))
-        try pg.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g;", database: db)
-        let dir = try TestEnvironment.makeTempDirectory("intr-restore")
-        let backupDir = dir + "/backups"
-        var env = pg.environment
-        env["BACKUP_DIR"] = backupDir
-        env["BACKUP_POSTGRES_DATABASES"] = db
-        let made = try BackstopBinary.run(["backup", "postgres", "full"], environment: env)
-        #expect(made.status == 0, "\(made.stderr)")
+        let dumped = try DumpedDatabase(pg, prefix: "intrr", table: Self.dumpedTable, folder: "intr-restore")
+        let (db, dir, backupDir) = (dumped.db, dumped.dir, dumped.backupDir)
+        var env = dumped.environment
         let dump = try #require(BackupCatalog(backupDir: backupDir).list().first { $0.target == db })
         // The database moves on after the backup: a restore would change it.
         try pg.psql("INSERT INTO t VALUES (0, 'after the backup');", database: db)

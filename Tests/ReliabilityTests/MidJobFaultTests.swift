@@ -17,9 +17,11 @@ struct MidJobFaultTests {
     /// dump slowed to 200 KB/s runs for a while and writes as it goes.
     static func bulkDatabase(_ pg: PostgresServer, _ prefix: String) throws -> String {
         let db = try pg.createDatabase(PostgresServer.uniqueDatabaseName(prefix))
-        try pg.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 130000) g;", database: db)
+        try pg.psql(bulkTable, database: db)
         return db
     }
+
+    static let bulkTable = "CREATE TABLE t AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 130000) g;"
 
     /// Runs `backstop backup postgres full` with a pg_dump slowed to `rate` bytes/s, calls
     /// `fault` once the dump's partial file exists, and waits for the CLI to exit. Returns its
@@ -137,15 +139,8 @@ struct MidJobFaultTests {
     @Test func postgresRestartsDuringADump() throws {
         let pg = try PostgresServer.start(name: "pg-restart")
         defer { pg.shutdown() }
-        let db = try Self.bulkDatabase(pg, "prest")
-        let dir = try TestEnvironment.makeTempDirectory("midjob-pgrestart")
-        let backupDir = dir + "/backups"
-        let postgresDir = backupDir + "/postgres"
-        var env = pg.environment
-        env["BACKUP_DIR"] = backupDir
-        env["BACKUP_POSTGRES_DATABASES"] = db
-        let first = try BackstopBinary.run(["backup", "postgres", "full"], environment: env)
-        #expect(first.status == 0, "\(first.stderr)")
+        let dumped = try DumpedDatabase(pg, prefix: "prest", table: Self.bulkTable, folder: "midjob-pgrestart")
+        let (db, dir, backupDir, postgresDir, env) = (dumped.db, dumped.dir, dumped.backupDir, dumped.postgresDir, dumped.environment)
         let good = try InterruptionTests.fingerprint(postgresDir)
 
         let run = try Self.dumpWithFault(env: env, pg: pg, postgresDir: postgresDir, db: db, logFile: dir + "/cli.log", rate: 100_000) {

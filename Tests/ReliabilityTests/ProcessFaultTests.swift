@@ -126,28 +126,10 @@ struct ProcessFaultTests {
     @Test func sigkillDuringARedisDrillLeavesNoRedisServer() throws {
         // A cluster of its own (keys are added), one Redis snapshot, then a drill whose real
         // redis-server loads it slowly (key-load-delay: 100 ms a key), killed while it loads.
-        let cluster = try RedisCluster.start(password: "drill-pw", withSentinels: false)
-        defer { cluster.shutdown() }
-        let cli = try TestEnvironment.binary("redis-cli", package: "redis-tools")
-        try TestProcesses.run(cli, ["-p", String(cluster.master.port), "-a", "drill-pw", "--no-auth-warning", "EVAL",
-                                    "for i = 1, 300 do redis.call('SET', KEYS[1] .. i, i) end", "1", "drill:"])
-        let dir = try TestEnvironment.makeTempDirectory("drill-kill")
-        let env = ["BACKUP_DIR": dir + "/backups", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(cluster.master.port),
-                   "REDIS_PASSWORD": "drill-pw"]
-        let made = try BackstopBinary.run(["backup", "redis"], environment: env)
-        #expect(made.status == 0, "\(made.stderr)")
-        let redisServer = try TestEnvironment.binary("redis-server", package: "redis-server")
-        let wrapper = dir + "/slow-redis-server"
-        try "#!/bin/sh\nexec \(redisServer) \"$@\" --key-load-delay 100000\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
-        chmod(wrapper, 0o755)
-        var drillEnv = env
-        drillEnv["BACKUP_REDIS_SERVER"] = wrapper
-        let drill = try BackstopBinary.spawn(["drill", "--redis"], environment: drillEnv, logFile: dir + "/drill.log")
-        var serverPID: Int32 = 0
-        try TestEnvironment.waitUntil(timeout: 20, "the drill's redis-server (log \(dir)/drill.log)") {
-            serverPID = childProcesses(of: drill).first { $0.cmdline.first?.contains("redis-server") == true }?.pid ?? 0
-            return serverPID != 0
-        }
+        let redis = try SnapshottedRedis(folder: "drill-kill")
+        defer { redis.cluster.shutdown() }
+        let (dir, env) = (redis.dir, redis.environment)
+        let (drill, serverPID) = try redis.startSlowDrill(logFile: dir + "/drill.log")
         kill(drill, SIGKILL)
         var status: Int32 = 0
         waitpid(drill, &status, 0)
@@ -235,8 +217,7 @@ struct ProcessFaultTests {
         }
         #expect(try snapshot() == before, "the good base backup changed")
         #expect(try FileManager.default.contentsOfDirectory(atPath: postgresDir).filter { !$0.hasPrefix(".") }.sorted() == good)
-        let verified = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
-        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        try InterruptionTests.expectVerifyPasses(backupDir)
         ReliabilityReport.record(
             fault: "`serve` SIGKILLed while `pg_basebackup` runs",
             did: "`pg_basebackup` died with it (PR_SET_PDEATHSIG); its forked WAL streamer (\(orphans.count) of the \(below.count) processes under serve), orphaned, kept running until the next start, whose sweep stopped it (SIGKILL, found by its `--pgdata` in /proc) before removing the partial folder, and logged both; no pg_basebackup left in /proc",

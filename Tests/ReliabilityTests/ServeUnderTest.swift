@@ -110,17 +110,7 @@ final class ServeUnderTest {
 
 /// Every process whose parent is `pid`, with its command line as the kernel shows it.
 func childProcesses(of pid: Int32) -> [(pid: Int32, cmdline: [String])] {
-    var out: [(Int32, [String])] = []
-    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-        guard let child = Int32(name),
-              let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { continue }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 1, Int32(fields[1]) == pid else { continue }
-        let raw = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(name)/cmdline"))) ?? Data()
-        out.append((child, raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }))
-    }
-    return out
+    ProcessTable.children(of: pid).map { ($0.pid, ProcessTable.commandLine(of: $0.pid)) }
 }
 
 /// True when a process with this pid exists and is not a zombie.

@@ -5,30 +5,6 @@ import Testing
 /// Runs the built `backstop` binary (`swift build` must have run before `swift test`; the
 /// test does not build it) and checks what `backstop schedule` prints.
 @Suite struct ScheduleCommandTests {
-    /// The `backstop` executable next to this test bundle in the build products folder, or
-    /// `.build/debug/backstop` under the package root.
-    static func backstopBinary() throws -> String {
-        var candidates: [String] = []
-        if let exe = Bundle.main.executableURL {
-            // …/debug/backstopPackageTests.xctest (Linux) or …/debug/X.xctest/Contents/MacOS/X (macOS)
-            var dir = exe.deletingLastPathComponent()
-            for _ in 0..<4 {
-                candidates.append(dir.appendingPathComponent("backstop").path)
-                dir = dir.deletingLastPathComponent()
-            }
-        }
-        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(packageRoot.appendingPathComponent(".build/debug/backstop").path)
-        for path in candidates {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-               FileManager.default.isExecutableFile(atPath: path) {
-                return path
-            }
-        }
-        throw TestSupportError("the backstop binary was not found (looked in \(candidates.joined(separator: ", "))); run `swift build` before `swift test`")
-    }
-
     func schedule(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
         var env = ["TZ": ""]
         for name in ["BACKUP_SCHEDULE_FULL", "BACKUP_SCHEDULE_INCREMENTAL", "BACKUP_SCHEDULE_REDIS",
@@ -36,7 +12,7 @@ import Testing
             Issue.record("\(name) is set in the test environment; the defaults cannot be checked")
         }
         env.merge(environment) { _, new in new }
-        return try TestProcesses.run(try Self.backstopBinary(), ["schedule"] + arguments, environment: env, check: false)
+        return try TestProcesses.run(try BackstopBinary.path(), ["schedule"] + arguments, environment: env, check: false)
     }
 
     @Test func cronPrintsTheNextRunsOnePerLine() throws {

@@ -18,27 +18,14 @@ import Glibc
 @Suite(.serialized) struct EncryptedPitrTests {
     static let marker = "pitr-plaintext-c41d"
 
-    private func port(of dataDir: String) throws -> Int {
-        let pid = try String(contentsOfFile: dataDir + "/postmaster.pid", encoding: .utf8).split(separator: "\n")
-        return Int(pid[3]) ?? 0
-    }
-
     @Test func encryptedBaseAndMixedChainRestoreOnlyWithTheKey() throws {
-        let server = try PostgresServer.start(name: "agepitr")
-        var startedDirs: [String] = []
-        defer {
-            for dir in startedDirs {
-                _ = try? TestProcesses.run(server.program("pg_ctl"), ["-D", dir, "-m", "immediate", "-w", "stop"],
-                                           asUser: TestEnvironment.isRoot ? "postgres" : nil, check: false)
-            }
-            server.shutdown()
-        }
-        let backupDir = try WalTestSupport.backupDirectory("agepitr")
+        let archiving = try ArchivingServer("agepitr")
+        defer { archiving.shutdown() }
+        let (server, backupDir) = (archiving.server, archiving.backupDir)
         let identity = AgeIdentity.generate()
         let keyDir = try TestEnvironment.makeTempDirectory("agepitr-key")
         let keyFile = try WalTestSupport.writeKey(identity, in: keyDir)
         let wrongKey = try WalTestSupport.writeKey(AgeIdentity.generate(), in: keyDir, name: "other.txt")
-        try WalTestSupport.enableArchiveCommand(server, backupDir: backupDir)
         try server.psql("CREATE TABLE t(id serial, note text);")
         var env = server.environment
         env["BACKUP_POSTGRES_BIN"] = server.binDirectory
@@ -93,8 +80,8 @@ import Glibc
         #expect(walHash.stdout.hasPrefix(segmentMeta.walSHA256), "\(walHash.stdout)")
 
         // No row of the data set anywhere in the backup folder (temporary and state folders too).
-        let grep = try TestProcesses.run("/bin/grep", ["-r", "-a", "-l", Self.marker, backupDir], check: false)
-        #expect(grep.status == 1, "plaintext found in: \(grep.stdout)")
+        let plain = try TestEnvironment.filesContaining(Self.marker, in: backupDir)
+        #expect(plain.isEmpty, "plaintext found in: \(plain)")
 
         // verify --wal: checksums and headers without the key (and it says so), content with it.
         let walKeyless = try BackstopBinary.run(["verify", "--wal", "--backup-dir", backupDir], environment: env)
@@ -132,15 +119,15 @@ import Glibc
         // With the key: decrypted into the target only, pg_verifybackup there, every row back.
         let restorePort = try TestEnvironment.freePort()
         let restored = try BackstopBinary.run(restoreArgs + ["--data-dir", scratch + "/latest", "--port", String(restorePort)], environment: keyed)
-        if restored.status == 0 { startedDirs.append(scratch + "/latest") }
+        if restored.status == 0 { archiving.restoredDataDirectories.append(scratch + "/latest") }
         #expect(restored.status == 0, "\(restored.stderr)\(restored.stdout)")
         #expect(restored.stdout.contains("pg_verifybackup"), "\(restored.stdout)")
-        let count = try TestProcesses.run(server.program("psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(try port(of: scratch + "/latest")), "-U", "postgres",
+        let count = try TestProcesses.run(server.program("psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(try WalTestSupport.port(of: scratch + "/latest")), "-U", "postgres",
                                                                    "-d", "postgres", "-c", "SELECT count(*) FILTER (WHERE note = 'plain-era') || '/' || count(*) FILTER (WHERE note LIKE '\(Self.marker)-%') FROM t"])
         #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1/300")
         // Nothing plain was left in the backup folder by the restore either.
-        let after = try TestProcesses.run("/bin/grep", ["-r", "-a", "-l", Self.marker, backupDir], check: false)
-        #expect(after.status == 1, "plaintext found in: \(after.stdout)")
+        let after = try TestEnvironment.filesContaining(Self.marker, in: backupDir)
+        #expect(after.isEmpty, "plaintext found in: \(after)")
 
         // drill --pitr reads the same chain with the key.
         let drill = try BackstopBinary.run(["drill", "--pitr", "--backup-dir", backupDir], environment: keyed)
@@ -214,8 +201,8 @@ import Glibc
             let ofKind = statuses.filter { $0.kind == kind }
             #expect(!ofKind.isEmpty && ofKind.allSatisfy(\.encrypted), "\(kind): \(statuses)")
         }
-        let grep = try TestProcesses.run("/bin/grep", ["-r", "-a", "-l", marker, backupDir], check: false)
-        #expect(grep.status == 1, "plaintext found in: \(grep.stdout)")
+        let plain = try TestEnvironment.filesContaining(marker, in: backupDir)
+        #expect(plain.isEmpty, "plaintext found in: \(plain)")
         // Every object in the bucket, downloaded and searched.
         let keys = try moto.keys(bucket: "agegrep")
         #expect(keys.contains { $0.hasSuffix("/" + PostgresBaseBackup.encryptedTarName) }, "\(keys)")
@@ -225,8 +212,8 @@ import Glibc
         let objects = try TestEnvironment.makeTempDirectory("agegrep-objects")
         for (index, key) in keys.enumerated() { try moto.download(bucket: "agegrep", key: key, to: objects + "/\(index)") }
         #expect(try FileSystem.list(objects).count == keys.count)
-        let remote = try TestProcesses.run("/bin/grep", ["-r", "-a", "-l", marker, objects], check: false)
-        #expect(remote.status == 1, "plaintext found in objects: \(remote.stdout)")
+        let remote = try TestEnvironment.filesContaining(marker, in: objects)
+        #expect(remote.isEmpty, "plaintext found in objects: \(remote)")
         // The marker is findable once decrypted: the search can fail.
         let keyFile = try WalTestSupport.writeKey(identity, in: objects)
         let age = try TestEnvironment.binary("age", package: "age")

@@ -8,16 +8,14 @@ import WalArchive
 /// `backstop drill --pitr` against a real PostgreSQL archiving through archive_command.
 @Suite(.serialized) struct PitrDrillTests {
     @Test func drillRestoresToItsMarkerAndRecordsTheResult() throws {
-        let server = try PostgresServer.start(name: "pitrdrill")
-        defer { server.shutdown() }
-        let backupDir = try WalTestSupport.backupDirectory("pitrdrill")
-        try WalTestSupport.enableArchiveCommand(server, backupDir: backupDir)
+        let archiving = try ArchivingServer("pitrdrill")
+        defer { archiving.shutdown() }
+        let (server, backupDir) = (archiving.server, archiving.backupDir)
         // No base backup yet: the drill fails and says why.
         let none = try BackstopBinary.run(["drill", "--pitr", "--backup-dir", backupDir], environment: server.environment)
         #expect(none.status == 1)
         #expect(none.stdout.contains("no good base backup"))
-        let jobSettings = try PostgresJobSettings(environment: server.environment.merging(["BACKUP_DIR": backupDir]) { $1 }, childEnvironment: server.environment)
-        #expect(try PostgresBaseBackup(settings: jobSettings, log: BackupLog(backupDir: backupDir, echo: false)).run().success)
+        #expect(try archiving.baseBackup().success)
 
         let drill = try BackstopBinary.run(["drill", "--pitr", "--backup-dir", backupDir], environment: server.environment)
         #expect(drill.status == 0, "\(drill.stdout)\(drill.stderr)")

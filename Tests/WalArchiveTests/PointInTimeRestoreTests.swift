@@ -11,22 +11,13 @@ import Glibc
 /// `backstop restore postgres --data-dir …` end to end against a real PostgreSQL: a base
 /// backup, WAL archived by archive_command, restores started on their own ports.
 @Suite(.serialized) struct PointInTimeRestoreTests {
-    final class Started: @unchecked Sendable {
-        // Only touched by the one test thread that owns it.
-        var dataDirectories: [String] = []
-        func stopAll(_ server: PostgresServer) {
-            for dir in dataDirectories {
-                _ = try? TestProcesses.run(server.program("pg_ctl"), ["-D", dir, "-m", "immediate", "-w", "stop"],
-                                           asUser: TestEnvironment.isRoot ? "postgres" : nil, check: false)
-            }
-        }
-    }
-
-    private func restore(_ server: PostgresServer, backupDir: String, dataDir: String, _ extra: [String], started: Started) throws -> CommandResult {
+    /// A started restore of `archiving`'s archive into `dataDir`; a started cluster is recorded
+    /// (`record`) to be stopped with the server.
+    private func restore(_ archiving: ArchivingServer, dataDir: String, _ extra: [String], record: Bool = true) throws -> CommandResult {
         let port = try TestEnvironment.freePort()
-        let result = try BackstopBinary.run(["restore", "postgres", "--backup-dir", backupDir, "--data-dir", dataDir, "--yes", "--start", "--port", String(port)] + extra,
-                                            environment: server.environment)
-        if result.status == 0 { started.dataDirectories.append(dataDir) }
+        let result = try BackstopBinary.run(["restore", "postgres", "--backup-dir", archiving.backupDir, "--data-dir", dataDir, "--yes", "--start", "--port", String(port)] + extra,
+                                            environment: archiving.server.environment)
+        if result.status == 0 && record { archiving.restoredDataDirectories.append(dataDir) }
         return result
     }
 
@@ -35,38 +26,17 @@ import Glibc
                                                        "-c", "SELECT string_agg(note, ',' ORDER BY id) FROM t"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private func port(of dataDir: String) throws -> Int {
-        let pid = try String(contentsOfFile: dataDir + "/postmaster.pid", encoding: .utf8).split(separator: "\n")
-        return Int(pid[3]) ?? 0
-    }
-
     @Test func recoversToTheSecondLatestImmediateAndRefusesAGap() throws {
-        let server = try PostgresServer.start(name: "pitr")
-        let started = Started()
-        defer {
-            started.stopAll(server)
-            server.shutdown()
-        }
-        let backupDir = try WalTestSupport.backupDirectory("pitr")
-        try WalTestSupport.enableArchiveCommand(server, backupDir: backupDir)
+        let archiving = try ArchivingServer("pitr")
+        defer { archiving.shutdown() }
+        let (server, backupDir) = (archiving.server, archiving.backupDir)
         try server.psql("CREATE TABLE t(id serial, note text);")
-        let jobSettings = try PostgresJobSettings(environment: server.environment.merging(["BACKUP_DIR": backupDir]) { $1 }, childEnvironment: server.environment)
-        let base = try PostgresBaseBackup(settings: jobSettings, log: BackupLog(backupDir: backupDir, echo: false)).run()
+        let base = try archiving.baseBackup()
         #expect(base.success, "\(base.message ?? "")")
 
-        try server.psql("INSERT INTO t(note) VALUES ('before');")
-        let beforeSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
-        try server.psql("SELECT pg_switch_wal();")
         // T: a whole second strictly after the 'before' commit and before the 'after' one.
-        let target = ceil(WallClock.now()) + 1
-        while WallClock.now() < target + 0.5 { usleep(50_000) }
-        try server.psql("INSERT INTO t(note) VALUES ('after');")
-        try server.psql("SELECT pg_switch_wal();")
-        try server.psql("INSERT INTO t(note) VALUES ('last');")
-        let lastSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
-        try server.psql("SELECT pg_switch_wal();")
+        let (beforeSegment, target, lastSegment) = try archiving.writeAroundATargetTime()
         let archive = WalArchive(backupDir: backupDir)
-        try WalTestSupport.waitForFile(archive.metaPath(lastSegment))
         let scratch = try TestEnvironment.makeTempDirectory("pitr-restores")
         _ = chmod(scratch, 0o755)
 
@@ -80,23 +50,23 @@ import Glibc
         #expect(!FileSystem.exists(scratch + "/dry"))
 
         // To the second: 'before' is there, 'after' is not.
-        let timed = try restore(server, backupDir: backupDir, dataDir: scratch + "/timed", ["--to-time", WallClock.rfc3339(target)], started: started)
+        let timed = try restore(archiving, dataDir: scratch + "/timed", ["--to-time", WallClock.rfc3339(target)])
         #expect(timed.status == 0, "\(timed.stderr)\(timed.stdout)")
-        #expect(try rows(server, port: try port(of: scratch + "/timed")) == "before")
+        #expect(try rows(server, port: try WalTestSupport.port(of: scratch + "/timed")) == "before")
         #expect(try String(contentsOfFile: scratch + "/timed/postgresql.auto.conf", encoding: .utf8).contains("recovery_target_time"))
 
         // --latest: everything archived.
-        let latest = try restore(server, backupDir: backupDir, dataDir: scratch + "/latest", ["--latest"], started: started)
+        let latest = try restore(archiving, dataDir: scratch + "/latest", ["--latest"])
         #expect(latest.status == 0, "\(latest.stderr)\(latest.stdout)")
-        #expect(try rows(server, port: try port(of: scratch + "/latest")) == "before,after,last")
+        #expect(try rows(server, port: try WalTestSupport.port(of: scratch + "/latest")) == "before,after,last")
 
         // --immediate: the base backup alone (the table, no rows).
-        let immediate = try restore(server, backupDir: backupDir, dataDir: scratch + "/immediate", ["--immediate"], started: started)
+        let immediate = try restore(archiving, dataDir: scratch + "/immediate", ["--immediate"])
         #expect(immediate.status == 0, "\(immediate.stderr)\(immediate.stdout)")
-        #expect(try rows(server, port: try port(of: scratch + "/immediate")) == "")
+        #expect(try rows(server, port: try WalTestSupport.port(of: scratch + "/immediate")) == "")
 
         // A non-empty data directory is refused.
-        let busy = try restore(server, backupDir: backupDir, dataDir: scratch + "/latest", ["--latest"], started: Started())
+        let busy = try restore(archiving, dataDir: scratch + "/latest", ["--latest"], record: false)
         #expect(busy.status == 1 && busy.stderr.contains("not empty"))
 
         // A segment gone from the middle: verify names it, the restore refuses with nothing written.
@@ -106,7 +76,7 @@ import Glibc
         let verify = try BackstopBinary.run(["verify", "--wal", "--backup-dir", backupDir])
         #expect(verify.status == 1)
         #expect(verify.stdout.contains("gap: \(beforeSegment) is missing"))
-        let refused = try restore(server, backupDir: backupDir, dataDir: scratch + "/gap", ["--to-time", WallClock.rfc3339(target)], started: started)
+        let refused = try restore(archiving, dataDir: scratch + "/gap", ["--to-time", WallClock.rfc3339(target)])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains(beforeSegment) && refused.stderr.contains("Nothing was changed"))
         #expect(!FileSystem.exists(scratch + "/gap"))

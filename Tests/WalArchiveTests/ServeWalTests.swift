@@ -11,17 +11,23 @@ import Glibc
 /// `backstop serve` with BACKUP_WAL_ARCHIVE=receivewal: the receiver runs as one of serve's
 /// services, the archive's families are on /metrics, and SIGTERM leaves no pg_receivewal behind.
 @Suite(.serialized) struct ServeWalTests {
+    /// serve receiving WAL over `slot` into `backupDir`'s archive, metrics on `port`, health
+    /// every second, no job scheduled, Redis unreachable.
+    private static func receivingServe(backupDir: String, port: Int, slot: String) -> [String: String] {
+        ["BACKUP_DIR": backupDir, "METRICS_LISTEN": "127.0.0.1:\(port)", "HEALTH_CHECK_INTERVAL": "1s",
+         "BACKUP_WAL_ARCHIVE": "receivewal", "BACKUP_WAL_SLOT": slot,
+         "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1",
+         "BACKUP_SCHEDULE_FULL": "", "BACKUP_SCHEDULE_INCREMENTAL": "", "BACKUP_SCHEDULE_REDIS": "",
+         "BACKUP_SCHEDULE_CLEANUP": "", "BACKUP_SCHEDULE_DRILL": ""]
+    }
+
     @Test func serveStreamsWalExportsItsMetricsAndStopsTheReceiver() throws {
         let server = try PostgresServer.start(name: "servewal")
         defer { server.shutdown() }
         let dir = try TestEnvironment.makeTempDirectory("servewal")
         let port = try TestEnvironment.freePort()
         var env = server.environment
-        env.merge(["BACKUP_DIR": dir, "METRICS_LISTEN": "127.0.0.1:\(port)", "HEALTH_CHECK_INTERVAL": "1s",
-                   "BACKUP_WAL_ARCHIVE": "receivewal", "BACKUP_WAL_SLOT": "serve_slot",
-                   "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1",
-                   "BACKUP_SCHEDULE_FULL": "", "BACKUP_SCHEDULE_INCREMENTAL": "", "BACKUP_SCHEDULE_REDIS": "",
-                   "BACKUP_SCHEDULE_CLEANUP": "", "BACKUP_SCHEDULE_DRILL": ""]) { $1 }
+        env.merge(Self.receivingServe(backupDir: dir, port: port, slot: "serve_slot")) { $1 }
         let pid = try BackstopBinary.spawn(["serve"], environment: env, logFile: dir + "/serve.log")
         var reaped = false
         defer { if !reaped { kill(pid, SIGKILL) } }
@@ -60,11 +66,7 @@ import Glibc
         let dir = try TestEnvironment.makeTempDirectory("servewals3")
         let port = try TestEnvironment.freePort()
         var env = server.environment.merging(moto.backstopEnvironment(bucket: "servewal")) { $1 }
-        env.merge(["BACKUP_DIR": dir, "METRICS_LISTEN": "127.0.0.1:\(port)", "HEALTH_CHECK_INTERVAL": "1s",
-                   "BACKUP_WAL_ARCHIVE": "receivewal", "BACKUP_WAL_SLOT": "serve_s3_slot",
-                   "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1",
-                   "BACKUP_SCHEDULE_FULL": "", "BACKUP_SCHEDULE_INCREMENTAL": "", "BACKUP_SCHEDULE_REDIS": "",
-                   "BACKUP_SCHEDULE_CLEANUP": "", "BACKUP_SCHEDULE_DRILL": ""]) { $1 }
+        env.merge(Self.receivingServe(backupDir: dir, port: port, slot: "serve_s3_slot")) { $1 }
         let pid = try BackstopBinary.spawn(["serve"], environment: env, logFile: dir + "/serve.log")
         defer { kill(pid, SIGKILL) }
         let url = "http://127.0.0.1:\(port)/metrics"

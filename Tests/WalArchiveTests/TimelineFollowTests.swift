@@ -12,20 +12,11 @@ import Glibc
 /// `.history` file and a second restore reaches the rows written on the new timeline.
 @Suite(.serialized) struct TimelineFollowTests {
     @Test func promotedTimelineIsFollowed() throws {
-        let server = try PostgresServer.start(name: "tlfollow")
-        var restoredDirs: [String] = []
-        defer {
-            for dir in restoredDirs {
-                _ = try? TestProcesses.run(server.program("pg_ctl"), ["-D", dir, "-m", "immediate", "-w", "stop"],
-                                           asUser: TestEnvironment.isRoot ? "postgres" : nil, check: false)
-            }
-            server.shutdown()
-        }
-        let backupDir = try WalTestSupport.backupDirectory("tlfollow")
-        try WalTestSupport.enableArchiveCommand(server, backupDir: backupDir)
+        let archiving = try ArchivingServer("tlfollow")
+        defer { archiving.shutdown() }
+        let (server, backupDir) = (archiving.server, archiving.backupDir)
         try server.psql("CREATE TABLE t(note text);")
-        let jobSettings = try PostgresJobSettings(environment: server.environment.merging(["BACKUP_DIR": backupDir]) { $1 }, childEnvironment: server.environment)
-        #expect(try PostgresBaseBackup(settings: jobSettings, log: BackupLog(backupDir: backupDir, echo: false)).run().success)
+        #expect(try archiving.baseBackup().success)
         try server.psql("INSERT INTO t VALUES ('one');")
         // The insert location: the test server runs with synchronous_commit = off, so the write
         // location can still be before the commit of 'one'.
@@ -44,7 +35,7 @@ import Glibc
         let first = try BackstopBinary.run(["restore", "postgres", "--backup-dir", backupDir, "--data-dir", scratch + "/tl2", "--to-lsn", lsn,
                                             "--start", "--port", String(port), "--yes"], environment: server.environment)
         #expect(first.status == 0, "\(first.stderr)\(first.stdout)")
-        restoredDirs.append(scratch + "/tl2")
+        archiving.restoredDataDirectories.append(scratch + "/tl2")
         let psql = { (sql: String) throws -> String in
             try TestProcesses.run(server.program("psql"), ["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-c", sql])
                 .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -70,7 +61,7 @@ import Glibc
         let second = try BackstopBinary.run(["restore", "postgres", "--backup-dir", backupDir, "--data-dir", scratch + "/again", "--latest",
                                              "--start", "--port", String(port2), "--yes"], environment: server.environment)
         #expect(second.status == 0, "\(second.stderr)\(second.stdout)")
-        restoredDirs.append(scratch + "/again")
+        archiving.restoredDataDirectories.append(scratch + "/again")
         let rows = try TestProcesses.run(server.program("psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(port2), "-U", "postgres", "-d", "postgres",
                                                                   "-c", "SELECT string_agg(note, ',' ORDER BY note) FROM t"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(rows == "one,two")

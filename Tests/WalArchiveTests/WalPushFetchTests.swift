@@ -9,10 +9,9 @@ import WalArchive
 /// restore_command, against a real server, with the exit statuses PostgreSQL relies on.
 @Suite(.serialized) struct WalPushFetchTests {
     @Test func archiveCommandArchivesAndFetchServesTheSameBytes() throws {
-        let server = try PostgresServer.start(name: "walpush")
-        defer { server.shutdown() }
-        let backupDir = try WalTestSupport.backupDirectory("walpush")
-        try WalTestSupport.enableArchiveCommand(server, backupDir: backupDir)
+        let archiving = try ArchivingServer("walpush")
+        defer { archiving.shutdown() }
+        let (server, backupDir) = (archiving.server, archiving.backupDir)
         try server.psql("CREATE TABLE t(x int); INSERT INTO t SELECT generate_series(1, 10000);")
         let segment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
         try server.psql("SELECT pg_switch_wal();")

@@ -73,7 +73,7 @@ import Testing
                 "completed segments leave the staging folder once archived")
 
         // The monitor: slot retention, lag and the recovery window.
-        WalMonitor(archive: archive, jobSettings: jobSettings, settings: settings).refresh(registry)
+        WalMonitor(jobSettings: jobSettings, settings: settings).refresh(registry)
         #expect(registry.series(Family.replicationSlotRetained).contains { $0.labels["slot"] == "backstop" })
         #expect(registry.value(Family.recoveryWindowStart) ?? 0 > 0)
         #expect(registry.value(Family.recoveryWindowEnd) ?? 0 >= registry.value(Family.recoveryWindowStart) ?? 0)

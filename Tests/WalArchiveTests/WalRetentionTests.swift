@@ -9,22 +9,20 @@ import WalArchive
 /// Retention keeps exactly the WAL the kept base backups need.
 @Suite(.serialized) struct WalRetentionTests {
     @Test func segmentsBeforeTheOldestKeptBaseBackupGoTheRestStays() throws {
-        let server = try PostgresServer.start(name: "walret")
-        defer { server.shutdown() }
-        let backupDir = try WalTestSupport.backupDirectory("walret")
-        try WalTestSupport.enableArchiveCommand(server, backupDir: backupDir)
-        let jobSettings = try PostgresJobSettings(environment: server.environment.merging(["BACKUP_DIR": backupDir]) { $1 }, childEnvironment: server.environment)
+        let archiving = try ArchivingServer("walret")
+        defer { archiving.shutdown() }
+        let (server, backupDir) = (archiving.server, archiving.backupDir)
         let log = BackupLog(backupDir: backupDir, echo: false)
         let archive = WalArchive(backupDir: backupDir)
         // Nothing is pruned without a base backup.
         try server.psql("SELECT pg_switch_wal();")
         #expect(WalRetention(backupDir: backupDir).run(dryRun: false, log: nil).removed.isEmpty)
 
-        let first = try PostgresBaseBackup(settings: jobSettings, log: log).run()
+        let first = try archiving.baseBackup(log: log)
         try server.psql("CREATE TABLE t AS SELECT generate_series(1, 1000) x; SELECT pg_switch_wal();")
         try server.psql("INSERT INTO t SELECT 1; SELECT pg_switch_wal();")
         sleep(1) // a second base backup gets its own stamp
-        let second = try PostgresBaseBackup(settings: jobSettings, log: log).run()
+        let second = try archiving.baseBackup(log: log)
         #expect(first.success && second.success)
         try server.psql("INSERT INTO t SELECT 2;")
         let last = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")

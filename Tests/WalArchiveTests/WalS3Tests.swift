@@ -22,34 +22,16 @@ import Glibc
         let moto = try await MotoServer.start()
         defer { moto.stop() }
         try moto.createBucket("walbucket")
-        let server = try PostgresServer.start(name: "wals3")
-        var startedDirs: [String] = []
-        defer {
-            for dir in startedDirs {
-                _ = try? TestProcesses.run(server.program("pg_ctl"), ["-D", dir, "-m", "immediate", "-w", "stop"],
-                                           asUser: TestEnvironment.isRoot ? "postgres" : nil, check: false)
-            }
-            server.shutdown()
-        }
-        let backupDir = try WalTestSupport.backupDirectory("wals3")
-        try WalTestSupport.enableArchiveCommand(server, backupDir: backupDir)
+        let archiving = try ArchivingServer("wals3")
+        defer { archiving.shutdown() }
+        let (server, backupDir) = (archiving.server, archiving.backupDir)
         let env = server.environment.merging(moto.backstopEnvironment(bucket: "walbucket")) { $1 }
         try server.psql("CREATE TABLE t(id serial, note text);")
         let base = try BackstopBinary.run(["backup", "postgres", "incremental", "--backup-dir", backupDir], environment: env)
         #expect(base.status == 0, "\(base.stderr)")
 
-        try server.psql("INSERT INTO t(note) VALUES ('before');")
-        let beforeSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
-        try server.psql("SELECT pg_switch_wal();")
-        let target = ceil(WallClock.now()) + 1
-        while WallClock.now() < target + 0.5 { usleep(50_000) }
-        try server.psql("INSERT INTO t(note) VALUES ('after');")
-        try server.psql("SELECT pg_switch_wal();")
-        try server.psql("INSERT INTO t(note) VALUES ('last');")
-        let lastSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
-        try server.psql("SELECT pg_switch_wal();")
+        let (beforeSegment, target, lastSegment) = try archiving.writeAroundATargetTime()
         let archive = WalArchive(backupDir: backupDir)
-        try WalTestSupport.waitForFile(archive.metaPath(lastSegment))
 
         // One upload round: every archived file goes, each with its marker; a second round has nothing to do.
         let upload = try BackstopBinary.run(["wal", "upload", "--json", "--backup-dir", backupDir], environment: env)
@@ -97,7 +79,7 @@ import Glibc
         let port = try TestEnvironment.freePort()
         let restored = try BackstopBinary.run(["restore", "postgres", "--backup-dir", backupDir, "--data-dir", scratch + "/timed", "--yes",
                                                "--to-time", WallClock.rfc3339(target), "--start", "--port", String(port)], environment: env)
-        if restored.status == 0 { startedDirs.append(scratch + "/timed") }
+        if restored.status == 0 { archiving.restoredDataDirectories.append(scratch + "/timed") }
         #expect(restored.status == 0, "\(restored.stderr)\(restored.stdout)")
         let rows = try TestProcesses.run(server.program("psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres",
                                                                  "-c", "SELECT string_agg(note, ',' ORDER BY id) FROM t"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)

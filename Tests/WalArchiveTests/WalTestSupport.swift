@@ -1,27 +1,18 @@
 import AgeEncryption
 import BackstopCore
 import BackstopTestSupport
+import BackupJobs
 import Foundation
+import WalArchive
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Helpers shared by the WAL archive tests.
 enum WalTestSupport {
-    /// A backup folder the test server's own user can write (archive_command runs as
-    /// `postgres` when the tests run as root).
+    /// A backup folder the test server's own user can write (`TestEnvironment.archiveBackupDirectory`).
     static func backupDirectory(_ prefix: String) throws -> String {
-        let dir = try TestEnvironment.makeTempDirectory(prefix)
-        if TestEnvironment.isRoot, let pw = getpwnam("postgres") {
-            // The archive folder belongs to the server's user, as it would in a deployment
-            // where the PostgreSQL container runs archive_command.
-            for sub in ["", "/postgres", "/postgres/wal"] {
-                try FileSystem.createDirectory(dir + sub)
-                _ = chown(dir + sub, pw.pointee.pw_uid, pw.pointee.pw_gid)
-                _ = chmod(dir + sub, 0o777)
-            }
-        }
-        return dir
+        try TestEnvironment.archiveBackupDirectory(prefix)
     }
 
     /// Turns archive_command on (restart): every completed segment goes through
@@ -55,7 +46,71 @@ enum WalTestSupport {
         return path
     }
 
+    /// The port a started cluster listens on (line 4 of its postmaster.pid).
+    static func port(of dataDir: String) throws -> Int {
+        let pid = try String(contentsOfFile: dataDir + "/postmaster.pid", encoding: .utf8).split(separator: "\n")
+        return Int(pid[3]) ?? 0
+    }
+
     static func waitForFile(_ path: String, timeout: Double = 60) throws {
         try TestEnvironment.waitUntil(timeout: timeout, path) { FileSystem.exists(path) }
+    }
+}
+
+/// A test PostgreSQL archiving every completed segment through `backstop wal push` into a
+/// fresh backup folder (the set-up every archive test starts from), and the clusters a test
+/// restored from that archive and started: `shutdown()` stops them, then the server.
+final class ArchivingServer: @unchecked Sendable {
+    // Only touched by the one test thread that owns it.
+    let server: PostgresServer
+    let backupDir: String
+    /// Data directories of started restores, stopped (immediate) by `shutdown()`.
+    var restoredDataDirectories: [String] = []
+
+    init(_ name: String) throws {
+        server = try PostgresServer.start(name: name)
+        do {
+            backupDir = try WalTestSupport.backupDirectory(name)
+            try WalTestSupport.enableArchiveCommand(server, backupDir: backupDir)
+        } catch {
+            server.shutdown()
+            throw error
+        }
+    }
+
+    /// The backup jobs' settings for this server and backup folder.
+    func jobSettings() throws -> PostgresJobSettings {
+        try PostgresJobSettings(environment: server.environment.merging(["BACKUP_DIR": backupDir]) { $1 }, childEnvironment: server.environment)
+    }
+
+    /// A base backup into the backup folder, by the job in this process.
+    func baseBackup(log: BackupLog? = nil) throws -> BackupOutcome {
+        try PostgresBaseBackup(settings: jobSettings(), log: log ?? BackupLog(backupDir: backupDir, echo: false)).run()
+    }
+
+    /// Into table `t(id serial, note text)`: 'before', then — a whole second `target` strictly
+    /// after that commit — 'after' and 'last', each followed by a segment switch; returns once
+    /// the segment holding 'last' is archived.
+    func writeAroundATargetTime() throws -> (beforeSegment: String, target: Double, lastSegment: String) {
+        try server.psql("INSERT INTO t(note) VALUES ('before');")
+        let beforeSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        try server.psql("SELECT pg_switch_wal();")
+        let target = ceil(WallClock.now()) + 1
+        while WallClock.now() < target + 0.5 { usleep(50_000) }
+        try server.psql("INSERT INTO t(note) VALUES ('after');")
+        try server.psql("SELECT pg_switch_wal();")
+        try server.psql("INSERT INTO t(note) VALUES ('last');")
+        let lastSegment = try server.psql("SELECT pg_walfile_name(pg_current_wal_lsn());")
+        try server.psql("SELECT pg_switch_wal();")
+        try WalTestSupport.waitForFile(WalArchive(backupDir: backupDir).metaPath(lastSegment))
+        return (beforeSegment, target, lastSegment)
+    }
+
+    func shutdown() {
+        for dir in restoredDataDirectories {
+            _ = try? TestProcesses.run(server.program("pg_ctl"), ["-D", dir, "-m", "immediate", "-w", "stop"],
+                                       asUser: TestEnvironment.isRoot ? "postgres" : nil, check: false)
+        }
+        server.shutdown()
     }
 }

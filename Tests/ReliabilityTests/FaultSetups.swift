@@ -1,0 +1,71 @@
+import BackstopTestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where most fault tests start: a new database on `pg` holding table `t` (made by `table`), a
+/// fresh folder `dir` with the backup folder `dir/backups`, the CLI's environment for them, and
+/// one good full dump of the database already made by `backstop backup postgres full`.
+struct DumpedDatabase {
+    let db: String
+    let dir: String
+    let backupDir: String
+    /// `pg`'s environment with BACKUP_DIR and BACKUP_POSTGRES_DATABASES (the database) set.
+    let environment: [String: String]
+
+    var postgresDir: String { backupDir + "/postgres" }
+
+    init(_ pg: PostgresServer, prefix: String, table: String, folder: String) throws {
+        db = try pg.createDatabase(PostgresServer.uniqueDatabaseName(prefix))
+        try pg.psql(table, database: db)
+        dir = try TestEnvironment.makeTempDirectory(folder)
+        backupDir = dir + "/backups"
+        environment = pg.environment.merging(["BACKUP_DIR": backupDir, "BACKUP_POSTGRES_DATABASES": db]) { $1 }
+        let made = try BackstopBinary.run(["backup", "postgres", "full"], environment: environment)
+        #expect(made.status == 0, "\(made.stderr)")
+    }
+}
+
+/// Where the drill fault tests start: a Redis master of their own (password `drill-pw`) with
+/// 300 keys and one snapshot of it in `dir/backups`, taken by `backstop backup redis`.
+struct SnapshottedRedis {
+    let cluster: RedisCluster
+    let dir: String
+    /// BACKUP_DIR and the master's address and password.
+    let environment: [String: String]
+
+    init(folder: String) throws {
+        cluster = try RedisCluster.start(password: "drill-pw", withSentinels: false)
+        do {
+            let cli = try TestEnvironment.binary("redis-cli", package: "redis-tools")
+            try TestProcesses.run(cli, ["-p", String(cluster.master.port), "-a", "drill-pw", "--no-auth-warning", "EVAL",
+                                        "for i = 1, 300 do redis.call('SET', KEYS[1] .. i, i) end", "1", "drill:"])
+            dir = try TestEnvironment.makeTempDirectory(folder)
+            environment = ["BACKUP_DIR": dir + "/backups", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(cluster.master.port),
+                           "REDIS_PASSWORD": "drill-pw"]
+        } catch {
+            cluster.shutdown()
+            throw error
+        }
+        let made = try BackstopBinary.run(["backup", "redis"], environment: environment)
+        #expect(made.status == 0, "\(made.stderr)")
+    }
+
+    /// Starts `backstop drill --redis` with a redis-server that loads 100 ms a key (30 s for the
+    /// snapshot) and returns once that server runs: the drill's pid and the server's.
+    func startSlowDrill(logFile: String) throws -> (drill: Int32, server: Int32) {
+        let redisServer = try TestEnvironment.binary("redis-server", package: "redis-server")
+        let wrapper = dir + "/slow-redis-server"
+        try "#!/bin/sh\nexec \(redisServer) \"$@\" --key-load-delay 100000\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        let drill = try BackstopBinary.spawn(["drill", "--redis"], environment: environment.merging(["BACKUP_REDIS_SERVER": wrapper]) { $1 },
+                                             logFile: logFile)
+        var server: Int32 = 0
+        try TestEnvironment.waitUntil(timeout: 20, "the drill's redis-server (log \(logFile))") {
+            server = childProcesses(of: drill).first { $0.cmdline.first?.contains("redis-server") == true }?.pid ?? 0
+            return server != 0
+        }
+        return (drill, server)
+    }
+}
