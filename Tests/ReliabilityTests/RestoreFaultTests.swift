@@ -1,0 +1,173 @@
+import BackstopCore
+import BackstopTestSupport
+import BackupCatalog
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The servers failing under a running restore, through the built binary against real
+/// servers: PostgreSQL restarting while the dump loads into the scratch database, the target
+/// Redis killed while it receives the snapshot. Each must end in a clear error that names what
+/// failed, nothing recorded as restored, nothing half-restored that looks like the target, no
+/// listening port or process left, and a normal next restore.
+@Suite("faults in the middle of a restore", .serialized)
+struct RestoreFaultTests {
+    /// Waits (at most `timeout` s) for `pid` to exit; its exit code (128 + n for a signal) and
+    /// the seconds it took.
+    static func reap(_ pid: Int32, timeout: Double, what: String) throws -> (code: Int32, seconds: Double) {
+        let t0 = Date()
+        var status: Int32 = 0
+        try TestEnvironment.waitUntil(timeout: timeout, what) { waitpid(pid, &status, WNOHANG) == pid }
+        TestProcesses.unregister(pid: pid)
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (code, Date().timeIntervalSince(t0))
+    }
+
+    /// Processes whose command line mentions `needle` (e.g. a backup file being restored).
+    static func processes(mentioning needle: String) -> [Int32] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.compactMap { Int32($0) }.filter { pid in
+            guard pid != getpid(), let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: data, as: UTF8.self).contains(needle)
+        }
+    }
+
+    @Test func postgresRestartsWhileTheDumpLoadsIntoTheScratchDatabase() throws {
+        let pg = try PostgresServer.start(name: "pg-restore-restart")
+        defer { pg.shutdown() }
+        let dumped = try DumpedDatabase(pg, prefix: "rrest", table: MidJobFaultTests.bulkTable, folder: "restorefault-pgrestart")
+        let (db, dir, backupDir) = (dumped.db, dumped.dir, dumped.backupDir)
+        var env = dumped.environment
+        let dump = try #require(BackupCatalog(backupDir: backupDir).list(kinds: [.postgresFull]).first { $0.target == db })
+        let contents = "SELECT count(*) || ':' || md5(string_agg(id || v, ',' ORDER BY id)) FROM t"
+        let atBackup = try pg.psql(contents, database: db)
+        // The database moves on after the backup: a restore would change it.
+        try pg.psql("INSERT INTO t VALUES (0, 'after the backup'); DELETE FROM t WHERE id BETWEEN 10 AND 20;", database: db)
+        let before = try pg.psql(contents, database: db)
+        #expect(before != atBackup)
+        let databases = "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"
+        let databasesBefore = try pg.psql(databases)
+
+        let slow = try SlowPrograms(realDirectory: pg.binDirectory, slow: ["psql": .input(bytesPerSecond: 100_000)])
+        env["BACKUP_POSTGRES_BIN"] = slow.directory
+        let log = dir + "/restore.log"
+        let cli = try BackstopBinary.spawn(["restore", "postgres", dump.path, "--yes"], environment: env, logFile: log)
+        try TestEnvironment.waitUntil(timeout: 60, "the restore loading into its scratch database (log \(log))") {
+            let scratch = (try? pg.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '\(db)_restore_%'")) ?? "0"
+            return scratch == "1" && SlowPrograms.descendants(of: cli).count >= 2
+        }
+        usleep(1_000_000)
+        let below = SlowPrograms.descendants(of: cli)
+        let t0 = Date()
+        // A restart with the server down until the failed load has tried to drop the scratch
+        // database (as a slow start after a crash would be): the drop must wait for the server.
+        try pg.stop(mode: "fast")
+        try TestEnvironment.waitUntil(timeout: 30, "the restore to try to drop its scratch database (log \(log))") {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("trying again for up to")
+        }
+        let down = Date().timeIntervalSince(t0)
+        try pg.start()
+        let (code, seconds) = try Self.reap(cli, timeout: 120, what: "the restore to exit after the restart (log \(log))")
+        let elapsed = Date().timeIntervalSince(t0)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        try TestEnvironment.waitUntil(timeout: 5, "the restore's children \(below) to end") { below.allSatisfy { !processAlive($0) } }
+        #expect(code != 0, "a restore cut by a server restart exited 0: \(output)")
+        #expect(code < 126, "exit \(code): a failure, not a crash or a signal")
+        #expect(output.contains("psql lost its connection to PostgreSQL"), "the error does not say the connection was lost: \(output)")
+        #expect(output.contains("\(db) was not touched"), "\(output)")
+        #expect(output.contains("was dropped"), "the scratch database is not said to be dropped: \(output)")
+        #expect(!output.contains("restored from"), "\(output)")
+        #expect(try pg.psql(contents, database: db) == before, "the target changed")
+        #expect(try pg.psql(databases) == databasesBefore, "a scratch or pre-restore database was left")
+        let record = (try? String(contentsOfFile: backupDir + "/.state/restores.json", encoding: .utf8)) ?? ""
+        #expect(!record.contains("postgres_full"), "the failed restore was recorded as done: \(record)")
+        let message = output.split(separator: "\n").first { $0.contains("lost its connection") }.map(String.init) ?? "(no line)"
+        print("restore faults: restart during the load: server down \(String(format: "%.1f", down)) s, exit \(code) \(String(format: "%.1f", elapsed)) s after the stop (\(String(format: "%.1f", seconds)) s after the server was back): \(message)")
+
+        // The next restore, against the restarted server, is normal.
+        env["BACKUP_POSTGRES_BIN"] = pg.binDirectory
+        let next = try BackstopBinary.run(["restore", "postgres", dump.path, "--yes", "--drop-previous"], environment: env)
+        #expect(next.status == 0, "\(next.stdout)\(next.stderr)")
+        #expect(try pg.psql(contents, database: db) == atBackup, "the next restore did not load the dump")
+        let rows = before.split(separator: ":").first ?? "?"
+        ReliabilityReport.record(
+            fault: "PostgreSQL restarted (`pg_ctl restart -m fast`) while `backstop restore postgres` loads the dump into its scratch database (psql fed at 100 KB/s)",
+            did: "exited \(code) \(String(format: "%.1f", elapsed)) s after the stop (the server kept down \(String(format: "%.1f", down)) s, until the restore had failed to drop its scratch database once) naming the cause (`psql lost its connection to PostgreSQL (exit status 2)` and psql's error) and saying the target was not touched; the half-loaded `<db>_restore_<stamp>` dropped \(String(format: "%.1f", seconds)) s after the server was back (the drop is retried for up to 60 s; before, it was tried once and left for the operator), no restore recorded; the next restore loaded the dump",
+            lost: "nothing: the target unchanged (\(rows) rows, count and MD5 of its table equal), the list of databases equal")
+    }
+
+    @Test func theTargetRedisIsKilledWhileItReceivesTheSnapshot() throws {
+        let redis = try StandaloneRedis()
+        var stopped = false
+        defer { if !stopped { redis.stop() } }
+        try RestoreInterruptionTests.fill(port: redis.port)
+        let dir = try TestEnvironment.makeTempDirectory("restorefault-redis")
+        let backupDir = dir + "/backups"
+        var env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port)]
+        let made = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(made.status == 0, "\(made.stderr)")
+        let snapshot = try #require(BackupCatalog(backupDir: backupDir).list(kinds: [.redis]).first)
+        let snapshotContents = try RestoreInterruptionTests.contents(port: redis.port)
+        try RestoreInterruptionTests.changeAfterTheBackup(port: redis.port)
+        _ = try redis.cli(["SAVE"]) // its dump.rdb: what it comes back with after a crash
+        let before = try RestoreInterruptionTests.contents(port: redis.port)
+        #expect(before != snapshotContents)
+
+        let log = dir + "/restore.log"
+        let cli = try BackstopBinary.spawn(["restore", "redis", snapshot.path, "--yes", "--max-rate", "200k"], environment: env, logFile: log)
+        var masterPort = 0
+        try TestEnvironment.waitUntil(timeout: 30, "the target receiving the snapshot from backstop (log \(log))") {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.contains("REPLICAOF 127.0.0.1 ") }),
+               let port = line.split(separator: " ").drop(while: { $0 != "127.0.0.1" }).dropFirst().first.flatMap({ Int($0) }) {
+                masterPort = port
+            }
+            let info = (try? RestoreInterruptionTests.cli(port: redis.port, ["INFO", "replication"])) ?? ""
+            return masterPort != 0 && info.contains("master_sync_in_progress:1")
+        }
+        usleep(1_000_000)
+        #expect(TestEnvironment.isListening(port: masterPort), "backstop's restore master is not listening on \(masterPort)")
+        let below = SlowPrograms.descendants(of: cli)
+        redis.stop() // SIGKILL
+        stopped = true
+        let (code, seconds) = try Self.reap(cli, timeout: 60, what: "the restore to exit after the target was killed (log \(log))")
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        print("restore faults: target killed: exit \(code) \(String(format: "%.1f", seconds)) s")
+        #expect(code != 0, "a restore whose target was killed exited 0: \(output)")
+        #expect(code < 126, "exit \(code): a failure, not a crash or a signal")
+        #expect(seconds < 30, "took \(seconds) s to give up on a dead target")
+        #expect(output.contains("lost 127.0.0.1:\(redis.port) during the restore") && output.contains("has not answered"),
+                "the error does not say the target was lost: \(output)")
+        #expect(output.contains("nothing was recorded as restored"), "\(output)")
+        #expect(!output.contains("loaded the snapshot"), "\(output)")
+        #expect(!TestEnvironment.isListening(port: masterPort), "the restore master still listens on \(masterPort)")
+        #expect(below.allSatisfy { !processAlive($0) }, "children left: \(below)")
+        #expect(Self.processes(mentioning: snapshot.path).isEmpty, "a process still works on \(snapshot.path): \(Self.processes(mentioning: snapshot.path))")
+        #expect(!RestoreInterruptionTests.restoresRecord(backupDir).contains("\"redis\""),
+                "the failed restore was recorded: \(RestoreInterruptionTests.restoresRecord(backupDir))")
+        InterruptionTests.expectLockReleased(backupDir + "/.locks/redis.lock")
+        let redisFiles = try FileManager.default.contentsOfDirectory(atPath: backupDir + "/redis")
+        #expect(redisFiles.allSatisfy { !$0.hasPrefix(".") }, "scratch files left: \(redisFiles)")
+        let message = output.split(separator: "\n").first { $0.contains("lost 127.0.0.1") }.map(String.init) ?? "(no line)"
+        print("restore faults: \(message)")
+
+        // The target comes back (same data folder): it has what its dump.rdb held, the data
+        // from before the restore; the next restore into it is normal.
+        let back = try StandaloneRedis(directory: redis.directory)
+        defer { back.stop() }
+        let after = try RestoreInterruptionTests.contents(port: back.port)
+        #expect(after == before, "the restarted target does not hold its data from before the restore")
+        env["REDIS_PORT"] = String(back.port)
+        let next = try BackstopBinary.run(["restore", "redis", snapshot.path, "--yes"], environment: env)
+        #expect(next.status == 0, "\(next.stderr)\(next.stdout)")
+        #expect(try RestoreInterruptionTests.contents(port: back.port) == snapshotContents)
+        #expect(RestoreInterruptionTests.restoresRecord(backupDir).contains("\"redis\""))
+        let keys = before.split(separator: ":").first ?? "?"
+        ReliabilityReport.record(
+            fault: "the target Redis killed (SIGKILL) while `backstop restore redis` (method replication, `--max-rate 200k`) sends it the snapshot",
+            did: "exited \(code) \(String(format: "%.1f", seconds)) s after the kill naming the target and the cause (`lost 127.0.0.1:<port> during the restore: it has not answered for 15 s`), that nothing was recorded and where the safety snapshot is; backstop's listening port closed, no process left, the lock released, no restore recorded; the next restore into the restarted target loaded the snapshot",
+            lost: "nothing: restarted on its data folder the target had its \(keys) keys from before the restore (DBSIZE and a SHA-1 of every key and value equal: its dump.rdb was never replaced); the safety snapshot is a whole, listed backup")
+    }
+}
