@@ -170,4 +170,61 @@ struct RestoreFaultTests {
             did: "exited \(code) \(String(format: "%.1f", seconds)) s after the kill naming the target and the cause (`lost 127.0.0.1:<port> during the restore: it has not answered for 15 s`), that nothing was recorded and where the safety snapshot is; backstop's listening port closed, no process left, the lock released, no restore recorded; the next restore into the restarted target loaded the snapshot",
             lost: "nothing: restarted on its data folder the target had its \(keys) keys from before the restore (DBSIZE and a SHA-1 of every key and value equal: its dump.rdb was never replaced); the safety snapshot is a whole, listed backup")
     }
+    @Test func theBackupVolumeIsFullDuringARestore() throws {
+        // `restore postgres` streams the dump through in-process gunzip into psql: it stages
+        // nothing on disk. What it writes under BACKUP_DIR is its log, psql's stderr file in
+        // `.state/` and, at the end, `.state/restores.json`: that volume is the one filled.
+        let pg = try PostgresServer.shared
+        let db = try pg.createDatabase(PostgresServer.uniqueDatabaseName("rdisk"))
+        try pg.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g;", database: db)
+        let dir = try TestEnvironment.makeTempDirectory("restorefault-disk")
+        let backupDir = dir + "/backups"
+        try FileSystem.createDirectory(backupDir)
+        let mount = try TestProcesses.run("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", backupDir], check: false)
+        guard mount.status == 0 else {
+            throw TestSupportError("this test mounts an 8 MB tmpfs and needs root (mount exited \(mount.status): \(mount.stderr))")
+        }
+        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let env = pg.environment.merging(["BACKUP_DIR": backupDir, "BACKUP_POSTGRES_DATABASES": db]) { $1 }
+        let made = try BackstopBinary.run(["backup", "postgres", "full"], environment: env)
+        #expect(made.status == 0, "\(made.stderr)")
+        let dump = try #require(BackupCatalog(backupDir: backupDir).list(kinds: [.postgresFull]).first { $0.target == db })
+        let contents = "SELECT count(*) || ':' || md5(string_agg(id || v, ',' ORDER BY id)) FROM t"
+        let atBackup = try pg.psql(contents, database: db)
+        // A first restore, recorded: the record that must survive the full disk whole.
+        let first = try BackstopBinary.run(["restore", "postgres", dump.path, "--yes", "--drop-previous"], environment: env)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        let recordPath = backupDir + "/.state/restores.json"
+        let recordBefore = try String(contentsOfFile: recordPath, encoding: .utf8)
+        #expect(recordBefore.contains("postgres_full"), "\(recordBefore)")
+        try pg.psql("DELETE FROM t WHERE id > 4000;", database: db)
+        #expect(try pg.psql(contents, database: db) != atBackup)
+        let backupsBefore = try InterruptionTests.fingerprint(backupDir + "/postgres")
+
+        _ = try TestProcesses.run("/bin/dd", ["if=/dev/zero", "of=\(backupDir)/filler", "bs=65536"], check: false)
+        let t0 = Date()
+        let run = try BackstopBinary.run(["restore", "postgres", dump.path, "--yes", "--drop-previous"], environment: env)
+        let seconds = Date().timeIntervalSince(t0)
+        let shown = run.stdout + run.stderr
+        print("restore faults: full backup volume: exit \(run.status) in \(String(format: "%.1f", seconds)) s: \(shown)")
+        // The restore itself needs no room there: it is done, and says the record is not.
+        #expect(run.status == 0, "\(shown)")
+        #expect(try pg.psql(contents, database: db) == atBackup, "the target does not hold the dump")
+        #expect(try pg.psql("SELECT count(*) FROM pg_database WHERE starts_with(datname, '\(db)_')") == "0", "a scratch or previous database was left")
+        #expect(shown.contains("warning: the restore succeeded but recording it in \(recordPath) failed") && shown.contains("No space left on device"),
+                "the missing record is not reported: \(shown)")
+        #expect(try String(contentsOfFile: recordPath, encoding: .utf8) == recordBefore, "restores.json changed or was cut")
+        #expect(try InterruptionTests.fingerprint(backupDir + "/postgres") == backupsBefore, "the backups changed")
+        let stateNames = (try? FileManager.default.contentsOfDirectory(atPath: backupDir + "/.state")) ?? []
+        #expect(!stateNames.contains { $0.hasPrefix(".") }, "scratch files left in .state: \(stateNames)")
+        let health = try BackstopBinary.run(["health"], environment: env.merging(["REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1"]) { $1 })
+        let healthText = health.stdout + health.stderr
+        #expect(healthText.split(separator: "\n").contains { $0.contains("DiskSpaceLow") && $0.contains(backupDir) }, "\(healthText)")
+        let warning = shown.split(separator: "\n").first { $0.contains("recording it in") }.map(String.init) ?? "(no line)"
+        print("restore faults: \(warning)")
+        ReliabilityReport.record(
+            fault: "the backup volume (an 8 MB tmpfs, where the log, `.state/` and restores.json live) full (filled just before it starts, so every write it makes meets the full disk) during `backstop restore postgres` (it streams the dump into psql and stages nothing on disk)",
+            did: "the restore needs no room there: it finished in \(String(format: "%.1f", seconds)) s, exit \(run.status), the target holding the dump and no scratch database left, and said `warning: the restore succeeded but recording it in …/restores.json failed: … No space left on device`; `backstop health` shows DiskSpaceLow for the volume",
+            lost: "nothing: restores.json byte-identical (the earlier restore still recorded, the file whole), the backups byte-identical, no scratch file left in `.state/`")
+    }
 }
