@@ -227,4 +227,83 @@ struct RestoreFaultTests {
             did: "the restore needs no room there: it finished in \(String(format: "%.1f", seconds)) s, exit \(run.status), the target holding the dump and no scratch database left, and said `warning: the restore succeeded but recording it in …/restores.json failed: … No space left on device`; `backstop health` shows DiskSpaceLow for the volume",
             lost: "nothing: restores.json byte-identical (the earlier restore still recorded, the file whole), the backups byte-identical, no scratch file left in `.state/`")
     }
+    @Test func sentinelFailsTheTargetOverWhileItReceivesTheSnapshot() throws {
+        let password = "failover-pw"
+        let cluster = try RedisCluster.start(password: password)
+        defer { cluster.shutdown() }
+        let target = cluster.master
+        func cli(_ port: Int, _ arguments: [String]) throws -> String { try cluster.redisCLI(port: port, arguments) }
+        let script = "local ks = redis.call('KEYS', '*'); table.sort(ks); local out = {}; "
+            + "for _, k in ipairs(ks) do out[#out + 1] = k .. '=' .. redis.call('GET', k) end; "
+            + "return redis.call('DBSIZE') .. ':' .. redis.sha1hex(table.concat(out, ','))"
+        func contents(_ port: Int) throws -> String { try cli(port, ["EVAL", script, "0"]) }
+        _ = try cli(target.port, ["EVAL", "for i = 1, 20000 do redis.call('SET', 'key:' .. i, redis.sha1hex(i) .. redis.sha1hex(i + 1)) end return 1", "0"])
+        let dir = try TestEnvironment.makeTempDirectory("restorefault-failover")
+        let backupDir = dir + "/backups"
+        let env = ["BACKUP_DIR": backupDir, "REDIS_SENTINELS": cluster.sentinels.map(\.description).joined(separator: ","),
+                   "REDIS_SENTINEL_MASTER": cluster.masterName, "REDIS_PASSWORD": password]
+        let made = try BackstopBinary.run(["backup", "redis"], environment: env)
+        #expect(made.status == 0, "\(made.stderr)")
+        let snapshot = try #require(BackupCatalog(backupDir: backupDir).list(kinds: [.redis]).first)
+        let snapshotContents = try contents(target.port)
+        _ = try cli(target.port, ["EVAL", "for i = 1, 1000 do redis.call('DEL', 'key:' .. i) end redis.call('SET', 'after:backup', 'kept') return 1", "0"])
+        let before = try contents(target.port)
+        #expect(before != snapshotContents)
+        try TestEnvironment.waitUntil(timeout: 20, "the replica to hold the current data") { (try? contents(cluster.replicaNode.port)) == before }
+
+        let log = dir + "/restore.log"
+        let restore = try BackstopBinary.spawn(["restore", "redis", snapshot.path, "--yes", "--max-rate", "100k"], environment: env, logFile: log)
+        var masterPort = 0
+        try TestEnvironment.waitUntil(timeout: 60, "the target receiving the snapshot from backstop (log \(log))") {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.contains("REPLICAOF 127.0.0.1 ") }),
+               let port = line.split(separator: " ").drop(while: { $0 != "127.0.0.1" }).dropFirst().first.flatMap({ Int($0) }) {
+                masterPort = port
+            }
+            let info = (try? cli(target.port, ["INFO", "replication"])) ?? ""
+            return masterPort != 0 && info.contains("master_sync_in_progress:1")
+        }
+        usleep(1_000_000)
+        let t0 = Date()
+        let newMaster = try cluster.failover()
+        let failoverSeconds = Date().timeIntervalSince(t0)
+        var status: Int32 = 0
+        try TestEnvironment.waitUntil(timeout: 60, "the restore to exit after the failover (log \(log))") { waitpid(restore, &status, WNOHANG) == restore }
+        TestProcesses.unregister(pid: restore)
+        let seconds = Date().timeIntervalSince(t0)
+        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        print("restore faults: failover: exit \(code) \(String(format: "%.1f", seconds)) s after SENTINEL FAILOVER (failover done in \(String(format: "%.1f", failoverSeconds)) s)")
+        #expect(newMaster != target)
+        #expect(code != 0, "a restore whose target was failed over exited 0: \(output)")
+        #expect(code < 126, "exit \(code): a failure, not a crash or a signal")
+        #expect(output.contains("lost \(target) during the restore") && output.contains("no longer replicates from Backstop"),
+                "the error does not say the target was failed over: \(output)")
+        #expect(!output.contains("loaded the snapshot"), "\(output)")
+        #expect(!TestEnvironment.isListening(port: masterPort), "the restore master still listens on \(masterPort)")
+        #expect(Self.processes(mentioning: snapshot.path).isEmpty, "\(Self.processes(mentioning: snapshot.path))")
+        #expect(!RestoreInterruptionTests.restoresRecord(backupDir).contains("\"redis\""),
+                "the failed restore was recorded: \(RestoreInterruptionTests.restoresRecord(backupDir))")
+        InterruptionTests.expectLockReleased(backupDir + "/.locks/redis.lock")
+        let message = output.split(separator: "\n").first { $0.contains("no longer replicates") }.map(String.init) ?? "(no line)"
+        print("restore faults: \(message)")
+        // The end: the promoted replica is the master with the data from before the restore,
+        // the old target its replica (Sentinel's REPLICAOF was left alone), holding the same.
+        #expect(try contents(newMaster.port) == before, "the new master does not hold the data from before the restore")
+        let role = try cli(target.port, ["INFO", "replication"])
+        #expect(role.contains("role:slave") && role.contains("master_port:\(newMaster.port)"), "\(role)")
+        try TestEnvironment.waitUntil(timeout: 30, "the old target to resync from \(newMaster)") { (try? contents(target.port)) == before }
+        let downAfter = try cluster.sentinelMasterFields(sentinelPort: cluster.sentinelPorts[0])["down-after-milliseconds"]
+        #expect(downAfter == "1000", "down-after-milliseconds not set back: \(downAfter ?? "nil")")
+
+        // The next restore goes to the new master (through Sentinel) and is normal.
+        let next = try BackstopBinary.run(["restore", "redis", snapshot.path, "--yes"], environment: env)
+        #expect(next.status == 0, "\(next.stderr)\(next.stdout)")
+        #expect(try contents(newMaster.port) == snapshotContents)
+        let keys = before.split(separator: ":").first ?? "?"
+        ReliabilityReport.record(
+            fault: "Sentinel failed the target over (`SENTINEL FAILOVER`) while `backstop restore redis` (method replication, `--max-rate 100k`) sends it the snapshot",
+            did: "exited \(code) \(String(format: "%.1f", seconds)) s after the failover began naming the target and the cause (`lost <target> during the restore: it no longer replicates from Backstop (role slave, following <new master>) … it was restarted or failed over`), without sending the old target REPLICAOF NO ONE (Sentinel's configuration left alone); backstop's listening port closed, no process left, the lock released, Sentinel's down-after-milliseconds set back, no restore recorded; the next restore, through Sentinel, went to the new master and loaded the snapshot",
+            lost: "nothing: the promoted replica and the old target (its replica now) both held the \(keys) keys from before the restore (DBSIZE and a SHA-1 of every key and value equal)")
+    }
 }
