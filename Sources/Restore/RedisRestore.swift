@@ -216,7 +216,7 @@ public struct RedisRestore: Sendable {
                     // Restarted (a master again, with what it loaded from its own disk) or
                     // reconfigured by Sentinel after a failover: it no longer follows Backstop.
                     // It is not told anything: it may now be a replica of the new master.
-                    try targetLost(master, safetyPath: safetyPath, why: "it no longer replicates from Backstop (role \(info["role"] ?? "?")\(info["master_host"].map { ", following \($0):\(info["master_port"] ?? "?")" } ?? ""); process \(Self.processID(target: self) ?? "?"), before \(before.processID)): it was restarted or failed over")
+                    try targetLost(master, safetyPath: safetyPath, why: "it no longer replicates from Backstop (role \(info["role"] ?? "?")\(info["master_host"].map { ", following \($0):\(info["master_port"] ?? "?")" } ?? ""); process \(targetProcessID() ?? "?"), before \(before.processID)): it was restarted or failed over")
                 }
             } else if MonotonicClock.seconds() - lastAnswer > Self.unansweredLimit {
                 try targetLost(master, safetyPath: safetyPath, why: "it has not answered for \(Int(Self.unansweredLimit)) s (killed, crashed or unreachable)")
@@ -255,8 +255,9 @@ public struct RedisRestore: Sendable {
     /// it (a Redis loading a snapshot still answers INFO).
     static let unansweredLimit = 15.0
 
-    static func processID(target restore: RedisRestore) -> String? {
-        (try? restore.connect(timeout: 2).info("server"))?["process_id"]
+    /// The target's process id now (a restart changes it); nil when it does not answer.
+    private func targetProcessID() -> String? {
+        (try? connect(timeout: 2).info("server"))?["process_id"]
     }
 
     /// The target went away during the load: the transfer is stopped (the listening port
