@@ -218,8 +218,13 @@ public struct RedisRestore: Sendable {
                     // It is not told anything: it may now be a replica of the new master.
                     try targetLost(master, safetyPath: safetyPath, why: "it no longer replicates from Backstop (role \(info["role"] ?? "?")\(info["master_host"].map { ", following \($0):\(info["master_port"] ?? "?")" } ?? ""); process \(targetProcessID() ?? "?"), before \(before.processID)): it was restarted or failed over")
                 }
-            } else if MonotonicClock.seconds() - lastAnswer > Self.unansweredLimit {
-                try targetLost(master, safetyPath: safetyPath, why: "it has not answered for \(Int(Self.unansweredLimit)) s (killed, crashed or unreachable)")
+            } else {
+                // Once the whole snapshot is out the target may be busy for a while (a replica
+                // flushes its old data synchronously before it loads): more patience then.
+                let limit = master.progress.transfers > 0 ? Self.unansweredLimitAfterTransfer : Self.unansweredLimit
+                if MonotonicClock.seconds() - lastAnswer > limit {
+                    try targetLost(master, safetyPath: safetyPath, why: "it has not answered for \(Int(limit)) s (killed, crashed or unreachable)")
+                }
             }
             usleep(100_000)
         }
@@ -254,6 +259,8 @@ public struct RedisRestore: Sendable {
     /// How long the target may not answer INFO during the load before the restore gives up on
     /// it (a Redis loading a snapshot still answers INFO).
     static let unansweredLimit = 15.0
+    /// The same once the whole snapshot was sent (flushing a large dataset blocks Redis).
+    static let unansweredLimitAfterTransfer = 600.0
 
     /// The target's process id now (a restart changes it); nil when it does not answer.
     private func targetProcessID() -> String? {
