@@ -177,14 +177,10 @@ public struct PostgresRestore: Sendable {
                 try load(into: restore)
             } catch {
                 var message = "loading the dump failed: \(error). \(t) was not touched"
-                do {
-                    try admin.session { db in
-                        try db.terminateSessions(restore)
-                        try db.execute("DROP DATABASE IF EXISTS \(try db.identifier(restore))")
-                    }
+                if let dropError = dropScratch(restore, admin: admin) {
+                    message += "; dropping the half-loaded \(restore) failed too (\(dropError)): it is NOT a restored copy, drop it by hand: psql -X -d postgres -c 'DROP DATABASE \(q(restore))'"
+                } else {
                     message += "; the half-loaded \(restore) was dropped"
-                } catch {
-                    message += "; dropping the half-loaded \(restore) failed too (\(error)): drop it by hand"
                 }
                 throw RestoreError(message, nothingChanged: true)
             }
@@ -225,6 +221,30 @@ public struct PostgresRestore: Sendable {
         }
         result.seconds = MonotonicClock.seconds() - started
         return result
+    }
+
+    /// Drops the half-loaded scratch database after a failed load; nil when it is gone. A load
+    /// cut by a server restart fails while the server is still down, so the drop is tried
+    /// again for up to `patience` seconds (the server coming back) before it gives up.
+    func dropScratch(_ name: String, admin: PostgresAdmin, patience: Double = 60) -> (any Error)? {
+        let deadline = MonotonicClock.seconds() + patience
+        var announced = false
+        while true {
+            do {
+                try admin.session { db in
+                    try db.terminateSessions(name)
+                    try db.execute("DROP DATABASE IF EXISTS \(try db.identifier(name))")
+                }
+                return nil
+            } catch {
+                if MonotonicClock.seconds() >= deadline { return error }
+                if !announced {
+                    say("dropping the half-loaded \(name) failed (\(error)); trying again for up to \(Int(patience)) s")
+                    announced = true
+                }
+                usleep(1_000_000)
+            }
+        }
     }
 
     /// Ends the sessions on the target and renames it; a client that reconnects between the
@@ -295,7 +315,9 @@ public enum PostgresLoader {
         if let copyError { throw RestoreError("reading \(path) failed: \(copyError)", nothingChanged: false) }
         guard status == 0 else {
             let stderr = child.stderrText(limit: 2000)
-            throw RestoreError("psql exited with status \(status)\(stderr.isEmpty ? "" : ": \(stderr)")", nothingChanged: false)
+            // psql's exit status 2: the connection to the server went bad (a restart, a crash).
+            let why = status == 2 ? "psql lost its connection to PostgreSQL (exit status 2)" : "psql exited with status \(status)"
+            throw RestoreError("\(why)\(stderr.isEmpty ? "" : ": \(stderr)")", nothingChanged: false)
         }
     }
 }

@@ -193,6 +193,7 @@ public struct RedisRestore: Sendable {
         var loaded = false
         var last: [String: String] = [:]
         var pastNoReturn = false
+        var lastAnswer = MonotonicClock.seconds()
         while MonotonicClock.seconds() < deadline {
             if isCancelled, !pastNoReturn {
                 if master.abortUnlessSent() {
@@ -203,12 +204,26 @@ public struct RedisRestore: Sendable {
                 pastNoReturn = true
                 say("stop requested after \(target) received the whole snapshot: finishing the restore (it is loading it)")
             }
-            if let info = try? connect().info("replication") {
+            if let info = try? connect(timeout: 2).info("replication") {
                 last = info
+                lastAnswer = MonotonicClock.seconds()
                 if info["master_host"] == adv, info["master_port"] == String(master.port),
                    info["master_link_status"] == "up", info["master_sync_in_progress"] == "0", master.progress.transfers > 0 {
                     loaded = true
                     break
+                }
+                if info["master_host"] != adv || info["master_port"] != String(master.port) {
+                    // Restarted (a master again, with what it loaded from its own disk) or
+                    // reconfigured by Sentinel after a failover: it no longer follows Backstop.
+                    // It is not told anything: it may now be a replica of the new master.
+                    try targetLost(master, safetyPath: safetyPath, why: "it no longer replicates from Backstop (role \(info["role"] ?? "?")\(info["master_host"].map { ", following \($0):\(info["master_port"] ?? "?")" } ?? ""); process \(targetProcessID() ?? "?"), before \(before.processID)): it was restarted or failed over")
+                }
+            } else {
+                // Once the whole snapshot is out the target may be busy for a while (a replica
+                // flushes its old data synchronously before it loads): more patience then.
+                let limit = master.progress.transfers > 0 ? Self.unansweredLimitAfterTransfer : Self.unansweredLimit
+                if MonotonicClock.seconds() - lastAnswer > limit {
+                    try targetLost(master, safetyPath: safetyPath, why: "it has not answered for \(Int(limit)) s (killed, crashed or unreachable)")
                 }
             }
             usleep(100_000)
@@ -239,6 +254,25 @@ public struct RedisRestore: Sendable {
         }
         return RedisRestoreResult(processIDBefore: before.processID, processIDAfter: server["process_id"] ?? "?", keyspace: keyspace,
                                   expected: expected, mismatches: mismatches, safetySnapshot: safetyPath, seconds: MonotonicClock.seconds() - started)
+    }
+
+    /// How long the target may not answer INFO during the load before the restore gives up on
+    /// it (a Redis loading a snapshot still answers INFO).
+    static let unansweredLimit = 15.0
+    /// The same once the whole snapshot was sent (flushing a large dataset blocks Redis).
+    static let unansweredLimitAfterTransfer = 600.0
+
+    /// The target's process id now (a restart changes it); nil when it does not answer.
+    private func targetProcessID() -> String? {
+        (try? connect(timeout: 2).info("server"))?["process_id"]
+    }
+
+    /// The target went away during the load: the transfer is stopped (the listening port
+    /// closed), nothing is recorded, and the error says what is known of the target.
+    private func targetLost(_ master: RDBMaster, safetyPath: String?, why: String) throws -> Never {
+        let sent = master.progress
+        master.stop()
+        throw RestoreError("lost \(target) during the restore: \(why). The snapshot transfer was stopped (master side: \(sent.lastError ?? "no error")) and the listening port closed; nothing was recorded as restored. \(target)'s data may be its old data or incomplete: check it, then restore again\(safetyPath.map { " (the safety snapshot \($0) holds the data from before the restore)" } ?? "")", nothingChanged: false)
     }
 
     /// The restore was stopped before the target had the whole snapshot: the transfer is
