@@ -17,10 +17,13 @@ import Foundation
 /// encoder's date strategy never decides a file's format.
 public enum JSONCoding {
     /// `value` as JSON: indented (`pretty`, for files and `--json`) or on one line (request
-    /// bodies), keys sorted, with a final newline when `newline`.
+    /// bodies), keys sorted, with a final newline when `newline`. `snakeCaseKeys` writes the
+    /// property names in snake case (`nextRuns` as `next_runs`), for output types that would
+    /// otherwise spell every key twice in a `CodingKeys`.
     public static func encode(_ value: some Encodable, pretty: Bool = true, escapingSlashes: Bool = false,
-                              newline: Bool = false) throws -> [UInt8] {
+                              newline: Bool = false, snakeCaseKeys: Bool = false) throws -> [UInt8] {
         let encoder = JSONEncoder()
+        if snakeCaseKeys { encoder.keyEncodingStrategy = .convertToSnakeCase }
         var format: JSONEncoder.OutputFormatting = [.sortedKeys]
         if pretty { format.insert(.prettyPrinted) }
         if !escapingSlashes { format.insert(.withoutEscapingSlashes) }
@@ -31,8 +34,8 @@ public enum JSONCoding {
     }
 
     /// `encode` as text (for `print`), without the final newline.
-    public static func text(_ value: some Encodable, pretty: Bool = true) throws -> String {
-        String(decoding: try encode(value, pretty: pretty), as: UTF8.self)
+    public static func text(_ value: some Encodable, pretty: Bool = true, snakeCaseKeys: Bool = false) throws -> String {
+        String(decoding: try encode(value, pretty: pretty, snakeCaseKeys: snakeCaseKeys), as: UTF8.self)
     }
 
     /// A `T` from JSON text; throws `DecodingError` for text that is not JSON or not a `T`.

@@ -145,8 +145,9 @@ struct ScheduleCommand: AsyncParsableCommand {
         return out
     }
 
+    /// The `--json` outputs below, their property names in snake case (`next_runs`, `time_zone`).
     private func printJSON(_ value: some Encodable) throws {
-        print(try JSONCoding.text(value))
+        print(try JSONCoding.text(value, snakeCaseKeys: true))
     }
 
     struct CronRuns: Encodable {
@@ -154,11 +155,6 @@ struct ScheduleCommand: AsyncParsableCommand {
         var timeZone: String
         var from: String
         var nextRuns: [String]
-        enum CodingKeys: String, CodingKey {
-            case expression, from
-            case timeZone = "time_zone"
-            case nextRuns = "next_runs"
-        }
     }
 
     struct JobRow: Encodable {
@@ -167,19 +163,11 @@ struct ScheduleCommand: AsyncParsableCommand {
         var schedule: String?
         var enabled: Bool
         var nextRuns: [String]
-        enum CodingKeys: String, CodingKey {
-            case job, variable, schedule, enabled
-            case nextRuns = "next_runs"
-        }
     }
 
     struct JobList: Encodable {
         var timeZone: String
         var from: String
         var jobs: [JobRow]
-        enum CodingKeys: String, CodingKey {
-            case from, jobs
-            case timeZone = "time_zone"
-        }
     }
 }

@@ -75,10 +75,7 @@ import Testing
 
     @Test func aKilledRunLeavesNothingAndTheNextRunCleansUp() throws {
         let server = try PostgresServer.shared
-        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("killed"))
-        try server.psql(Fixtures.bulk(megabytes: 1), database: db)
-        let backupDir = try TestEnvironment.makeTempDirectory("cli-killed")
-        let holder = try TableLockHolder(server: server, database: db, table: "bulk", logDirectory: backupDir)
+        let (db, backupDir, holder) = try Fixtures.lockedBulkDatabase(server, prefix: "killed", folder: "cli-killed")
         defer { holder.release() }
         var env = server.environment(database: db)
         env["BACKUP_DIR"] = backupDir

@@ -122,3 +122,17 @@ struct TableLockHolder: Sendable {
         TestProcesses.unregister(pid: pid)
     }
 }
+
+extension Fixtures {
+    /// A new 1 MB `bulk` database on `server` whose table a `TableLockHolder` holds, so a
+    /// pg_dump of it waits (for the tests that stop or cut a dump part-way), and a fresh
+    /// backup folder; the caller releases the holder.
+    static func lockedBulkDatabase(_ server: PostgresServer, prefix: String, folder: String) throws
+        -> (db: String, backupDir: String, holder: TableLockHolder) {
+        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName(prefix))
+        try server.psql(bulk(megabytes: 1), database: db)
+        let backupDir = try TestEnvironment.makeTempDirectory(folder)
+        let holder = try TableLockHolder(server: server, database: db, table: "bulk", logDirectory: backupDir)
+        return (db, backupDir, holder)
+    }
+}

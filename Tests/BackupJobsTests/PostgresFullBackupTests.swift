@@ -89,11 +89,8 @@ import Testing
 
     @Test func connectionLostPartWayLeavesNothing() throws {
         let server = try PostgresServer.shared
-        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("cut"))
-        try server.psql(Fixtures.bulk(megabytes: 1), database: db)
-        let backupDir = try TestEnvironment.makeTempDirectory("full-cut")
+        let (db, backupDir, holder) = try Fixtures.lockedBulkDatabase(server, prefix: "cut", folder: "full-cut")
         let settings = try Fixtures.settings(server: server, database: db, backupDir: backupDir)
-        let holder = try TableLockHolder(server: server, database: db, table: "bulk", logDirectory: backupDir)
         defer { holder.release() }
         // Terminate pg_dump's session while it is in the middle of its run.
         let killer = Thread {
@@ -138,11 +135,8 @@ import Testing
 
     @Test func cancellingTheTaskStopsPgDumpAndLeavesNothing() async throws {
         let server = try PostgresServer.shared
-        let db = try server.createDatabase(PostgresServer.uniqueDatabaseName("cancel"))
-        try server.psql(Fixtures.bulk(megabytes: 1), database: db)
-        let backupDir = try TestEnvironment.makeTempDirectory("full-cancel")
+        let (db, backupDir, holder) = try Fixtures.lockedBulkDatabase(server, prefix: "cancel", folder: "full-cancel")
         let settings = try Fixtures.settings(server: server, database: db, backupDir: backupDir)
-        let holder = try TableLockHolder(server: server, database: db, table: "bulk", logDirectory: backupDir)
         defer { holder.release() }
         let registry = MetricsRegistry()
         let task = Task {

@@ -1,4 +1,6 @@
+import BackstopCore
 import BackstopTestSupport
+import Foundation
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -67,5 +69,63 @@ struct SnapshottedRedis {
             return server != 0
         }
         return (drill, server)
+    }
+}
+
+/// A small tmpfs mounted on a folder (created), the volume the full-disk tests fill up.
+/// `unmount()` (lazy: a process still in it does not keep it) goes in the test's `defer`.
+struct Tmpfs {
+    let path: String
+
+    init(_ path: String, size: String) throws {
+        self.path = path
+        try FileSystem.createDirectory(path)
+        let mount = try TestProcesses.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path], check: false)
+        guard mount.status == 0 else {
+            throw TestSupportError("this test mounts a \(size) tmpfs and needs root (mount exited \(mount.status): \(mount.stderr))")
+        }
+    }
+
+    /// A new temporary folder named for `prefix` and, in it, `folder` as a tmpfs of `size`.
+    static func inNewFolder(_ prefix: String, folder: String = "backups", size: String) throws -> (dir: String, volume: Tmpfs) {
+        let dir = try TestEnvironment.makeTempDirectory(prefix)
+        return (dir, try Tmpfs(dir + "/" + folder, size: size))
+    }
+
+    func unmount() {
+        _ = try? TestProcesses.run("/bin/umount", ["-l", path], check: false)
+    }
+}
+
+extension StandaloneRedis {
+    /// A server of its own holding `keys` keys `key:N` (40-hex values, about 85 bytes of RDB a key).
+    static func filled(keys: Int) throws -> StandaloneRedis {
+        let redis = try StandaloneRedis()
+        do {
+            _ = try redis.cli(["EVAL", "for i=1,\(keys) do redis.call('SET','key:'..i, redis.sha1hex(i)..redis.sha1hex('v'..i)) end return 1", "0"])
+        } catch {
+            redis.stop()
+            throw error
+        }
+        return redis
+    }
+}
+
+/// The WAL of a test server as the archive tests drive it: rows and a segment switch, and
+/// whether a segment reached the archive folder whole (data and `.meta`).
+struct WalSegments {
+    let pg: PostgresServer
+    let archiveDir: String
+
+    /// Rows into `t`, then a segment switch: returns the name of the segment completed.
+    func switchWal() throws -> String {
+        try pg.psql("INSERT INTO t SELECT generate_series(1, 5000);")
+        let name = try pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        try pg.psql("SELECT pg_switch_wal()")
+        return name
+    }
+
+    func archived(_ name: String) -> Bool {
+        FileManager.default.fileExists(atPath: archiveDir + "/" + name + ".meta") && FileManager.default.fileExists(atPath: archiveDir + "/" + name + ".gz")
     }
 }

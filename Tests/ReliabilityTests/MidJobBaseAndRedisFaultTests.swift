@@ -11,15 +11,6 @@ import Glibc
 /// tmpfs) filling up while `pg_basebackup` writes a base backup and while a Redis snapshot
 /// streams in, and PostgreSQL restarting under a base backup.
 extension MidJobFaultTests {
-    /// Mounts a tmpfs of `size` (e.g. "16m") on `path` (created); the caller unmounts it.
-    static func mountTmpfs(_ path: String, size: String) throws {
-        try FileSystem.createDirectory(path)
-        let mount = try TestProcesses.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path], check: false)
-        guard mount.status == 0 else {
-            throw TestSupportError("this test mounts a \(size) tmpfs and needs root (mount exited \(mount.status): \(mount.stderr))")
-        }
-    }
-
     /// Relative path → SHA-256 of every visible file below `folder` (base backups are folders).
     static func treeFingerprint(_ folder: String) throws -> [String: String] {
         var out: [String: String] = [:]
@@ -75,14 +66,30 @@ extension MidJobFaultTests {
                 "health shows no DiskSpaceLow for \(backupDir): \(shown)", sourceLocation: sourceLocation)
     }
 
+    /// With the space back: the next `backstop ARGS` run makes a second backup of `kind`
+    /// that passes `verify`, and `backstop health` writes alerts.json without DiskSpaceLow.
+    static func expectWholeNextRun(_ arguments: [String], kind: BackupKind, env: [String: String], backupDir: String,
+                                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let next = try BackstopBinary.run(arguments, environment: env)
+        #expect(next.status == 0, "\(next.stderr)", sourceLocation: sourceLocation)
+        let listed = BackupCatalog(backupDir: backupDir).list(kinds: [kind])
+        #expect(listed.count == 2, sourceLocation: sourceLocation)
+        let newest = try #require(listed.max { $0.path < $1.path }, sourceLocation: sourceLocation)
+        let verify = try BackstopBinary.run(["verify", newest.path], environment: env)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)", sourceLocation: sourceLocation)
+        _ = try BackstopBinary.run(["health"], environment: env)
+        let after = (try? String(contentsOfFile: backupDir + "/alerts.json", encoding: .utf8)) ?? ""
+        #expect(!after.isEmpty && !after.contains("DiskSpaceLow"), "with the space back alerts.json is written without DiskSpaceLow: \(after)",
+                sourceLocation: sourceLocation)
+    }
+
     @Test func theBackupVolumeFillsUpDuringABaseBackup() throws {
         let pg = try PostgresServer.start(name: "pg-basefull")
         defer { pg.shutdown() }
-        let dir = try TestEnvironment.makeTempDirectory("midjob-basedisk")
-        let backupDir = dir + "/backups"
         // 64 MB: `verify` unpacks a base backup (about 40 MB here) into `.state/` on this volume.
-        try Self.mountTmpfs(backupDir, size: "64m")
-        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let (dir, volume) = try Tmpfs.inNewFolder("midjob-basedisk", size: "64m")
+        defer { volume.unmount() }
+        let backupDir = volume.path
         let postgresDir = backupDir + "/postgres"
         var env = pg.environment
         env["BACKUP_DIR"] = backupDir
@@ -119,16 +126,7 @@ extension MidJobFaultTests {
         let verifyAll = try BackstopBinary.run(["verify"], environment: ["BACKUP_DIR": backupDir])
         #expect(verifyAll.status == 0, "\(verifyAll.stdout)\(verifyAll.stderr)")
         #expect(verifyAll.stdout.components(separatedBy: "wal_").count - 1 == 1, "verify checked more than the good base backup: \(verifyAll.stdout)")
-        let next = try BackstopBinary.run(["backup", "postgres", "incremental"], environment: env)
-        #expect(next.status == 0, "\(next.stderr)")
-        let bases = BackupCatalog(backupDir: backupDir).list(kinds: [.postgresBase])
-        #expect(bases.count == 2)
-        let newest = try #require(bases.max { $0.path < $1.path })
-        let verify = try BackstopBinary.run(["verify", newest.path], environment: env)
-        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
-        _ = try BackstopBinary.run(["health"], environment: env)
-        let after = (try? String(contentsOfFile: backupDir + "/alerts.json", encoding: .utf8)) ?? ""
-        #expect(!after.isEmpty && !after.contains("DiskSpaceLow"), "with the space back alerts.json is written without DiskSpaceLow: \(after)")
+        try Self.expectWholeNextRun(["backup", "postgres", "incremental"], kind: .postgresBase, env: env, backupDir: backupDir)
         ReliabilityReport.record(
             fault: "the backup volume (a 64 MB tmpfs) filled while `pg_basebackup` writes a base backup into it",
             did: "`backup postgres incremental` exited \(run.code) \(String(format: "%.1f", run.seconds)) s later naming `No space left on device` and the file in the partial folder; the partial folder removed, no process left writing there, the lock released, `backstop health` shows DiskSpaceLow for the volume; with the space back the next base backup was complete, passed `verify` and the alert resolved",
@@ -182,13 +180,11 @@ extension MidJobFaultTests {
     @Test func theBackupVolumeFillsUpDuringARedisSnapshot() throws {
         // 5,000 keys at 1 ms each: the server's fork takes 5 s to write the snapshot, and the
         // job's temporary file is open the whole time.
-        let redis = try StandaloneRedis()
+        let redis = try StandaloneRedis.filled(keys: 5000)
         defer { redis.stop() }
-        _ = try redis.cli(["EVAL", "for i=1,5000 do redis.call('SET','key:'..i, redis.sha1hex(i)..redis.sha1hex('v'..i)) end return 1", "0"])
-        let dir = try TestEnvironment.makeTempDirectory("midjob-redisdisk")
-        let backupDir = dir + "/backups"
-        try Self.mountTmpfs(backupDir, size: "8m")
-        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let (dir, volume) = try Tmpfs.inNewFolder("midjob-redisdisk", size: "8m")
+        defer { volume.unmount() }
+        let backupDir = volume.path
         let redisDir = backupDir + "/redis"
         let env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port),
                    "BACKUP_REDIS_RETRY_DELAY": "1s", "BACKUP_REDIS_TIMEOUT": "60s",
@@ -230,16 +226,7 @@ extension MidJobFaultTests {
         try TestEnvironment.waitUntil(timeout: 60, "the server's earlier fork to end") {
             ((try? redis.cli(["INFO", "persistence"])) ?? "").contains("rdb_bgsave_in_progress:0")
         }
-        let next = try BackstopBinary.run(["backup", "redis"], environment: env)
-        #expect(next.status == 0, "\(next.stderr)")
-        let snapshots = BackupCatalog(backupDir: backupDir).list(kinds: [.redis])
-        #expect(snapshots.count == 2)
-        let newest = try #require(snapshots.max { $0.path < $1.path })
-        let verify = try BackstopBinary.run(["verify", newest.path], environment: env)
-        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
-        _ = try BackstopBinary.run(["health"], environment: env)
-        let after = (try? String(contentsOfFile: backupDir + "/alerts.json", encoding: .utf8)) ?? ""
-        #expect(!after.isEmpty && !after.contains("DiskSpaceLow"), "with the space back alerts.json is written without DiskSpaceLow: \(after)")
+        try Self.expectWholeNextRun(["backup", "redis"], kind: .redis, env: env, backupDir: backupDir)
         ReliabilityReport.record(
             fault: "the backup volume (an 8 MB tmpfs) filled while Redis writes the snapshot a `backup redis` is waiting for (its temporary file open)",
             did: "`backup redis` exited \(run.code) \(String(format: "%.1f", run.seconds)) s later after \(attempts) attempts (2 retries), each failing with `No space left on device` naming the temporary file; the temporary file removed, the lock released, `backstop health` shows DiskSpaceLow for the volume; with the space back the next snapshot was whole, passed `verify` and the alert resolved",
@@ -256,9 +243,8 @@ extension MidJobFaultTests {
 
     @Test func theDataVolumeFillsUpDuringAFileRestoreOfRedis() throws {
         // The snapshot to restore: 20,000 keys (about 1.7 MB of RDB) from another server.
-        let source = try StandaloneRedis()
+        let source = try StandaloneRedis.filled(keys: 20000)
         defer { source.stop() }
-        _ = try source.cli(["EVAL", "for i=1,20000 do redis.call('SET','key:'..i, redis.sha1hex(i)..redis.sha1hex('v'..i)) end return 1", "0"])
         let dir = try TestEnvironment.makeTempDirectory("midjob-redisrestore")
         let backupDir = dir + "/backups"
         let made = try BackstopBinary.run(["backup", "redis"], environment: ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(source.port)])
@@ -268,8 +254,8 @@ extension MidJobFaultTests {
         // The target: 300 keys, its data folder a 1 MB tmpfs (room for its own snapshot, not
         // for the one restored into it), automatic saves on.
         let dataDir = dir + "/redis-data"
-        try Self.mountTmpfs(dataDir, size: "1m")
-        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", dataDir], check: false) }
+        let volume = try Tmpfs(dataDir, size: "1m")
+        defer { volume.unmount() }
         let target = try StandaloneRedis(directory: dataDir, extraConfig: ["save 3600 1"])
         defer { target.stop() }
         _ = try target.cli(["EVAL", "for i=1,300 do redis.call('SET','live:'..i, 'value '..i) end return 1", "0"])
@@ -313,27 +299,20 @@ extension MidJobFaultTests {
     @Test func theBackupVolumeFillsUpWhilePgReceivewalStreams() throws {
         let pg = try PostgresServer.start(name: "pg-walfull")
         defer { pg.shutdown() }
-        let dir = try TestEnvironment.makeTempDirectory("midjob-waldisk")
-        let backupDir = dir + "/backups"
         // Room for the base backup and, once the space is back, the backlog: pg_receivewal
         // stages whole 16 MB segments (and zero-fills the next `.partial`) faster than they are
         // archived. With 48 MB the volume filled again and the archive never caught up: see the
         // README's Not yet.
-        try Self.mountTmpfs(backupDir, size: "128m")
-        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let (dir, volume) = try Tmpfs.inNewFolder("midjob-waldisk", size: "128m")
+        defer { volume.unmount() }
+        let backupDir = volume.path
         let archiveDir = backupDir + "/postgres/wal"
         var env = pg.environment
         env["BACKUP_DIR"] = backupDir
         env["BACKUP_WAL_ARCHIVE"] = "receivewal"
-        func switchWal() throws -> String {
-            try pg.psql("INSERT INTO t SELECT generate_series(1, 5000);")
-            let name = try pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-            try pg.psql("SELECT pg_switch_wal()")
-            return name
-        }
-        func archived(_ name: String) -> Bool {
-            FileManager.default.fileExists(atPath: archiveDir + "/" + name + ".meta") && FileManager.default.fileExists(atPath: archiveDir + "/" + name + ".gz")
-        }
+        let wal = WalSegments(pg: pg, archiveDir: archiveDir)
+        func switchWal() throws -> String { try wal.switchWal() }
+        func archived(_ name: String) -> Bool { wal.archived(name) }
         let serve = try ServeUnderTest(environment: env, backupDir: backupDir)
         defer { serve.stop() }
         try TestEnvironment.waitUntil(timeout: 30, "pg_receivewal streaming (log \(serve.log))") {
@@ -396,9 +375,8 @@ extension MidJobFaultTests {
 
     @Test func theScratchVolumeFillsUpDuringARedisDrill() throws {
         // A 20,000-key snapshot (about 1.7 MB of RDB) and a 1 MB tmpfs as the drill's TMPDIR.
-        let redis = try StandaloneRedis()
+        let redis = try StandaloneRedis.filled(keys: 20000)
         defer { redis.stop() }
-        _ = try redis.cli(["EVAL", "for i=1,20000 do redis.call('SET','key:'..i, redis.sha1hex(i)..redis.sha1hex('v'..i)) end return 1", "0"])
         let dir = try TestEnvironment.makeTempDirectory("midjob-drilldisk")
         let backupDir = dir + "/backups"
         let env = ["BACKUP_DIR": backupDir, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(redis.port), "PGHOST": "127.0.0.1", "PGPORT": "1"]
@@ -406,8 +384,8 @@ extension MidJobFaultTests {
         #expect(made.status == 0, "\(made.stderr)")
         let good = try Self.treeFingerprint(backupDir + "/redis")
         let scratchDir = dir + "/tmp"
-        try Self.mountTmpfs(scratchDir, size: "1m")
-        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", scratchDir], check: false) }
+        let volume = try Tmpfs(scratchDir, size: "1m")
+        defer { volume.unmount() }
 
         let t0 = Date()
         let drill = try BackstopBinary.run(["drill", "--redis"], environment: env.merging(["TMPDIR": scratchDir]) { $1 })

@@ -38,15 +38,7 @@ struct MidJobFaultTests {
         let below = SlowPrograms.descendants(of: cli)
         let t0 = Date()
         try fault()
-        var status: Int32 = 0
-        try TestEnvironment.waitUntil(timeout: 120, "the CLI to exit after the fault (log \(logFile))") {
-            waitpid(cli, &status, WNOHANG) == cli
-        }
-        TestProcesses.unregister(pid: cli)
-        let seconds = Date().timeIntervalSince(t0)
-        try TestEnvironment.waitUntil(timeout: 5, "the CLI's children \(below) to end") { below.allSatisfy { !processAlive($0) } }
-        let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (code, (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "", seconds)
+        return try reap(cli, below: below, since: t0, logFile: logFile)
     }
 
     /// `backstop health` run once: alerts.json written; returns the BackupFailed targets in it.
@@ -61,14 +53,9 @@ struct MidJobFaultTests {
     @Test func theBackupVolumeFillsUpDuringADump() throws {
         let pg = try PostgresServer.shared
         let db = try Self.bulkDatabase(pg, "dfull")
-        let dir = try TestEnvironment.makeTempDirectory("midjob-disk")
-        let backupDir = dir + "/backups"
-        try FileSystem.createDirectory(backupDir)
-        let mount = try TestProcesses.run("/bin/mount", ["-t", "tmpfs", "-o", "size=12m", "tmpfs", backupDir], check: false)
-        guard mount.status == 0 else {
-            throw TestSupportError("this test mounts a 12 MB tmpfs and needs root (mount exited \(mount.status): \(mount.stderr))")
-        }
-        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let (dir, volume) = try Tmpfs.inNewFolder("midjob-disk", size: "12m")
+        defer { volume.unmount() }
+        let backupDir = volume.path
         let postgresDir = backupDir + "/postgres"
         var env = pg.environment
         env["BACKUP_DIR"] = backupDir

@@ -116,18 +116,9 @@ struct RestoreFaultTests {
         #expect(before != snapshotContents)
 
         let log = dir + "/restore.log"
-        let cli = try BackstopBinary.spawn(["restore", "redis", snapshot.path, "--yes", "--max-rate", "200k"], environment: env, logFile: log)
-        var masterPort = 0
-        try TestEnvironment.waitUntil(timeout: 30, "the target receiving the snapshot from backstop (log \(log))") {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.contains("REPLICAOF 127.0.0.1 ") }),
-               let port = line.split(separator: " ").drop(while: { $0 != "127.0.0.1" }).dropFirst().first.flatMap({ Int($0) }) {
-                masterPort = port
-            }
-            let info = (try? RestoreInterruptionTests.cli(port: redis.port, ["INFO", "replication"])) ?? ""
-            return masterPort != 0 && info.contains("master_sync_in_progress:1")
+        let (cli, masterPort) = try RestoreInterruptionTests.startReplicationRestore(snapshot.path, rate: "200k", environment: env, logFile: log) {
+            try? RestoreInterruptionTests.cli(port: redis.port, ["INFO", "replication"])
         }
-        usleep(1_000_000)
         #expect(TestEnvironment.isListening(port: masterPort), "backstop's restore master is not listening on \(masterPort)")
         let below = SlowPrograms.descendants(of: cli)
         redis.stop() // SIGKILL
@@ -177,14 +168,9 @@ struct RestoreFaultTests {
         let pg = try PostgresServer.shared
         let db = try pg.createDatabase(PostgresServer.uniqueDatabaseName("rdisk"))
         try pg.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g;", database: db)
-        let dir = try TestEnvironment.makeTempDirectory("restorefault-disk")
-        let backupDir = dir + "/backups"
-        try FileSystem.createDirectory(backupDir)
-        let mount = try TestProcesses.run("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", backupDir], check: false)
-        guard mount.status == 0 else {
-            throw TestSupportError("this test mounts an 8 MB tmpfs and needs root (mount exited \(mount.status): \(mount.stderr))")
-        }
-        defer { _ = try? TestProcesses.run("/bin/umount", ["-l", backupDir], check: false) }
+        let (dir, volume) = try Tmpfs.inNewFolder("restorefault-disk", size: "8m")
+        defer { volume.unmount() }
+        let backupDir = volume.path
         let env = pg.environment.merging(["BACKUP_DIR": backupDir, "BACKUP_POSTGRES_DATABASES": db]) { $1 }
         let made = try BackstopBinary.run(["backup", "postgres", "full"], environment: env)
         #expect(made.status == 0, "\(made.stderr)")
@@ -252,18 +238,8 @@ struct RestoreFaultTests {
         try TestEnvironment.waitUntil(timeout: 20, "the replica to hold the current data") { (try? contents(cluster.replicaNode.port)) == before }
 
         let log = dir + "/restore.log"
-        let restore = try BackstopBinary.spawn(["restore", "redis", snapshot.path, "--yes", "--max-rate", "100k"], environment: env, logFile: log)
-        var masterPort = 0
-        try TestEnvironment.waitUntil(timeout: 60, "the target receiving the snapshot from backstop (log \(log))") {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.contains("REPLICAOF 127.0.0.1 ") }),
-               let port = line.split(separator: " ").drop(while: { $0 != "127.0.0.1" }).dropFirst().first.flatMap({ Int($0) }) {
-                masterPort = port
-            }
-            let info = (try? cli(target.port, ["INFO", "replication"])) ?? ""
-            return masterPort != 0 && info.contains("master_sync_in_progress:1")
-        }
-        usleep(1_000_000)
+        let (restore, masterPort) = try RestoreInterruptionTests.startReplicationRestore(snapshot.path, rate: "100k", environment: env, logFile: log,
+                                                                                         timeout: 60) { try? cli(target.port, ["INFO", "replication"]) }
         let t0 = Date()
         let newMaster = try cluster.failover()
         let failoverSeconds = Date().timeIntervalSince(t0)

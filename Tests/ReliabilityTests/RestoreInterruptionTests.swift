@@ -28,6 +28,26 @@ struct RestoreInterruptionTests {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Starts `backstop restore redis SNAPSHOT --yes --max-rate RATE` (method replication)
+    /// and returns once the target is receiving the snapshot from Backstop's master (its
+    /// `INFO replication`, read by `info`, says the sync is in progress), a second into the
+    /// transfer: the CLI's pid and the port Backstop listens on.
+    static func startReplicationRestore(_ snapshot: String, rate: String, environment: [String: String], logFile log: String,
+                                        timeout: Double = 30, info: () -> String?) throws -> (cli: Int32, masterPort: Int) {
+        let cli = try BackstopBinary.spawn(["restore", "redis", snapshot, "--yes", "--max-rate", rate], environment: environment, logFile: log)
+        var masterPort = 0
+        try TestEnvironment.waitUntil(timeout: timeout, "the target receiving the snapshot from backstop (log \(log))") {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.contains("REPLICAOF 127.0.0.1 ") }),
+               let port = line.split(separator: " ").drop(while: { $0 != "127.0.0.1" }).dropFirst().first.flatMap({ Int($0) }) {
+                masterPort = port
+            }
+            return masterPort != 0 && (info() ?? "").contains("master_sync_in_progress:1")
+        }
+        usleep(1_000_000)
+        return (cli, masterPort)
+    }
+
     static func cli(port: Int, _ arguments: [String]) throws -> String {
         let cli = try TestEnvironment.binary("redis-cli", package: "redis-tools")
         return try TestProcesses.run(cli, ["-h", "127.0.0.1", "-p", String(port)] + arguments).stdout
@@ -100,18 +120,9 @@ struct RestoreInterruptionTests {
         let pidBefore = try Self.cli(port: redis.port, ["INFO", "server"]).split(separator: "\r\n").first { $0.hasPrefix("process_id:") }
 
         let log = dir + "/restore.log"
-        let cli = try BackstopBinary.spawn(["restore", "redis", snapshot.path, "--yes", "--max-rate", "200k"], environment: env, logFile: log)
-        var masterPort = 0
-        try TestEnvironment.waitUntil(timeout: 30, "the target receiving the snapshot from backstop (log \(log))") {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.contains("REPLICAOF 127.0.0.1 ") }),
-               let port = line.split(separator: " ").drop(while: { $0 != "127.0.0.1" }).dropFirst().first.flatMap({ Int($0) }) {
-                masterPort = port
-            }
-            let info = (try? Self.cli(port: redis.port, ["INFO", "replication"])) ?? ""
-            return masterPort != 0 && info.contains("master_sync_in_progress:1")
+        let (cli, masterPort) = try Self.startReplicationRestore(snapshot.path, rate: "200k", environment: env, logFile: log) {
+            try? Self.cli(port: redis.port, ["INFO", "replication"])
         }
-        usleep(1_000_000)
         #expect(TestEnvironment.isListening(port: masterPort), "backstop's restore master is not listening on \(masterPort)")
         let received = try Self.cli(port: redis.port, ["INFO", "replication"])
         let (status, code, seconds) = Self.signalAndReap(cli, signal)

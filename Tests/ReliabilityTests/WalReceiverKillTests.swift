@@ -28,16 +28,9 @@ extension ProcessFaultTests {
         func streaming() -> Bool {
             (try? pg.psql("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'backstop'")) == "1"
         }
-        /// Rows, then a segment switch: returns the name of the segment completed.
-        func switchWal() throws -> String {
-            try pg.psql("INSERT INTO t SELECT generate_series(1, 5000);")
-            let name = try pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())")
-            try pg.psql("SELECT pg_switch_wal()")
-            return name
-        }
-        func archived(_ name: String) -> Bool {
-            FileManager.default.fileExists(atPath: archiveDir + "/" + name + ".meta") && FileManager.default.fileExists(atPath: archiveDir + "/" + name + ".gz")
-        }
+        let wal = WalSegments(pg: pg, archiveDir: archiveDir)
+        func switchWal() throws -> String { try wal.switchWal() }
+        func archived(_ name: String) -> Bool { wal.archived(name) }
 
         let serve = try ServeUnderTest(environment: env, backupDir: backupDir)
         defer { serve.stop() }
