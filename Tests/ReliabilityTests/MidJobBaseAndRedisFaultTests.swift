@@ -303,7 +303,7 @@ extension MidJobFaultTests {
         // stages whole 16 MB segments (and zero-fills the next `.partial`) faster than they are
         // archived. With 48 MB the volume filled again and the archive never caught up: see the
         // README's Not yet.
-        let (dir, volume) = try Tmpfs.inNewFolder("midjob-waldisk", size: "128m")
+        let (_, volume) = try Tmpfs.inNewFolder("midjob-waldisk", size: "128m")
         defer { volume.unmount() }
         let backupDir = volume.path
         let archiveDir = backupDir + "/postgres/wal"

@@ -168,7 +168,7 @@ struct RestoreFaultTests {
         let pg = try PostgresServer.shared
         let db = try pg.createDatabase(PostgresServer.uniqueDatabaseName("rdisk"))
         try pg.psql("CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g;", database: db)
-        let (dir, volume) = try Tmpfs.inNewFolder("restorefault-disk", size: "8m")
+        let (_, volume) = try Tmpfs.inNewFolder("restorefault-disk", size: "8m")
         defer { volume.unmount() }
         let backupDir = volume.path
         let env = pg.environment.merging(["BACKUP_DIR": backupDir, "BACKUP_POSTGRES_DATABASES": db]) { $1 }
