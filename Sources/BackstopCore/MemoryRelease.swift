@@ -18,6 +18,16 @@ public enum MemoryRelease {
         Int(backstop_limit_malloc_arenas(Int32(count)))
     }
 
+    /// For `list` and `cleanup` of a large catalog, which build and free their 100,000 entries
+    /// once and exit: the heap grows 64 MiB at a time and keeps what is freed, and blocks up to
+    /// 32 MiB come from it, so freed memory is reused rather than handed back and faulted in
+    /// again (on 100k backups: 57,800 -> 49,800 page faults, `list` about 10 % faster). Never
+    /// for `serve`, whose resident set must stay small. The environment's malloc settings win.
+    @discardableResult
+    public static func tuneForBatch() -> Bool {
+        backstop_malloc_for_batch(64 << 20, 256 << 20, 32 << 20) == 1
+    }
+
     /// Trims the heap and drops clean file-backed pages; returns the kilobytes of mapped
     /// file pages dropped (-1 when /proc/self/smaps cannot be read).
     @discardableResult

@@ -12,6 +12,19 @@
 #include <malloc.h>
 #endif
 
+int backstop_malloc_for_batch(long pad_bytes, long keep_bytes, long mmap_bytes) {
+#if defined(__GLIBC__)
+    const char *tunables = getenv("GLIBC_TUNABLES");
+    if (tunables != NULL && strstr(tunables, "glibc.malloc.") != NULL) return 0;
+    if (getenv("MALLOC_TOP_PAD_") != NULL || getenv("MALLOC_TRIM_THRESHOLD_") != NULL || getenv("MALLOC_MMAP_THRESHOLD_") != NULL) return 0;
+    return mallopt(M_TOP_PAD, (int)pad_bytes) == 1 && mallopt(M_TRIM_THRESHOLD, (int)keep_bytes) == 1
+        && mallopt(M_MMAP_THRESHOLD, (int)mmap_bytes) == 1;
+#else
+    (void)pad_bytes; (void)keep_bytes; (void)mmap_bytes;
+    return 0;
+#endif
+}
+
 int backstop_limit_malloc_arenas(int count) {
 #if defined(__GLIBC__)
     if (count < 1) return 0;

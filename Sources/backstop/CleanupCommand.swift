@@ -48,6 +48,7 @@ struct CleanupCommand: AsyncParsableCommand {
 
     /// Stops cleanly on SIGTERM/SIGINT (exit 143/130): see `SignalStop`.
     func run() async throws {
+        MemoryRelease.tuneForBatch()
         try await SignalStop.run { try await self.perform() }
     }
 

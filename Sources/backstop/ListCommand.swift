@@ -49,6 +49,7 @@ struct ListCommand: AsyncParsableCommand {
     @OptionGroup var options: BackupDirOption
 
     func run() async throws {
+        MemoryRelease.tuneForBatch()
         let settings = try options.postgresSettings()
         let catalog = BackupCatalog(backupDir: settings.backupDir)
         let kinds: Set<BackupKind>? = scope.map { $0 == .redis ? [.redis] : [.postgresFull, .postgresGlobals, .postgresBase] }

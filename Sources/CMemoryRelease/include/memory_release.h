@@ -5,6 +5,13 @@
    glibc.malloc.arena_max tunable). Returns the cap set, 0 when left alone or not glibc. */
 int backstop_limit_malloc_arenas(int count);
 
+/* For a short command that builds and frees large structures once (list and cleanup of a big
+   catalog): the heap grows in steps of `pad_bytes`, keeps what is freed (no trim below
+   `keep_bytes`) and serves blocks up to `mmap_bytes` from the heap, so freed memory is reused
+   instead of returned and faulted in again. Left alone when GLIBC_TUNABLES names a malloc
+   setting. Returns 1 when set, 0 when left alone or not glibc. */
+int backstop_malloc_for_batch(long pad_bytes, long keep_bytes, long mmap_bytes);
+
 /* Gives free heap pages back to the kernel (malloc_trim(0)); no-op without glibc. */
 void backstop_trim_malloc(void);
 
