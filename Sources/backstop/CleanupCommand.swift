@@ -129,12 +129,12 @@ struct CleanupCommand: AsyncParsableCommand {
     }
 
     private func printTable(_ report: BackupCleanup.Report) throws {
-        var table = TextTable(header: ["ACTION", "KIND", "TARGET", "FILE", "STARTED", "WHY"], rows: report.plan.count)
-        // Read in place (a `for p in` copy of each plan entry retains all its strings).
-        report.plan.withUnsafeBufferPointer { plan in
-            for i in plan.indices {
-                let e = UnsafePointer(plan.baseAddress! + i)
-                table.add(e.pointee.decision.keep ? "keep" : (report.dryRun ? "would delete" : "deleted"))
+        let plan = report.plan, dryRun = report.dryRun
+        let table = TextTable.built(header: ["ACTION", "KIND", "TARGET", "FILE", "STARTED", "WHY"], count: plan.count) { i, table in
+            // Read in place (a copy of each plan entry retains all its strings).
+            plan.withUnsafeBufferPointer { buffer in
+                let e = buffer.baseAddress! + i
+                table.add(e.pointee.decision.keep ? "keep" : (dryRun ? "would delete" : "deleted"))
                 table.add(e.pointee.entry.kind.rawValue)
                 table.add(e.pointee.entry.target)
                 table.add(e.pointee.entry.name + (e.pointee.entry.isDirectory ? "/" : ""))
@@ -144,7 +144,7 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         // The table, then the lines after it.
         do {
-            try table.print()
+            try TextTable.print(table)
         } catch {
             FileHandle.standardError.write(Data("backstop: cannot print the cleanup report: \(error)\n".utf8))
             throw ExitCode(1)

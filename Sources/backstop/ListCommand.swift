@@ -85,14 +85,14 @@ struct ListCommand: AsyncParsableCommand {
             print("no backups in \(location)\(scope.map { "/" + $0.rawValue } ?? "")")
             return
         }
-        var table = TextTable(header: ["KIND", "TARGET", "FILE", "SIZE", "STARTED", "AGE", "CHECKSUM", "KEY"], rows: entries.count)
-        // Read in place (a `for e in` copy of each entry retains all its strings).
-        entries.withUnsafeBufferPointer { buffer in
-            for i in buffer.indices {
-                let e = UnsafePointer(buffer.baseAddress! + i)
+        let fullPaths = remote
+        let table = TextTable.built(header: ["KIND", "TARGET", "FILE", "SIZE", "STARTED", "AGE", "CHECKSUM", "KEY"], count: entries.count) { i, table in
+            // Read in place (a copy of each entry retains all its strings).
+            entries.withUnsafeBufferPointer { buffer in
+                let e = buffer.baseAddress! + i
                 table.add(e.pointee.kind.rawValue)
                 table.add(e.pointee.target)
-                table.add((remote ? e.pointee.path : e.pointee.name) + (e.pointee.isDirectory ? "/" : ""))
+                table.add((fullPaths ? e.pointee.path : e.pointee.name) + (e.pointee.isDirectory ? "/" : ""))
                 table.add(HumanBytes.format(e.pointee.sizeBytes))
                 table.add(WallClock.rfc3339(e.pointee.startedAt))
                 table.add(Age.format(now - e.pointee.startedAt))
@@ -106,7 +106,7 @@ struct ListCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("backstop: \(e.path).meta cannot be read (truncated, not JSON or a newer format); the backup is kept and not used until it is fixed\n".utf8))
         }
         do {
-            try table.print()
+            try TextTable.print(table)
         } catch {
             FileHandle.standardError.write(Data("backstop: cannot print the listing: \(error)\n".utf8))
             throw ExitCode(1)
