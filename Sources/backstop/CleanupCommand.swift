@@ -143,12 +143,7 @@ struct CleanupCommand: AsyncParsableCommand {
             }
         }
         // The table, then the lines after it.
-        do {
-            try TextTable.print(table)
-        } catch {
-            FileHandle.standardError.write(Data("backstop: cannot print the cleanup report: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
+        try TextTable.print(table, what: "the cleanup report")
         keepUntilExit(table)
         var out = ""
         let verb = report.dryRun ? "would remove" : "removed"

@@ -72,11 +72,8 @@ struct ListCommand: AsyncParsableCommand {
         }
         let now = WallClock.now()
         if json {
-            do {
-                try StandardOutput.write { sink in CatalogJSON.write(entries, remote: remote, storageClasses: storageClasses, to: sink) }
-            } catch {
-                FileHandle.standardError.write(Data("backstop: cannot print the listing: \(error)\n".utf8))
-                throw ExitCode(1)
+            try StandardOutput.write("the listing") { sink in
+                CatalogJSON.write(entries, remote: remote, storageClasses: storageClasses, to: sink)
             }
             keepUntilExit(entries)
             return
@@ -105,12 +102,7 @@ struct ListCommand: AsyncParsableCommand {
         for e in entries where e.metaUnreadable {
             FileHandle.standardError.write(Data("backstop: \(e.path).meta cannot be read (truncated, not JSON or a newer format); the backup is kept and not used until it is fixed\n".utf8))
         }
-        do {
-            try TextTable.print(table)
-        } catch {
-            FileHandle.standardError.write(Data("backstop: cannot print the listing: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
+        try TextTable.print(table, what: "the listing")
         keepUntilExit((entries, table))
     }
 }

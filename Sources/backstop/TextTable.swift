@@ -117,13 +117,9 @@ struct TextTable {
         return String(decoding: table.renderBytes(), as: UTF8.self)
     }
 
-    /// Writes the table to standard output (`StandardOutput.write`).
-    func print() throws {
-        try StandardOutput.write { sink in write(to: sink) }
-    }
-
-    /// Writes the parts of one table (`built`) to standard output.
-    static func print(_ parts: [TextTable]) throws {
-        try StandardOutput.write { sink in write(parts, to: sink) }
+    /// Writes the parts of one table (`built`) to standard output (`StandardOutput.write`:
+    /// a failed write names `what` and exits 1).
+    static func print(_ parts: [TextTable], what: String) throws {
+        try StandardOutput.write(what) { sink in write(parts, to: sink) }
     }
 }
